@@ -1,0 +1,50 @@
+# rescue: offline repair of Windows VM disks from Linux.
+# `make demo` and `make test` set up everything they need (apt packages, venv, package) idempotently.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+RESCUE := $(VENV)/bin/rescue
+APT_PACKAGES := python3-guestfs python3-hivex python3-venv libguestfs-tools libhivex-bin \
+                ntfs-3g dosfstools mtools qemu-utils fdisk gdisk parted
+# This machine (and CI) have /dev/kvm, but nested KVM hangs the appliance kernel: tests and the
+# demo pin TCG explicitly. Users get `--accel auto`, which detects the hang and falls back.
+export LIBGUESTFS_BACKEND_SETTINGS ?= force_tcg
+export RESCUE_ACCEL ?= tcg
+DEMO_DIR := demo
+
+.PHONY: setup apt venv demo test test-unit bench clean image image-test
+
+setup: apt venv
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+venv: apt $(VENV)/.installed
+
+demo: setup
+	@$(PY) -m rescue.samples.demo $(DEMO_DIR)
+
+test: setup
+	$(VENV)/bin/pytest -q -ra $(PYTEST_ARGS)
+
+test-unit: setup
+	$(VENV)/bin/pytest -q -ra -m 'not appliance' $(PYTEST_ARGS)
+
+bench: setup
+	@$(PY) -m rescue.samples.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache $(DEMO_DIR) bench
