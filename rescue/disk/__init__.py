@@ -1,0 +1,2 @@
+"""Disks: image format detection, acceleration choice, and the libguestfs session (the only module
+that imports guestfs is `rescue.disk.session`)."""

@@ -1,0 +1,597 @@
+"""The one module that talks to libguestfs (ground rule 5).
+
+A `DiskSession` opens one or more disks (OS disk plus data disks) in ONE appliance (ground rule 4),
+read-only unless a fix command asks for writes. Everything above this layer works with the typed
+records here, user-facing disk paths and 1-based partition numbers, never with the appliance's
+/dev/sdX names, which mean nothing to a user whose disk is /dev/sdc on the host.
+
+Volumes are mounted on demand under /d<disk>p<partition> inside the appliance; file paths passed to
+the file methods are appliance paths below such a mount point, resolved case-insensitively as
+Windows would (libguestfs `case_sensitive_path`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import guestfs
+
+from rescue.disk import accel as accel_mod
+from rescue.disk.formats import DiskImage
+from rescue.errors import ApplianceError, InputError, RescueError, UnsafeStateError
+
+ESP_TYPE_GUID = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+MSR_TYPE_GUID = "E3C9E316-0B5C-4DB8-817D-F92DF00215AE"
+BASIC_DATA_GUID = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
+WINRE_TYPE_GUID = "DE94BBA4-06D1-4D40-A16A-BFD50179D6AC"
+
+# ntfs-3g's exit codes for `ntfs-3g.probe` (ntfs-3g include/ntfs-3g/volume.h, enum ntfs_volume_status).
+NTFS_PROBE_STATES = {
+    0: "ok", 11: "syntax error", 12: "not NTFS", 13: "corrupt", 14: "hibernated",
+    15: "unclean", 16: "locked", 17: "raid", 18: "unknown reason", 19: "no privilege",
+    20: "out of memory", 21: "fuse error", 22: "insecure",
+}
+
+HIBERNATION_ADVICE = (
+    "Windows was hibernated or shut down with Fast Startup, so its NTFS holds unsaved state: writing "
+    "now would corrupt it. Boot the VM to Windows and shut it down fully (`shutdown /s /t 0`, or "
+    "disable Fast Startup: `powercfg /h off`), or, if it cannot boot, accept losing the hibernated "
+    "session and run `ntfsfix`/remove hiberfil.sys yourself; rescue never deletes it silently."
+)
+
+
+@dataclass(frozen=True)
+class Partition:
+    disk: int                 # index into DiskSession.images
+    number: int               # 1-based, as users and Windows' "Partition N" count
+    device: str               # appliance device, internal only
+    start: int                # byte offset on the disk
+    size: int
+    mbr_type: int | None = None
+    bootable: bool = False
+    gpt_type: str | None = None
+    gpt_guid: str | None = None
+    name: str | None = None
+    fstype: str | None = None
+    label: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"d{self.disk}p{self.number}"
+
+
+@dataclass(frozen=True)
+class DiskInfo:
+    index: int
+    image: DiskImage
+    device: str
+    size: int
+    table: str | None         # "mbr", "gpt" or None
+    mbr_signature: int | None
+    gpt_guid: str | None
+    partitions: tuple[Partition, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class VolumeUsage:
+    size_bytes: int
+    free_bytes: int
+
+    @property
+    def used_bytes(self) -> int:
+        return self.size_bytes - self.free_bytes
+
+
+def _descendant_qemu_pids(root_pid: int) -> list[int]:
+    """qemu processes started (directly or through a helper) by `root_pid`."""
+    children: dict[int, list[int]] = {}
+    comms: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        comm = stat[stat.find("(") + 1: stat.rfind(")")]
+        ppid = int(stat[stat.rfind(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+        comms[int(entry)] = comm
+    out, todo = [], [root_pid]
+    while todo:
+        pid = todo.pop()
+        for child in children.get(pid, []):
+            if comms.get(child, "").startswith("qemu"):
+                out.append(child)
+            todo.append(child)
+    return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _runs_dir() -> Path:
+    return accel_mod.cache_dir() / "appliances"
+
+
+def reap_orphans() -> int:
+    """Kill appliances left by a rescue process that died (SIGKILL, OOM, lost SSH session).
+
+    libguestfs' recovery process normally does this, but a killed parent has been seen leaving qemu
+    alive and holding the image's lock; the next run must not find the image "in use" because of
+    our own orphan. Each session records its qemu pid; a record whose owner is gone is reaped.
+    """
+    reaped = 0
+    d = _runs_dir()
+    if not d.is_dir():
+        return 0
+    for rec in d.glob("*.json"):
+        try:
+            data = json.loads(rec.read_text())
+            owner, qemu = int(data["owner"]), int(data["qemu"])
+        except (OSError, ValueError, KeyError):
+            rec.unlink(missing_ok=True)
+            continue
+        if _pid_alive(owner):
+            continue
+        try:
+            with open(f"/proc/{qemu}/cmdline", "rb") as fh:
+                is_qemu = b"qemu" in fh.read()
+        except OSError:
+            is_qemu = False
+        if is_qemu:
+            try:
+                os.kill(qemu, signal.SIGKILL)
+                reaped += 1
+                for _ in range(50):  # wait for the lock to go away with the process
+                    if not _pid_alive(qemu):
+                        break
+                    time.sleep(0.1)
+            except ProcessLookupError:
+                pass
+        rec.unlink(missing_ok=True)
+    return reaped
+
+
+class DiskSession:
+    """One libguestfs appliance over the given disks. Use as a context manager."""
+
+    def __init__(self, images: Iterable[DiskImage], *, write: bool = False, accel: str | None = None,
+                 notify: Callable[[str], None] | None = None):
+        self.images = list(images)
+        if not self.images:
+            raise InputError("No disk given.")
+        self.write = write
+        self.accel_choice = accel
+        self.notify = notify or (lambda msg: None)
+        self.accel_used: str | None = None
+        self.launch_seconds: float = 0.0
+        self._g: guestfs.GuestFS | None = None
+        self._mounts: dict[str, str] = {}     # partition key -> mount point
+        self._mount_rw: dict[str, bool] = {}
+        self._disks: list[DiskInfo] | None = None
+        self._record: Path | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def _new_handle(self, accel: str) -> guestfs.GuestFS:
+        g = guestfs.GuestFS(python_return_dict=True, close_on_exit=False)
+        # The environment may carry force_tcg (tests, CI); the explicit choice wins.
+        settings = [s for s in (g.get_backend_settings() or []) if s != "force_tcg"]
+        if accel == "tcg":
+            settings.append("force_tcg")
+        g.set_backend_settings(settings)
+        for img in self.images:
+            opts = {"format": img.format, "readonly": not self.write}
+            if img.is_block_device:
+                opts["cachemode"] = "unsafe" if not self.write else "writeback"
+            try:
+                g.add_drive_opts(img.path, **opts)
+            except RuntimeError as exc:
+                raise InputError(f"{img.path} cannot be added: {exc}") from None
+        return g
+
+    def _launch_with_timeout(self, g: guestfs.GuestFS, timeout: float) -> None:
+        """g.launch() with a watchdog: a launch that has not finished by `timeout` gets its qemu
+        killed, which makes launch() return with an error, reported as TimeoutError.
+
+        The launch runs in the main thread on purpose: libguestfs keeps its error handler per
+        thread, and the Python binding silences it only in the creating thread. Ctrl-C reaches qemu
+        too (same process group), so an interrupted launch returns promptly and leaves no qemu.
+        """
+        fired = threading.Event()
+
+        def watchdog() -> None:
+            fired.set()
+            self._kill_qemu()
+
+        timer = threading.Timer(timeout, watchdog)
+        timer.daemon = True
+        timer.start()
+        try:
+            g.launch()
+        except RuntimeError:
+            if fired.is_set():
+                raise TimeoutError from None
+            raise
+        finally:
+            timer.cancel()
+        if fired.is_set():
+            raise TimeoutError
+
+    def _kill_qemu(self) -> None:
+        for pid in _descendant_qemu_pids(os.getpid()):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def launch(self) -> "DiskSession":
+        reap_orphans()
+        attempts = accel_mod.plan(self.accel_choice)
+        started = time.monotonic()
+        for i, accel in enumerate(attempts):
+            g = self._new_handle(accel)
+            last = i == len(attempts) - 1
+            timeout = accel_mod.launch_timeout() if last else accel_mod.kvm_timeout()
+            try:
+                self._launch_with_timeout(g, timeout)
+            except TimeoutError:
+                self._close_handle(g)
+                if last:
+                    raise ApplianceError(
+                        f"The libguestfs appliance did not start within {int(timeout)} s ({accel}).",
+                        hint="Try --accel tcg, or check `libguestfs-test-tool`.") from None
+                why = f"KVM launch made no progress in {int(timeout)} s"
+            except KeyboardInterrupt:
+                self._kill_qemu()
+                self._close_handle(g)
+                raise
+            except RuntimeError as exc:
+                self._close_handle(g)
+                err = self._launch_error(exc)
+                if last or isinstance(err, UnsafeStateError):
+                    raise err from None
+                why = "KVM launch failed (qemu could not run the appliance with KVM)"
+            else:
+                self._g = g
+                self.accel_used = accel
+                if accel == "kvm" and len(attempts) > 1:
+                    accel_mod.remember("kvm", "kvm launch finished")
+                break
+            # Only `auto` gets here: fall back to TCG, say so once, remember the verdict.
+            accel_mod.remember("tcg", why)
+            self.notify(f"{why}; retrying with TCG (software emulation, slower). "
+                        f"Remembered in {accel_mod.verdict_file()}.")
+        self.launch_seconds = time.monotonic() - started
+        self._write_record()
+        return self
+
+    def _launch_error(self, exc: RuntimeError) -> RescueError:
+        text = str(exc)
+        if "lock" in text.lower():
+            return UnsafeStateError("A disk is in use by another process (a running VM or another rescue command).",
+                                    hint="Stop it first; nothing was written.")
+        return ApplianceError(f"The libguestfs appliance failed to start: {text.splitlines()[0] if text else exc}",
+                              hint="Run `libguestfs-test-tool` to see why.")
+
+    def _write_record(self) -> None:
+        try:
+            qemu = self._g.get_pid()
+            d = _runs_dir()
+            d.mkdir(parents=True, exist_ok=True)
+            self._record = d / f"{os.getpid()}-{qemu}.json"
+            self._record.write_text(json.dumps({"owner": os.getpid(), "qemu": qemu,
+                                                "disks": [i.path for i in self.images]}))
+        except (RuntimeError, OSError):
+            self._record = None
+
+    def _close_handle(self, g: guestfs.GuestFS) -> None:
+        try:
+            g.shutdown()
+        except RuntimeError:
+            pass
+        try:
+            g.close()
+        except RuntimeError:
+            pass
+
+    def close(self) -> None:
+        if self._g is None:
+            return
+        g, self._g = self._g, None
+        try:
+            g.umount_all()
+            g.sync()
+        except RuntimeError:
+            pass
+        self._close_handle(g)
+        if self._record:
+            self._record.unlink(missing_ok=True)
+
+    def __enter__(self) -> "DiskSession":
+        if self._g is None:
+            self.launch()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def g(self) -> guestfs.GuestFS:
+        if self._g is None:
+            raise RuntimeError("DiskSession used before launch()")
+        return self._g
+
+    # --- disks and partitions ---------------------------------------------------------------
+    def disks(self) -> list[DiskInfo]:
+        """Partition tables of every attached disk, read once per session."""
+        if self._disks is not None:
+            return self._disks
+        g = self.g
+        devices = g.list_devices()
+        fs_types = {}
+        try:
+            fs_types = g.list_filesystems()
+        except RuntimeError:
+            pass
+        out = []
+        for index, (img, dev) in enumerate(zip(self.images, devices)):
+            size = g.blockdev_getsize64(dev)
+            try:
+                table = g.part_get_parttype(dev)
+            except RuntimeError:
+                table = None
+            table = {"msdos": "mbr", "gpt": "gpt"}.get(table, None) if table else None
+            signature = disk_guid = None
+            parts: list[Partition] = []
+            if table == "mbr":
+                # Windows' disk signature: 4 bytes at offset 440 of the MBR (MountedDevices and the
+                # BCD's MBR partition devices name partitions by it).
+                signature = int.from_bytes(g.pread_device(dev, 4, 440), "little")
+            elif table == "gpt":
+                try:
+                    disk_guid = g.part_get_disk_guid(dev).upper()
+                except (RuntimeError, AttributeError):
+                    disk_guid = None
+            if table:
+                for p in g.part_list(dev):
+                    num = p["part_num"]
+                    pdev = f"{dev}{num}"
+                    kw: dict = {}
+                    if table == "mbr":
+                        kw["mbr_type"] = g.part_get_mbr_id(dev, num)
+                        kw["bootable"] = bool(g.part_get_bootable(dev, num))
+                    else:
+                        kw["gpt_type"] = g.part_get_gpt_type(dev, num).upper()
+                        kw["gpt_guid"] = g.part_get_gpt_guid(dev, num).upper()
+                        kw["name"] = g.part_get_name(dev, num) or None
+                    fstype = fs_types.get(pdev)
+                    fstype = None if fstype in (None, "unknown", "") else fstype
+                    label = None
+                    if fstype:
+                        try:
+                            label = g.vfs_label(pdev) or None
+                        except RuntimeError:
+                            label = None
+                    parts.append(Partition(disk=index, number=num, device=pdev, start=p["part_start"],
+                                           size=p["part_size"], fstype=fstype, label=label, **kw))
+            elif fs_types.get(dev) not in (None, "unknown"):
+                # A bare filesystem with no partition table: treat the whole disk as partition 1... but
+                # Windows never boots from that; report it as a volume numbered 0.
+                parts.append(Partition(disk=index, number=0, device=dev, start=0, size=size,
+                                       fstype=fs_types.get(dev)))
+            out.append(DiskInfo(index=index, image=img, device=dev, size=size, table=table,
+                                mbr_signature=signature, gpt_guid=disk_guid, partitions=tuple(parts)))
+        self._disks = out
+        return out
+
+    def partitions(self) -> list[Partition]:
+        return [p for d in self.disks() for p in d.partitions]
+
+    def partition(self, disk: int, number: int) -> Partition:
+        for p in self.partitions():
+            if p.disk == disk and p.number == number:
+                return p
+        raise InputError(f"Disk {self.images[disk].path} has no partition {number}.")
+
+    def read_partition_bytes(self, part: Partition, size: int, offset: int = 0) -> bytes:
+        return self.g.pread_device(part.device, size, offset)
+
+    def ntfs_state(self, part: Partition, *, rw: bool = True) -> str:
+        """ntfs-3g's own verdict on whether the volume can be mounted (read-write by default)."""
+        try:
+            code = self.g.ntfs_3g_probe(rw, part.device)
+        except RuntimeError:
+            return "unknown reason"
+        return NTFS_PROBE_STATES.get(code, f"code {code}")
+
+    # --- mounting -----------------------------------------------------------------------------
+    def mount(self, part: Partition, *, write: bool = False) -> str:
+        """Mount a volume (read-only unless `write`) and return its mount point in the appliance.
+        Raises RescueError subclasses with advice when it cannot be mounted."""
+        key = part.key
+        if key in self._mounts:
+            if write and not self._mount_rw[key]:
+                self.g.umount(self._mounts[key])
+            else:
+                return self._mounts[key]
+        if write and not self.write:
+            raise RuntimeError("write mount on a read-only session")  # programming error
+        mp = self._mounts.get(key) or f"/{key}"
+        if key not in self._mounts:
+            self.g.mkmountpoint(mp)
+        g = self.g
+        if write and part.fstype == "ntfs":
+            state = self.ntfs_state(part, rw=True)
+            if state == "hibernated":
+                raise UnsafeStateError(f"Volume {self.describe(part)} is hibernated (Fast Startup).",
+                                       hint=HIBERNATION_ADVICE)
+            if state == "unclean":
+                raise UnsafeStateError(
+                    f"Volume {self.describe(part)} was not shut down cleanly (NTFS marked unclean).",
+                    hint="Run `chkdsk /f` on it from Windows, or `ntfsfix` if you accept its limits; nothing was written.")
+            if state not in ("ok",):
+                raise UnsafeStateError(f"Volume {self.describe(part)} cannot be opened for writing ({state}).")
+        try:
+            if write:
+                g.mount_options("", part.device, mp)
+            else:
+                # ro for NTFS also lets ntfs-3g mount a hibernated volume for inspection.
+                g.mount_options("ro", part.device, mp)
+        except RuntimeError as exc:
+            text = str(exc)
+            if "hibernat" in text.lower() or "unsafe state" in text.lower() or "fast restart" in text.lower():
+                raise UnsafeStateError(f"Volume {self.describe(part)} is hibernated (Fast Startup).",
+                                       hint=HIBERNATION_ADVICE) from None
+            raise InputError(f"Volume {self.describe(part)} cannot be mounted: {text.splitlines()[-1]}") from None
+        if write:
+            self._check_really_writable(part, mp)
+        self._mounts[key] = mp
+        self._mount_rw[key] = write
+        return mp
+
+    def _check_really_writable(self, part: Partition, mp: str) -> None:
+        """ntfs-3g may silently fall back to a read-only mount on an unsafe volume (virt-v2v checks
+        the same way): prove the mount takes a write before planning any change on it."""
+        probe = f"{mp}/.rescue-write-probe"
+        try:
+            self.g.write(probe, b"")
+            self.g.rm(probe)
+        except RuntimeError:
+            try:
+                self.g.umount(mp)
+            except RuntimeError:
+                pass
+            raise UnsafeStateError(f"Volume {self.describe(part)} mounted read-only although writing was asked "
+                                   "(ntfs-3g found it in an unsafe state).", hint=HIBERNATION_ADVICE) from None
+
+    def mounted(self, part: Partition) -> str | None:
+        return self._mounts.get(part.key)
+
+    def umount(self, part: Partition) -> None:
+        mp = self._mounts.pop(part.key, None)
+        self._mount_rw.pop(part.key, None)
+        if mp:
+            self.g.umount(mp)
+
+    def describe(self, part: Partition) -> str:
+        return f"{self.images[part.disk].path} partition {part.number}"
+
+    def usage(self, mountpoint: str) -> VolumeUsage:
+        st = self.g.statvfs(mountpoint)
+        return VolumeUsage(size_bytes=st["blocks"] * st["frsize"], free_bytes=st["bavail"] * st["frsize"])
+
+    # --- files (appliance paths under a mount point) -------------------------------------------
+    def resolve(self, path: str) -> str | None:
+        """The real spelling of `path` (case-insensitive, like Windows), or None when it is missing."""
+        try:
+            real = self.g.case_sensitive_path(path)
+        except RuntimeError:
+            return None
+        return real if self.g.exists(real) else None
+
+    def is_file(self, path: str) -> bool:
+        return self.g.is_file(path, followsymlinks=False)
+
+    def is_dir(self, path: str) -> bool:
+        return self.g.is_dir(path, followsymlinks=False)
+
+    def listdir(self, path: str) -> list[str]:
+        return list(self.g.ls(path))
+
+    def file_size(self, path: str) -> int:
+        return self.g.statns(path)["st_size"]
+
+    def read_head(self, path: str, size: int) -> bytes:
+        return self.g.pread(path, size, 0)
+
+    def read_file(self, path: str) -> bytes:
+        return self.g.read_file(path)
+
+    def download(self, path: str, host_path: str | Path) -> None:
+        self.g.download(path, str(host_path))
+
+    def upload(self, host_path: str | Path, path: str) -> None:
+        self.g.upload(str(host_path), path)
+
+    def write_file(self, path: str, data: bytes) -> None:
+        self.g.write(path, data)
+
+    def rename(self, src: str, dst: str) -> None:
+        """rename(2) inside one volume: atomic, so a crash leaves the old or the new file."""
+        self.g.rename(src, dst)
+
+    def copy(self, src: str, dst: str) -> None:
+        self.g.cp(src, dst)
+
+    def remove(self, path: str) -> None:
+        self.g.rm(path)
+
+    def remove_tree(self, path: str) -> None:
+        self.g.rm_rf(path)
+
+    def makedirs(self, path: str) -> None:
+        self.g.mkdir_p(path)
+
+    def sha256(self, path: str) -> str:
+        return self.g.checksum("sha256", path)
+
+    def sync(self) -> None:
+        self.g.sync()
+
+    # --- building disks (sample builder, tests): only on scratch or new image files -------------
+    def init_table(self, disk: int, table: str) -> None:
+        self.g.part_init(self.disks_device(disk), "msdos" if table == "mbr" else "gpt")
+        self._disks = None
+
+    def add_partition(self, disk: int, start_sector: int, end_sector: int) -> None:
+        self.g.part_add(self.disks_device(disk), "p", start_sector, end_sector)
+        self._disks = None
+
+    def set_partition_attrs(self, disk: int, number: int, *, mbr_type: int | None = None,
+                            bootable: bool | None = None, gpt_type: str | None = None,
+                            gpt_guid: str | None = None, name: str | None = None) -> None:
+        dev = self.disks_device(disk)
+        if mbr_type is not None:
+            self.g.part_set_mbr_id(dev, number, mbr_type)
+        if bootable is not None:
+            self.g.part_set_bootable(dev, number, bootable)
+        if gpt_type is not None:
+            self.g.part_set_gpt_type(dev, number, gpt_type)
+        if gpt_guid is not None:
+            self.g.part_set_gpt_guid(dev, number, gpt_guid)
+        if name is not None:
+            self.g.part_set_name(dev, number, name)
+        self._disks = None
+
+    def set_disk_guid(self, disk: int, guid: str) -> None:
+        self.g.part_set_disk_guid(self.disks_device(disk), guid)
+        self._disks = None
+
+    def write_device(self, disk: int, data: bytes, offset: int) -> None:
+        self.g.pwrite_device(self.disks_device(disk), data, offset)
+        self._disks = None
+
+    def mkfs(self, disk: int, number: int, fstype: str, label: str | None = None) -> None:
+        dev = f"{self.disks_device(disk)}{number}"
+        opts = {"label": label} if label else {}
+        self.g.mkfs(fstype, dev, **opts)
+        self._disks = None
+
+    def disks_device(self, disk: int) -> str:
+        return self.g.list_devices()[disk]

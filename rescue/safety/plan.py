@@ -1,0 +1,186 @@
+"""Typed plans: what a repair intends to change, with the before and after it expects.
+
+A repair module produces a `Plan` (check → plan); the safety engine (`rescue.safety.apply`) backs up
+every file the plan touches, applies it as a transaction and verifies it by reading back. `--dry-run`
+prints the plan and stops. Changes name files by `FileRef` (disk + partition + Windows path on that
+volume, or a bare host file), never by appliance device names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from rescue.hive.values import decode_value, type_name
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A file on a volume of an attached disk (disk index, 1-based partition, backslash path from the
+    volume root, e.g. "\\\\Windows\\\\System32\\\\config\\\\SYSTEM"), or a host file when disk is None."""
+
+    path: str
+    disk: int | None = None
+    partition: int | None = None
+
+    @property
+    def on_host(self) -> bool:
+        return self.disk is None
+
+    def label(self, disk_paths: list[str] | None = None) -> str:
+        if self.on_host:
+            return self.path
+        disk = disk_paths[self.disk] if disk_paths and self.disk is not None and self.disk < len(disk_paths) else f"disk {self.disk}"
+        return f"{disk} partition {self.partition}: {self.path}"
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "disk": self.disk, "partition": self.partition}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "FileRef":
+        return cls(path=d["path"], disk=d.get("disk"), partition=d.get("partition"))
+
+
+def _show(type_: int | None, data: bytes | None):
+    if data is None or type_ is None:
+        return None
+    v = decode_value(type_, data)
+    return v.hex() if isinstance(v, (bytes, bytearray)) else v
+
+
+@dataclass(frozen=True)
+class SetValue:
+    """Create or replace one registry value (hive file `file`, key path relative to the hive root)."""
+
+    file: FileRef
+    key: str
+    name: str
+    type: int
+    data: bytes
+    before_type: int | None = None       # None: the value does not exist yet
+    before_data: bytes | None = None
+    reason: str = ""
+    kind: str = field(default="set-value", init=False)
+
+    def describe(self) -> str:
+        return f"set {self.key}\\{self.name or '(Default)'} = {_show(self.type, self.data)!r} ({type_name(self.type)})"
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "file": self.file.to_json(), "key": self.key, "name": self.name,
+                "type": type_name(self.type), "data_hex": self.data.hex(),
+                "before": None if self.before_data is None else {
+                    "type": type_name(self.before_type), "data_hex": self.before_data.hex(),
+                    "value": _show(self.before_type, self.before_data)},
+                "after": {"type": type_name(self.type), "value": _show(self.type, self.data)},
+                "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class DeleteValue:
+    file: FileRef
+    key: str
+    name: str
+    before_type: int
+    before_data: bytes
+    reason: str = ""
+    kind: str = field(default="delete-value", init=False)
+
+    def describe(self) -> str:
+        return f"delete {self.key}\\{self.name or '(Default)'} (was {_show(self.before_type, self.before_data)!r})"
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "file": self.file.to_json(), "key": self.key, "name": self.name,
+                "before": {"type": type_name(self.before_type), "data_hex": self.before_data.hex(),
+                           "value": _show(self.before_type, self.before_data)},
+                "after": None, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class DeleteKey:
+    file: FileRef
+    key: str
+    reason: str = ""
+    kind: str = field(default="delete-key", init=False)
+
+    def describe(self) -> str:
+        return f"delete key {self.key} and everything below it"
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "file": self.file.to_json(), "key": self.key, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class DeleteFile:
+    """Delete a file. `backup` says whether the engine keeps a copy (a page file is never kept:
+    it is large and Windows recreates it; its registry settings are what we back up)."""
+
+    file: FileRef
+    size: int
+    backup: bool = False
+    reason: str = ""
+    kind: str = field(default="delete-file", init=False)
+
+    def describe(self) -> str:
+        return f"delete file {self.file.path} ({self.size:,} bytes{'' if self.backup else ', not backed up'})"
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "file": self.file.to_json(), "size": self.size, "backup": self.backup,
+                "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class WriteFile:
+    file: FileRef
+    data: bytes
+    reason: str = ""
+    kind: str = field(default="write-file", init=False)
+
+    def describe(self) -> str:
+        return f"write file {self.file.path} ({len(self.data):,} bytes)"
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "file": self.file.to_json(), "size": len(self.data), "reason": self.reason}
+
+
+Change = Union[SetValue, DeleteValue, DeleteKey, DeleteFile, WriteFile]
+HIVE_CHANGES = (SetValue, DeleteValue, DeleteKey)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One repair action's part of a plan: its name (e.g. "bcd.badmemory"), a human title, and changes.
+    A step with no changes says why it was skipped (`skipped`)."""
+
+    action: str
+    title: str
+    changes: tuple[Change, ...] = ()
+    skipped: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        return {"action": self.action, "title": self.title, "skipped": self.skipped,
+                "notes": list(self.notes), "changes": [c.to_json() for c in self.changes]}
+
+
+@dataclass(frozen=True)
+class Plan:
+    title: str
+    steps: tuple[Step, ...] = ()
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        return tuple(c for s in self.steps for c in s.changes)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def files_touched(self) -> tuple[FileRef, ...]:
+        seen: dict[FileRef, None] = {}
+        for c in self.changes:
+            seen.setdefault(c.file, None)
+        return tuple(seen)
+
+    def to_json(self) -> dict:
+        return {"title": self.title, "steps": [s.to_json() for s in self.steps],
+                "files": [f.to_json() for f in self.files_touched()]}

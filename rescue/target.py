@@ -1,0 +1,196 @@
+"""What a command works on: a disk set (through one DiskSession) or a bare hive file on the host.
+
+The safety engine, the BCD and registry commands all go through this small interface, so they work
+the same on `osdisk.vhd` and on a `BCD` file copied out of a disk. Files are named by `FileRef`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path, PureWindowsPath
+
+from rescue.errors import InputError, NotFoundError
+from rescue.safety.plan import FileRef
+
+
+def win_to_posix(path: str) -> str:
+    """"\\Windows\\System32\\config\\SYSTEM" -> "/Windows/System32/config/SYSTEM"."""
+    parts = [p for p in path.replace("\\", "/").split("/") if p]
+    return "/" + "/".join(parts)
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Target:
+    """Common interface. `workdir` is a host temp folder removed on close."""
+
+    write: bool = False
+
+    def __init__(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="rescue-"))
+        self._copies: dict[FileRef, Path] = {}
+
+    # files
+    def exists(self, ref: FileRef) -> bool: raise NotImplementedError
+    def size(self, ref: FileRef) -> int: raise NotImplementedError
+    def sha256(self, ref: FileRef) -> str: raise NotImplementedError
+    def _download(self, ref: FileRef, dest: Path) -> None: raise NotImplementedError
+    def upload_atomic(self, host_file: Path, ref: FileRef, *, before_rename=None) -> None: raise NotImplementedError
+    def copy(self, src: FileRef, dst: FileRef) -> None: raise NotImplementedError
+    def delete(self, ref: FileRef) -> None: raise NotImplementedError
+    def makedirs(self, ref: FileRef) -> None: raise NotImplementedError
+    def listdir(self, ref: FileRef) -> list[str]: raise NotImplementedError
+    def write_bytes(self, ref: FileRef, data: bytes) -> None: raise NotImplementedError
+    def read_bytes(self, ref: FileRef) -> bytes: raise NotImplementedError
+    def free_bytes(self, ref: FileRef) -> int | None: raise NotImplementedError
+    def sync(self) -> None: pass
+    def describe(self, ref: FileRef) -> str: return ref.path
+
+    def backup_root(self) -> FileRef:
+        """Where backups of this target live (a folder)."""
+        raise NotImplementedError
+
+    def local_copy(self, ref: FileRef, *, fresh: bool = False) -> Path:
+        """A host copy of the file (downloaded once per command unless `fresh`). Treat it as read-only."""
+        if not fresh and ref in self._copies:
+            return self._copies[ref]
+        if not self.exists(ref):
+            raise NotFoundError(f"{self.describe(ref)} does not exist.")
+        dest = self.workdir / f"{len(self._copies)}-{PureWindowsPath(ref.path).name or 'file'}"
+        self._download(ref, dest)
+        self._copies[ref] = dest
+        return dest
+
+    def companion(self, ref: FileRef, suffix: str) -> FileRef:
+        """The file next to `ref` with `suffix` appended (e.g. the hive's .LOG1)."""
+        return FileRef(ref.path + suffix, ref.disk, ref.partition)
+
+    def close(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class HostFileTarget(Target):
+    """A bare hive (BCD or SYSTEM...) given directly. Refs are host paths; backups go beside it."""
+
+    def __init__(self, path: str, *, write: bool = False):
+        super().__init__()
+        if not os.path.exists(path):
+            raise InputError(f"{path} does not exist.")
+        self.path = os.path.abspath(path)
+        self.write = write
+        self.main = FileRef(self.path)
+
+    def _p(self, ref: FileRef) -> str:
+        return ref.path
+
+    def exists(self, ref): return os.path.exists(self._p(ref))
+    def size(self, ref): return os.path.getsize(self._p(ref))
+    def sha256(self, ref): return sha256_file(self._p(ref))
+    def _download(self, ref, dest): shutil.copyfile(self._p(ref), dest)
+
+    def upload_atomic(self, host_file, ref, *, before_rename=None):
+        final = self._p(ref)
+        tmp = final + ".rescue-new"
+        shutil.copyfile(host_file, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        if before_rename:
+            before_rename()
+        os.replace(tmp, final)
+
+    def copy(self, src, dst): shutil.copyfile(self._p(src), self._p(dst))
+    def delete(self, ref): os.unlink(self._p(ref))
+    def makedirs(self, ref): os.makedirs(self._p(ref), exist_ok=True)
+    def listdir(self, ref): return sorted(os.listdir(self._p(ref))) if os.path.isdir(self._p(ref)) else []
+    def write_bytes(self, ref, data): Path(self._p(ref)).write_bytes(data)
+    def read_bytes(self, ref): return Path(self._p(ref)).read_bytes()
+
+    def free_bytes(self, ref):
+        st = os.statvfs(os.path.dirname(self._p(ref)) or ".")
+        return st.f_bavail * st.f_frsize
+
+    def backup_root(self) -> FileRef:
+        return FileRef(self.path + ".rescue-backup")
+
+    def companion(self, ref, suffix):
+        return FileRef(ref.path + suffix)
+
+
+class DiskTarget(Target):
+    """Files on the attached disks' volumes, through the command's single DiskSession."""
+
+    def __init__(self, session, layout):
+        super().__init__()
+        self.session = session
+        self.layout = layout
+        self.write = session.write
+
+    def _path(self, ref: FileRef, *, must_exist: bool = False) -> str:
+        part = self.session.partition(ref.disk, ref.partition)
+        mp = self.session.mount(part, write=self.write)
+        path = mp + win_to_posix(ref.path)
+        real = self.session.resolve(path)
+        if real is None:
+            if must_exist:
+                raise NotFoundError(f"{self.describe(ref)} does not exist.")
+            # Resolve the parent so a new file lands in the existing (differently cased) folder.
+            parent, _, name = path.rpartition("/")
+            rparent = self.session.resolve(parent) if parent and parent != mp else None
+            return f"{rparent}/{name}" if rparent else path
+        return real
+
+    def describe(self, ref: FileRef) -> str:
+        return ref.label([i.path for i in self.session.images])
+
+    def exists(self, ref): return self.session.resolve(self._path(ref)) is not None
+    def size(self, ref): return self.session.file_size(self._path(ref, must_exist=True))
+    def sha256(self, ref): return self.session.sha256(self._path(ref, must_exist=True))
+    def _download(self, ref, dest): self.session.download(self._path(ref, must_exist=True), dest)
+
+    def upload_atomic(self, host_file, ref, *, before_rename=None):
+        final = self._path(ref)
+        tmp = final + ".rescue-new"
+        self.session.upload(host_file, tmp)
+        self.session.sync()
+        if before_rename:
+            before_rename()
+        self.session.rename(tmp, final)
+        self.session.sync()
+
+    def copy(self, src, dst): self.session.copy(self._path(src, must_exist=True), self._path(dst))
+    def delete(self, ref): self.session.remove(self._path(ref, must_exist=True))
+    def makedirs(self, ref): self.session.makedirs(self._path(ref))
+
+    def listdir(self, ref):
+        p = self._path(ref)
+        return sorted(self.session.listdir(p)) if self.session.resolve(p) and self.session.is_dir(p) else []
+
+    def write_bytes(self, ref, data): self.session.write_file(self._path(ref), data)
+    def read_bytes(self, ref): return self.session.read_file(self._path(ref, must_exist=True))
+
+    def free_bytes(self, ref):
+        part = self.session.partition(ref.disk, ref.partition)
+        return self.session.usage(self.session.mount(part, write=self.write)).free_bytes
+
+    def sync(self): self.session.sync()
+
+    def backup_root(self) -> FileRef:
+        root = self.layout.root if self.layout else None
+        if root is None:
+            raise NotFoundError("No Windows volume to keep backups on.")
+        return FileRef("\\rescue-backup", root.disk, root.partition)
