@@ -17,8 +17,9 @@ from rich.console import Console
 from rescue.errors import InputError, UsageError
 
 # People read stdout; progress, warnings and errors go to stderr so `--json` output stays clean.
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+# When piped (logs, CI), rich would wrap tables at 80 columns; keep them readable.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
 
 
 def to_jsonable(obj):
@@ -79,8 +80,11 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
         else:
             with err.status(f"{label}…", spinner="dots"):
                 session.launch()
-        layout = discover(session, root=root)
-        target = DiskTarget(session, layout)
+        target = DiskTarget(session, None)
+        fetched: dict = {}
+        target.layout = discover(session, root=root, workdir=target.workdir, fetched=fetched)
+        # Hives read during discovery are reused (never downloaded twice in one command).
+        target._copies.update(fetched)
         try:
             yield target
         finally:
