@@ -16,6 +16,15 @@ from rescue.errors import CorruptHiveError, InputError, NotFoundError
 from rescue.hive import values as V
 
 
+class _Hivex(hivex.Hivex):
+    """hivex's binding runs `close` in __del__ even when open failed, printing an "Exception ignored"
+    traceback on stderr for every corrupt hive; a user must only see our one-sentence error."""
+
+    def __del__(self):
+        if hasattr(self, "_o"):
+            super().__del__()
+
+
 @dataclass(frozen=True)
 class RegValue:
     name: str          # "" is the key's default value, shown "(Default)" by regedit
@@ -42,7 +51,7 @@ class Hive:
         if not self.path.exists():
             raise InputError(f"{self.path} does not exist.")
         try:
-            self._h = hivex.Hivex(str(self.path), write=write)
+            self._h = _Hivex(str(self.path), write=write)
             self._root = self._h.root()
         except RuntimeError as exc:
             raise CorruptHiveError(
