@@ -1,0 +1,55 @@
+"""The appliance launch: KVM→TCG fallback remembered, a bounded launch, no qemu left behind."""
+
+import os
+import time
+
+import pytest
+
+from rescue.disk import accel
+from rescue.disk.formats import detect
+from rescue.disk.session import DiskSession, _descendant_qemu_pids
+from rescue.errors import ApplianceError
+
+pytestmark = pytest.mark.appliance
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    p = tmp_path / "tiny.raw"
+    with open(p, "wb") as fh:
+        fh.truncate(16 * 1024 * 1024)
+    return detect(str(p))
+
+
+@pytest.mark.skipif(not accel.kvm_usable(), reason="no usable /dev/kvm: auto goes straight to TCG")
+def test_auto_falls_back_to_tcg_once_and_remembers(tiny_disk, tmp_path, monkeypatch):
+    """On this CI host nested KVM cannot run the appliance; `auto` must still work, say so once,
+    and not try KVM again next time. (On a host where KVM works, it must simply use KVM.)"""
+    monkeypatch.setenv("RESCUE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("LIBGUESTFS_BACKEND_SETTINGS", raising=False)
+    monkeypatch.setenv("RESCUE_KVM_TIMEOUT", "60")
+    messages = []
+    with DiskSession([tiny_disk], accel="auto", notify=messages.append) as s:
+        first = s.accel_used
+        assert s.disks()[0].table is None
+    if first == "kvm":
+        assert messages == [] and accel.remembered() == "kvm"
+        return
+    assert first == "tcg"
+    assert len(messages) == 1 and "retrying with TCG" in messages[0]
+    assert accel.remembered() == "tcg"
+    messages.clear()
+    with DiskSession([tiny_disk], accel="auto", notify=messages.append) as s:
+        assert s.accel_used == "tcg"
+    assert messages == []  # said once, not on every run
+    assert _descendant_qemu_pids(os.getpid()) == []
+
+
+def test_launch_that_does_not_finish_is_killed(tiny_disk, monkeypatch):
+    """A launch slower than the bound is stopped, reported in one sentence, and leaves no qemu."""
+    monkeypatch.setenv("RESCUE_LAUNCH_TIMEOUT", "2")
+    started = time.monotonic()
+    with pytest.raises(ApplianceError, match="did not start within 2 s"):
+        DiskSession([tiny_disk], accel="tcg").launch()
+    assert time.monotonic() - started < 60
+    assert _descendant_qemu_pids(os.getpid()) == []
