@@ -32,7 +32,7 @@ MSR_TYPE_GUID = "E3C9E316-0B5C-4DB8-817D-F92DF00215AE"
 BASIC_DATA_GUID = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
 WINRE_TYPE_GUID = "DE94BBA4-06D1-4D40-A16A-BFD50179D6AC"
 
-# ntfs-3g's exit codes for `ntfs-3g.probe` (ntfs-3g include/ntfs-3g/volume.h, enum ntfs_volume_status).
+# Exit codes of `ntfs-3g.probe` (ntfs-3g.probe(8), EXIT CODES), which guestfs ntfs_3g_probe returns.
 NTFS_PROBE_STATES = {
     0: "ok", 11: "syntax error", 12: "not NTFS", 13: "corrupt", 14: "hibernated",
     15: "unclean", 16: "locked", 17: "raid", 18: "unknown reason", 19: "no privilege",
