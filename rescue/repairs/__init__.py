@@ -1,0 +1,1 @@
+"""Whole-scenario repairs built from the layers' check → plan steps (first: 0xC0000017)."""
