@@ -1,7 +1,293 @@
-"""Commands of this family are registered here (filled in by its issue)."""
+"""`rescue bcd ...`: bcdedit, offline, on a disk or on a BCD hive file (issue 4).
+
+TARGET is a disk (image or block device: one appliance launch, the store the firmware uses, see
+rescue.layout_scan) or a BCD file itself (told apart by its `regf` signature: no appliance, instant).
+Reading commands never write; every writing command builds a plan from the store and hands it to the
+safety engine (`rescue.safety.apply.execute`): plan shown, --dry-run stops there, backup, atomic
+apply, read-back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, List, Optional
 
 import typer
 
+from rescue.cli.common import open_target, out, print_json
+from rescue.errors import NotFoundError, NotWindowsError, RescueError, UsageError
 
+ENUM_SETS = ("active", "all", "bootmgr", "firmware", "osloader", "resume", "memdiag", "inherit",
+             "device", "bootapp")
+
+_JSON = typer.Option(False, "--json", help="Machine-readable output (stable keys).")
+_STORE = typer.Option(None, "--store", help="Another BCD on the disk, e.g. EFI/Microsoft/Recovery/BCD "
+                                            "(default: the store the firmware uses).")
+_FMT = typer.Option(None, "--format", help="Force the image format: raw, vhd, vhdx, qcow2, vmdk.")
+_ACCEL = typer.Option(None, "--accel", help="auto (default), kvm or tcg; env RESCUE_ACCEL.")
+_ROOT = typer.Option(None, "--root", help="DISK:PARTITION of the Windows install when there are several.")
+_LOGS = typer.Option(False, "--discard-hive-logs",
+                     help="Ignore pending .LOG1/.LOG2 transaction logs of the store instead of refusing.")
+_DRY = typer.Option(False, "--dry-run", help="Show the plan and stop (the disk is opened read-only).")
+_YES = typer.Option(False, "--yes", "-y", help="Apply without asking (needed when stdin is not a terminal).")
+_TARGET = typer.Argument(..., help="A disk image / block device, or a BCD hive file.")
+
+
+# --- shared plumbing -------------------------------------------------------------------------
+def store_ref(tgt, store_path: str | None):
+    """The FileRef of the store to work on: the bare hive itself, the layout's BCD, or --store."""
+    from rescue.safety.plan import FileRef
+
+    if not hasattr(tgt, "session"):          # HostFileTarget: TARGET is the store
+        if store_path:
+            raise UsageError("--store picks a store on a disk; TARGET is already a BCD file.")
+        return tgt.main
+    layout = tgt.layout
+    if not store_path:
+        if layout is None or layout.bcd is None:
+            raise NotWindowsError("No BCD store found on the given disk(s) (neither \\EFI\\Microsoft\\Boot\\BCD "
+                                  "on an EFI system partition nor \\Boot\\BCD on an MBR partition).",
+                                  hint="Name one with --store PATH, or give the BCD file itself.")
+        return FileRef(layout.bcd.path, layout.bcd.disk, layout.bcd.partition)
+    path = "\\" + "\\".join(p for p in store_path.replace("/", "\\").split("\\") if p)
+    candidates = []
+    if layout is not None and layout.bcd is not None:
+        candidates.append((layout.bcd.disk, layout.bcd.partition))
+    for v in (layout.volumes if layout is not None else ()):
+        if v.fstype and (v.disk, v.partition) not in candidates:
+            candidates.append((v.disk, v.partition))
+    for disk, part in candidates:
+        ref = FileRef(path, disk, part)
+        try:
+            if tgt.exists(ref):
+                return ref
+        except RescueError:
+            continue                          # a volume that does not mount cannot hold it
+    raise NotFoundError(f"{path} was not found on any volume of the given disk(s).")
+
+
+def _host_copy(tgt, ref, discard_hive_logs: bool):
+    """A host copy of the store for reading, pending transaction logs replayed (safety engine)."""
+    try:
+        from rescue.safety.apply import safe_hive_copy
+    except ImportError:  # the safety engine (issue 3) lands separately; a plain copy reads the same
+        return tgt.local_copy(ref)
+    return safe_hive_copy(tgt, ref, discard_hive_logs=discard_hive_logs)
+
+
+def store_label(tgt, ref) -> str:
+    return ref.path if ref.on_host else tgt.describe(ref)
+
+
+def device_context(tgt):
+    """Attached disks and drive letters for naming partition devices; None for a bare hive file."""
+    from rescue.bcd.devices import DeviceContext
+
+    if not hasattr(tgt, "session") or tgt.layout is None:
+        return None
+    return DeviceContext(tgt.session.disks(), tgt.layout.letters, tgt.layout.disk_paths)
+
+
+@contextlib.contextmanager
+def open_store(target: str, *, write: bool = False, store: str | None = None, fmt=None, accel=None,
+               root=None, discard_hive_logs: bool = False) -> Iterator:
+    """Yields (target, FileRef of the store, BcdStore read from a host copy)."""
+    from rescue.bcd.model import BcdStore
+
+    with open_target(target, write=write, fmt=fmt, accel=accel, root=root) as tgt:
+        ref = store_ref(tgt, store)
+        local = _host_copy(tgt, ref, discard_hive_logs)
+        yield tgt, ref, BcdStore.open(local, name=ref.path)
+
+
+def _apply(target: str, title: str, planner, *, dry_run: bool, yes: bool, json_output: bool,
+           store: str | None, fmt, accel, root, discard_hive_logs: bool) -> None:
+    """Build one plan step from the store with `planner(store, ref)` and run it through the engine."""
+    from rescue.safety.apply import execute
+    from rescue.safety.plan import Plan
+
+    with open_store(target, write=not dry_run, store=store, fmt=fmt, accel=accel, root=root,
+                    discard_hive_logs=discard_hive_logs) as (tgt, ref, bcd):
+        step = planner(bcd, ref)
+        execute(tgt, Plan(title=title, steps=(step,)), dry_run=dry_run, assume_yes=yes,
+                json_output=json_output, discard_hive_logs=discard_hive_logs)
+
+
+def _on_off(text: str) -> bool:
+    from rescue.bcd.edit import parse_bool
+
+    return parse_bool(text)
+
+
+# --- `rescue inspect` BCD section (registered by rescue.cli.sections) --------------------------
+def inspect_section(target):
+    """The BCD part of `rescue inspect`: store path, default loader, bad-memory list, EMS state."""
+    from rescue.bcd.model import BcdStore
+    from rescue.bcd.summary import summarize
+    from rescue.cli.sections import Section
+
+    if not hasattr(target, "session") or target.layout is None or target.layout.bcd is None:
+        return None    # the layout section already says "BCD store: not found"
+    ref = store_ref(target, None)
+    label = store_label(target, ref)
+    s = summarize(BcdStore.open(_host_copy(target, ref, False), name=ref.path), label=label)
+    findings = []
+    if s.has_badmemory:
+        findings.append(f"BCD marks {len(s.badmemory_pages)} memory page(s) bad ({', '.join(s.badmemory_holders)} "
+                        "badmemorylist): Windows will not use that memory (0xC0000017); "
+                        "`rescue bcd deletevalue DISK {badmemory} badmemorylist` clears it")
+
+    def yn(v):
+        return "not set" if v is None else ("on" if v else "off")
+
+    def render() -> None:
+        out.print("[bold]BCD[/bold]")
+        out.print(f"  store          {s.store}", markup=False)
+        out.print(f"  default        {s.default_id or 'none'}"
+                  + (f" ({s.default_description})" if s.default_description else ""), markup=False)
+        bad = (f"{len(s.badmemory_pages)} page(s) in {', '.join(s.badmemory_holders)}" if s.has_badmemory
+               else "none" + ("" if s.badmemory_object else " (no {badmemory} object)"))
+        out.print(f"  bad memory     {bad}", markup=False)
+        out.print(f"  EMS            default loader {yn(s.ems_default_loader)}, boot manager "
+                  f"{yn(s.bootems_bootmgr)}, port {s.ems_port or 'not set'}, "
+                  f"baud rate {s.ems_baudrate or 'not set'}", markup=False)
+
+    return Section(key="bcd", title="BCD", data=s.to_json(), findings=findings, render=render)
+
+
+# --- commands --------------------------------------------------------------------------------
 def register(app: typer.Typer) -> None:
-    pass
+    bcd = typer.Typer(name="bcd", no_args_is_help=True,
+                      help="bcdedit, offline: list and edit the BCD store of a disk, or a BCD file.")
+    app.add_typer(bcd, name="bcd")
+
+    @bcd.command("enum")
+    def enum_cmd(
+        target: str = _TARGET,
+        which: str = typer.Argument("active", help="active (boot manager + display order), all, a type "
+                                    "(osloader, resume, inherit, firmware, ...), or an identifier: "
+                                    "{guid}, {bootmgr}, {badmemory}, {default}..."),
+        json_output: bool = _JSON, store: Optional[str] = _STORE, fmt: Optional[str] = _FMT,
+        accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT, discard_hive_logs: bool = _LOGS,
+    ) -> None:
+        """List BCD objects and their elements like `bcdedit /enum`. Never writes."""
+        from rescue.bcd.render import enum_json, enum_text
+
+        with open_store(target, store=store, fmt=fmt, accel=accel, root=root,
+                        discard_hive_logs=discard_hive_logs) as (tgt, ref, bcd):
+            w = which.strip().lower()
+            if w == "active":
+                objects = bcd.active()
+            elif w == "all":
+                objects = bcd.all_sorted()
+            elif w in ENUM_SETS:
+                objects = bcd.of_type(w)
+            else:
+                objects = [bcd.object(which)]
+            ctx = device_context(tgt)
+            if json_output:
+                print_json(enum_json(objects, ctx))
+                return
+            if not objects:
+                what = "no {bootmgr} object" if w == "active" else f"no {w} objects"
+                out.print(f"The store {store_label(tgt, ref)} has {what}.", markup=False)
+                return
+            out.print(enum_text(bcd, objects, ctx), markup=False, highlight=False, end="")
+
+    @bcd.command("deletevalue")
+    def deletevalue_cmd(
+        target: str = _TARGET,
+        ident: str = typer.Argument(..., metavar="ID", help="{guid}, an alias such as {badmemory}, or {default}."),
+        element: str = typer.Argument(..., help="bcdedit name (badmemorylist) or hex code (0x1700000a)."),
+        dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
+        fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
+        discard_hive_logs: bool = _LOGS,
+    ) -> None:
+        """Delete one element, like `bcdedit /deletevalue ID ELEMENT`."""
+        from rescue.bcd.edit import plan_deletevalue
+
+        _apply(target, f"bcd deletevalue {ident} {element}",
+               lambda s, ref: plan_deletevalue(s, ref, ident, element),
+               dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
+               root=root, discard_hive_logs=discard_hive_logs)
+
+    @bcd.command("set")
+    def set_cmd(
+        target: str = _TARGET,
+        ident: str = typer.Argument(..., metavar="ID", help="{guid}, an alias such as {bootmgr}, or {default}."),
+        element: str = typer.Argument(..., help="bcdedit name (timeout, bootems, description...) or hex code."),
+        value: List[str] = typer.Argument(..., help="on/off/yes/no, a number (decimal or 0x), a string, "
+                                          "an identifier; several for lists."),
+        dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
+        fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
+        discard_hive_logs: bool = _LOGS,
+    ) -> None:
+        """Set one element, like `bcdedit /set ID ELEMENT VALUE`."""
+        from rescue.bcd.edit import plan_set
+
+        _apply(target, f"bcd set {ident} {element} {' '.join(value)}",
+               lambda s, ref: plan_set(s, ref, ident, element, value),
+               dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
+               root=root, discard_hive_logs=discard_hive_logs)
+
+    @bcd.command("ems")
+    def ems_cmd(
+        target: str = _TARGET,
+        ident: str = typer.Argument(..., metavar="ID", help="An OS loader: {default} or its {guid}."),
+        state: str = typer.Argument(..., metavar="on|off"),
+        dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
+        fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
+        discard_hive_logs: bool = _LOGS,
+    ) -> None:
+        """Enable or disable EMS for an OS loader entry, like `bcdedit /ems ID ON|OFF`."""
+        from rescue.bcd.edit import plan_ems
+
+        on = _on_off(state)
+        _apply(target, f"bcd ems {ident} {'on' if on else 'off'}", lambda s, ref: plan_ems(s, ref, ident, on),
+               dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
+               root=root, discard_hive_logs=discard_hive_logs)
+
+    @bcd.command("bootems")
+    def bootems_cmd(
+        target: str = _TARGET,
+        ident: str = typer.Argument(..., metavar="ID", help="{bootmgr}, {emssettings}, or any entry."),
+        state: str = typer.Argument(..., metavar="on|off"),
+        dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
+        fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
+        discard_hive_logs: bool = _LOGS,
+    ) -> None:
+        """Enable or disable boot-application EMS, like `bcdedit /bootems ID ON|OFF`."""
+        from rescue.bcd.edit import plan_bootems
+
+        on = _on_off(state)
+        _apply(target, f"bcd bootems {ident} {'on' if on else 'off'}",
+               lambda s, ref: plan_bootems(s, ref, ident, on),
+               dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
+               root=root, discard_hive_logs=discard_hive_logs)
+
+    @bcd.command("emssettings")
+    def emssettings_cmd(
+        target: str = _TARGET,
+        settings: Optional[List[str]] = typer.Argument(None, metavar="[EMSPORT:n] [EMSBAUDRATE:b]",
+                                                       help="bcdedit's spelling, instead of the options."),
+        port: Optional[int] = typer.Option(None, "--port", help="Serial port number (1 = COM1)."),
+        baudrate: Optional[int] = typer.Option(None, "--baudrate", help="9600, 19200, 38400, 57600 or 115200."),
+        dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
+        fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
+        discard_hive_logs: bool = _LOGS,
+    ) -> None:
+        """Set the global EMS port and baud rate, like `bcdedit /emssettings EMSPORT:1 EMSBAUDRATE:115200`."""
+        from rescue.bcd.edit import parse_int, plan_emssettings, validate_emssettings
+
+        for token in settings or []:
+            key, _, val = token.partition(":")
+            if key.upper() == "EMSPORT" and val:
+                port = parse_int(val)
+            elif key.upper() == "EMSBAUDRATE" and val:
+                baudrate = parse_int(val)
+            else:
+                raise UsageError(f"{token!r} is not EMSPORT:n or EMSBAUDRATE:b.")
+        validate_emssettings(port, baudrate)   # before any appliance launch
+        _apply(target, "bcd emssettings", lambda s, ref: plan_emssettings(s, ref, port, baudrate),
+               dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
+               root=root, discard_hive_logs=discard_hive_logs)
