@@ -595,3 +595,8 @@ class DiskSession:
 
     def disks_device(self, disk: int) -> str:
         return self.g.list_devices()[disk]
+
+    def allocate_file(self, path: str, size: int) -> None:
+        """Create `path` with `size` bytes really allocated (zeros, not a sparse file), e.g. a
+        sample's pagefile.sys whose deletion must free that much space. Builders only."""
+        self.g.fallocate64(path, size)
