@@ -40,5 +40,36 @@ def _error_section(key: str, message: str) -> Section:
                    render=lambda: out.print(f"[bold]{key}[/bold]: [yellow]{message}[/yellow]"))
 
 
+def _bcd_section(target) -> Section | None:
+    """Issue 4 item 3: store path, default loader, bad-memory list, EMS state, EMS port/baud."""
+    from rescue.bcd.model import BcdStore
+    from rescue.bcd.summary import summarize
+    from rescue.cli.bcd_cmd import _host_copy, store_ref
+    from rescue.cli.common import out
+
+    if target.layout is None or target.layout.bcd is None:
+        return None
+    ref = store_ref(target, None)
+    summary = summarize(BcdStore.open(_host_copy(target, ref, False)), label=ref.path)
+    findings = []
+    if summary.has_badmemory:
+        findings.append(f"BCD bad-memory list marks {len(summary.badmemory_pages)} page(s) as unusable "
+                        f"({', '.join(summary.badmemory_holders)})")
+
+    def onoff(v):
+        return "unset (off)" if v is None else ("on" if v else "off")
+
+    def render() -> None:
+        out.print(f"[bold]BCD[/bold]         default loader {summary.default_id or 'none'}"
+                  f"{' (' + summary.default_description + ')' if summary.default_description else ''}")
+        bad = (f"[yellow]{len(summary.badmemory_pages)} page(s)[/yellow]" if summary.has_badmemory else "none")
+        out.print(f"            bad-memory list: {bad}; EMS of default loader: {onoff(summary.ems_default_loader)}; "
+                  f"boot manager EMS: {onoff(summary.bootems_bootmgr)}; EMS port "
+                  f"{summary.ems_port if summary.ems_port is not None else 'unset'}, baud rate "
+                  f"{summary.ems_baudrate if summary.ems_baudrate is not None else 'unset'}")
+
+    return Section(key="bcd_summary", title="BCD", data=summary.to_json(), findings=findings, render=render)
+
+
 def _providers():
-    return []
+    return [("bcd_summary", _bcd_section)]
