@@ -66,13 +66,16 @@ def store_ref(tgt, store_path: str | None):
     raise NotFoundError(f"{path} was not found on any volume of the given disk(s).")
 
 
-def _host_copy(tgt, ref, discard_hive_logs: bool):
+def host_copy(tgt, ref, discard_hive_logs: bool):
     """A host copy of the store for reading, pending transaction logs replayed (safety engine)."""
     try:
         from rescue.safety.apply import safe_hive_copy
     except ImportError:  # the safety engine (issue 3) lands separately; a plain copy reads the same
         return tgt.local_copy(ref)
     return safe_hive_copy(tgt, ref, discard_hive_logs=discard_hive_logs)
+
+
+_host_copy = host_copy   # the name rescue.cli.sections imports
 
 
 def store_label(tgt, ref) -> str:
@@ -96,7 +99,7 @@ def open_store(target: str, *, write: bool = False, store: str | None = None, fm
 
     with open_target(target, write=write, fmt=fmt, accel=accel, root=root) as tgt:
         ref = store_ref(tgt, store)
-        local = _host_copy(tgt, ref, discard_hive_logs)
+        local = host_copy(tgt, ref, discard_hive_logs)
         yield tgt, ref, BcdStore.open(local, name=ref.path)
 
 
@@ -117,42 +120,6 @@ def _on_off(text: str) -> bool:
     from rescue.bcd.edit import parse_bool
 
     return parse_bool(text)
-
-
-# --- `rescue inspect` BCD section (registered by rescue.cli.sections) --------------------------
-def inspect_section(target):
-    """The BCD part of `rescue inspect`: store path, default loader, bad-memory list, EMS state."""
-    from rescue.bcd.model import BcdStore
-    from rescue.bcd.summary import summarize
-    from rescue.cli.sections import Section
-
-    if not hasattr(target, "session") or target.layout is None or target.layout.bcd is None:
-        return None    # the layout section already says "BCD store: not found"
-    ref = store_ref(target, None)
-    label = store_label(target, ref)
-    s = summarize(BcdStore.open(_host_copy(target, ref, False), name=ref.path), label=label)
-    findings = []
-    if s.has_badmemory:
-        findings.append(f"BCD marks {len(s.badmemory_pages)} memory page(s) bad ({', '.join(s.badmemory_holders)} "
-                        "badmemorylist): Windows will not use that memory (0xC0000017); "
-                        "`rescue bcd deletevalue DISK {badmemory} badmemorylist` clears it")
-
-    def yn(v):
-        return "not set" if v is None else ("on" if v else "off")
-
-    def render() -> None:
-        out.print("[bold]BCD[/bold]")
-        out.print(f"  store          {s.store}", markup=False)
-        out.print(f"  default        {s.default_id or 'none'}"
-                  + (f" ({s.default_description})" if s.default_description else ""), markup=False)
-        bad = (f"{len(s.badmemory_pages)} page(s) in {', '.join(s.badmemory_holders)}" if s.has_badmemory
-               else "none" + ("" if s.badmemory_object else " (no {badmemory} object)"))
-        out.print(f"  bad memory     {bad}", markup=False)
-        out.print(f"  EMS            default loader {yn(s.ems_default_loader)}, boot manager "
-                  f"{yn(s.bootems_bootmgr)}, port {s.ems_port or 'not set'}, "
-                  f"baud rate {s.ems_baudrate or 'not set'}", markup=False)
-
-    return Section(key="bcd", title="BCD", data=s.to_json(), findings=findings, render=render)
 
 
 # --- commands --------------------------------------------------------------------------------
