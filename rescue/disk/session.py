@@ -709,6 +709,21 @@ class DiskSession:
         read from the device by ntfscat (works with the volume mounted read-only)."""
         self.g.ntfscat_i(part.device, inode, str(host_path))
 
+    def cluster_size(self, mountpoint: str) -> int:
+        """The mounted filesystem's allocation unit (NTFS cluster size as ntfs-3g reports it)."""
+        st = self.g.statvfs(mountpoint)
+        return st["frsize"] or st["bsize"]
+
+    def set_ntfs_xattr(self, path: str, name: str, value: bytes) -> None:
+        """Set a binary ntfs-3g `system.ntfs_*` attribute (e.g. "system.ntfs_attrib_be" for the
+        Windows attributes, "system.ntfs_reparse_data" for a junction). Builders/tests only: the
+        binding's setxattr cannot carry NUL bytes, so this goes through the appliance's setfattr
+        (libguestfs debug sh; mount points live under /sysroot inside the appliance)."""
+        import shlex
+
+        target = "/sysroot" + path
+        self.g.debug("sh", [f"setfattr -h -n {shlex.quote(name)} -v 0x{value.hex()} {shlex.quote(target)}"])
+
 
 @dataclass(frozen=True)
 class TreeEntry:
