@@ -227,7 +227,7 @@ def check_dump_space(dump_file: str, layout, *, ram_bytes: int | None = None, ra
     if ram_bytes is None:
         ram_bytes, src = ram_hint(found_pagefiles)
     else:
-        src = ram_source or f"{human(ram_bytes)} (--ram)"
+        src = ram_source or "given with --ram"
     vol = None
     drive = None
     if re.match(r"(?i)%SystemRoot%", dump_file):

@@ -22,6 +22,11 @@ from rescue.repairs.findings import FOUND, OK, UNKNOWN, Finding
 from rescue.safety.plan import DeleteKey, DeleteValue, FileRef, Step
 
 WHEA = "Control\\WHEA"
+# What a FOUND finding means, in the words of the issue (for inspect / show output).
+PROBLEMS = {"pagefile-not-on-temp-drive": "page file not on the temporary drive",
+            "crashdump-disabled": "crash dumps disabled", "nmi-crashdump-off": "NMI crash dump off",
+            "dump-volume-too-small": "dump volume smaller than RAM",
+            "whea-bad-pages": "predicted-bad memory pages in the registry (WHEA BadPages)"}
 WHEA_BUILD = 19042
 
 

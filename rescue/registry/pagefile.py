@@ -64,7 +64,7 @@ class PagingFile:
         where = f"on {self.drive}" if self.drive else "on an unnamed drive"
         if self.mode == SYSTEM_MANAGED:
             return f"system managed {where}"
-        return f"fixed {where}: {self.initial_mb} MB initial, {self.maximum_mb} MB maximum"
+        return f"fixed size {where} ({self.initial_mb} MB initial, {self.maximum_mb} MB maximum)"
 
 
 def parse_paging_file(item: str) -> PagingFile:

@@ -104,7 +104,10 @@ def pagefile_lines(report: PagefileReport) -> list[str]:
 
 
 def pagefile_where_lines(locations: Sequence[PagefileLocation], found: Sequence[FoundPagefile],
-                         temp_drive: str) -> list[str]:
+                         temp_drive: str, *, mapped: bool = True) -> list[str]:
+    if not mapped:
+        return [f"Where: TARGET is a hive file, so drive letters cannot be matched to volumes "
+                f"(temporary drive: {temp_drive})"]
     lines = [f"Where (temporary drive: {temp_drive})"]
     lines += [f"  {loc.describe()}  [{', '.join(loc.named_by)}]" for loc in locations] or ["  no drive named"]
     lines.append("Page files on the attached volumes")

@@ -37,6 +37,19 @@ def host_copy(target, ref: FileRef, discard_hive_logs: bool = False) -> Path:
     return safe_hive_copy(target, ref, discard_hive_logs=discard_hive_logs)
 
 
+def open_hive(target, ref: FileRef, discard_hive_logs: bool = False):
+    """A read-only `Hive` on a host copy of `ref`; errors name the file on the disk, not the copy."""
+    from rescue.errors import CorruptHiveError
+    from rescue.hive import Hive
+
+    local = host_copy(target, ref, discard_hive_logs)
+    try:
+        return Hive(local)
+    except CorruptHiveError as exc:
+        label = target.describe(ref) if hasattr(target, "describe") else ref.path
+        raise CorruptHiveError(str(exc).replace(str(local), label)) from None
+
+
 @dataclass(frozen=True)
 class RegistrySummary:
     system: FileRef
@@ -87,6 +100,6 @@ def summarize(target, *, temp_drive: str = DEFAULT_TEMP_DRIVE, ram_bytes: int | 
               dump_file: str | None = None, discard_hive_logs: bool = False) -> RegistrySummary:
     """Read SYSTEM through `target` (no extra appliance launch) and summarize it."""
     ref = system_ref(target)
-    return summarize_hive(host_copy(target, ref, discard_hive_logs), ref=ref,
+    return summarize_hive(open_hive(target, ref, discard_hive_logs), ref=ref,
                           layout=getattr(target, "layout", None), found=scan_pagefiles(target),
                           temp_drive=temp_drive, ram_bytes=ram_bytes, dump_file=dump_file)
