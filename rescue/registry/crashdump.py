@@ -90,9 +90,10 @@ class CrashDumpReport:
 
 
 def _open(system):
+    """An open `Hive` as is; a host path opened read-only."""
     from rescue.hive import Hive
 
-    return system if hasattr(system, "find") else Hive(system)
+    return system if isinstance(system, Hive) else Hive(system)
 
 
 def _read(hive, n: int) -> CrashDumpSettings:

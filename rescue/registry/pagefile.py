@@ -151,9 +151,10 @@ def _int(v) -> int | None:
 
 
 def _open(system):
+    """An open `Hive` as is; a host path opened read-only."""
     from rescue.hive import Hive
 
-    return system if hasattr(system, "find") else Hive(system)
+    return system if isinstance(system, Hive) else Hive(system)
 
 
 def read_settings(hive, n: int) -> PagefileSettings:
