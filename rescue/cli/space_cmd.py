@@ -1,7 +1,320 @@
-"""Commands of this family are registered here (filled in by its issue)."""
+"""Free space commands (issue 6, the article's step 2): `rescue cleanup`, `rescue expand`,
+`rescue frag` (alias `fragmentation`), and the space section of `rescue inspect`.
+
+cleanup goes through the safety engine (plan, --dry-run, confirmation, the plan and a manifest kept
+on the disk); expand has its own flow (rescue.space.expand: overlay, one launch, commit) because
+growing an image file is not a file change the engine could back up.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
 
 import typer
+from rich.table import Table
+
+from rescue.cli.common import err, open_target, out, print_json, warn
+from rescue.errors import DeclinedError, UsageError
+
+_JSON = typer.Option(False, "--json", help="Machine-readable output (stable keys).")
+_FMT = typer.Option(None, "--format", help="Force the image format: raw, vhd, vhdx, qcow2, vmdk.")
+_ACCEL = typer.Option(None, "--accel", help="auto (default), kvm or tcg; env RESCUE_ACCEL.")
+_ROOT = typer.Option(None, "--root", help="DISK:PARTITION of the Windows install when there are several.")
+_DRY = typer.Option(False, "--dry-run", help="Show the plan and stop (nothing is written).")
+_YES = typer.Option(False, "--yes", "-y", help="Apply without asking (needed when stdin is not a terminal).")
+_LOGS = typer.Option(False, "--discard-hive-logs", help="Accepted for symmetry with other writing commands "
+                     "(cleanup edits no hive).")
+
+
+def _mb(n: int | None) -> str:
+    return "?" if n is None else f"{n / 1e6:,.1f} MB"
+
+
+# --- cleanup ---------------------------------------------------------------------------------------
+def _known_paths_target(tgt, scan):
+    """The command's DiskTarget, but files listed by the scan are addressed by the exact appliance
+    path the scan saw (no case-insensitive resolution: ~20 ms per file under TCG, against ~1.5 ms
+    for the unlink itself), so a plan of thousands of deletions stays fast."""
+    from rescue.errors import NotFoundError
+    from rescue.safety.plan import FileRef
+    from rescue.target import DiskTarget
+
+    known = {FileRef(f.path, scan.disk, scan.partition): f.posix
+             for c in scan.categories if c.included for f in c.files}
+
+    class KnownPaths(DiskTarget):
+        def __init__(self):              # shares the session, layout, workdir and copies
+            self.__dict__.update(tgt.__dict__)
+
+        def _path(self, ref, *, must_exist=False):
+            p = known.get(ref)
+            if p is None:
+                return super()._path(ref, must_exist=must_exist)
+            self.session.mount(self.session.partition(ref.disk, ref.partition), write=self.write)
+            if must_exist and not self._lexists(p):
+                raise NotFoundError(f"{self.describe(ref)} does not exist.")
+            return p
+
+        def _lexists(self, p):
+            try:
+                self.session.lstat(p)
+                return True
+            except RuntimeError:
+                return False
+
+        def exists(self, ref):
+            p = known.get(ref)
+            if p is None:
+                return super().exists(ref)
+            self._path(ref)
+            return self._lexists(p)
+
+        def delete_many(self, refs):
+            """Batch deletion for an engine that offers it: [(ref, reason)] of what failed."""
+            paths = {self._path(r): r for r in refs}
+            return [(paths[p], why) for p, why in self.session.remove_files(list(paths))]
+
+        def close(self):                 # the original target owns the workdir
+            pass
+
+    return KnownPaths()
+
+
+def _render_scan(scan) -> None:
+    t = Table(title=f"Cleanup: disk {scan.disk} partition {scan.partition}"
+                    + (f" ({scan.letter})" if scan.letter else "")
+                    + f", {_mb(scan.free_bytes)} free of {_mb(scan.size_bytes)}")
+    for col in ("category", "files", "size", "frees", "kept", "included"):
+        t.add_column(col, justify="right" if col in ("files", "size", "frees", "kept") else "left")
+    for c in scan.categories:
+        t.add_row(f"{c.key}\n[dim]{c.title}[/dim]", f"{c.file_count:,}", _mb(c.bytes), _mb(c.reclaim_bytes),
+                  str(len(c.skipped)) if c.skipped else "",
+                  "yes" if c.included else f"[dim]opt-in: --include {c.key}[/dim]")
+    t.add_row("[bold]total (included)[/bold]", f"{scan.file_count:,}", _mb(scan.bytes), _mb(scan.reclaim_bytes), "", "")
+    out.print(t)
+    kept = [(c.key, s) for c in scan.categories for s in c.skipped]
+    if kept:
+        out.print("[bold]Kept[/bold] (never deleted):")
+        for key, s in kept[:30]:
+            out.print(f"  {s.path}: {s.reason}")
+        if len(kept) > 30:
+            out.print(f"  … and {len(kept) - 30} more (see --json)")
+
+
+def cleanup(disks: List[str], *, dry_run: bool, yes: bool, json_output: bool, include: List[str],
+            fmt: Optional[str], accel: Optional[str], root: Optional[str], discard_hive_logs: bool = False) -> int:
+    import time
+
+    from rescue.safety.apply import execute
+    from rescue.space.cleanup import build_plan, parse_include, scan_volume
+
+    keys = parse_include(include)
+    with open_target(disks[0], write=not dry_run, fmt=fmt, accel=accel, root=root, extra_disks=disks[1:]) as tgt:
+        if not hasattr(tgt, "session"):
+            raise UsageError("cleanup works on a disk image or block device, not on a hive file.")
+        layout = tgt.layout
+        win = layout.require_root()
+        vol = layout.volume(win.disk, win.partition)
+        part = tgt.session.partition(win.disk, win.partition)
+        started = time.monotonic()
+        scan = scan_volume(tgt.session, part, include=keys, letter=vol.letter if vol else None)
+        scan_s = time.monotonic() - started
+        if not json_output:
+            _render_scan(scan)
+        plan = build_plan(scan)
+        fast = _known_paths_target(tgt, scan)
+        started = time.monotonic()
+        result = execute(fast, plan, dry_run=dry_run, assume_yes=yes, json_output=json_output,
+                         discard_hive_logs=discard_hive_logs)
+        apply_s = time.monotonic() - started
+        after = None
+        if getattr(result, "applied", False):
+            mp = tgt.session.mounted(part) or tgt.session.mount(part, write=False)
+            after = tgt.session.usage(mp).free_bytes
+        if json_output:
+            print_json({"cleanup": scan.to_json(), "applied": bool(getattr(result, "applied", False)),
+                        "backup_id": getattr(result, "backup_id", None), "free_before": scan.free_bytes,
+                        "free_after": after, "seconds": {"scan": round(scan_s, 2), "apply": round(apply_s, 2)}})
+        elif after is not None:
+            out.print(f"Free space on {scan.letter or 'the Windows volume'}: {_mb(scan.free_bytes)} -> {_mb(after)} "
+                      f"(+{_mb(after - scan.free_bytes)}; {scan.file_count:,} files removed in {apply_s:.1f} s).")
+    return 0
+
+
+# --- expand ----------------------------------------------------------------------------------------
+def _render_expand_plan(plan) -> None:
+    from rescue.space.expand import human
+
+    t = Table(title=f"Expand {plan.disk} ({plan.format_label}, {plan.table.upper()})")
+    t.add_column("#", justify="right")
+    t.add_column("step")
+    for i, s in enumerate(plan.steps(), start=1):
+        t.add_row(str(i), s)
+    out.print(t)
+    if plan.fs_size is not None:
+        out.print(f"NTFS now {human(plan.fs_size)} with {_mb(plan.fs_free)} free; after: about "
+                  f"{human(plan.new_part_size)}.")
+    for n in plan.notes:
+        out.print(f"[dim]{n}[/dim]")
+
+
+def _confirmer(*, dry_run: bool, yes: bool, json_output: bool):
+    def confirm(plan) -> None:
+        if json_output:
+            if dry_run or plan.nothing_to_do:
+                print_json({"expand": plan.to_json(), "applied": False, "dry_run": dry_run})
+        else:
+            _render_expand_plan(plan)
+            if plan.nothing_to_do:
+                out.print("Nothing to do: the Windows partition already fills the disk.")
+            elif dry_run:
+                out.print("[dim]Dry run: nothing was written.[/dim]")
+        if dry_run or plan.nothing_to_do or yes:
+            return
+        if not sys.stdin.isatty():
+            raise UsageError("stdin is not a terminal, so the plan cannot be confirmed: pass --yes to apply it.")
+        if not typer.confirm("Apply this plan?", default=False, err=True):
+            raise DeclinedError("Declined; nothing was written.")
+    return confirm
+
+
+def expand(disk: str, *, size: Optional[str], add: Optional[str], allow_large: bool, dry_run: bool, yes: bool,
+           json_output: bool, fmt: Optional[str], accel: Optional[str]) -> int:
+    from rescue.space import expand as ex
+
+    res = ex.run(disk, size=size, add=add, allow_large=allow_large, dry_run=dry_run, fmt=fmt, accel=accel,
+                 confirm=_confirmer(dry_run=dry_run, yes=yes, json_output=json_output), notify=warn)
+    if isinstance(res, ex.ExpandResult):
+        if json_output:
+            print_json({"expand": res.to_json(), "applied": True, "dry_run": False})
+        else:
+            out.print(f"Done: partition {res.plan.partition} and its NTFS grew from {ex.human(res.fs_size_before)} "
+                      f"to {ex.human(res.fs_size_after)}; free {_mb(res.free_before)} -> {_mb(res.free_after)}. "
+                      f"Partition table saved in {res.backup} on the volume.")
+            if res.image_grown:
+                out.print(f"The image grew to {ex.human(res.plan.new_disk_size)}; `rescue undo` cannot shrink it.")
+            out.print("[dim]Timings (s): " + ", ".join(f"{k} {v}" for k, v in res.seconds.items()) + "[/dim]")
+    return 0
+
+
+# --- fragmentation ---------------------------------------------------------------------------------
+def _render_frag(r) -> None:
+    t = Table(title=f"Fragmentation: disk {r.disk} partition {r.partition}" + (f" ({r.letter})" if r.letter else ""))
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    t.add_row("free space", _mb(r.free_bytes))
+    t.add_row("largest free extent", f"{_mb(r.largest_free_bytes)} ({r.free.largest_percent}% of free)")
+    t.add_row("free extents", f"{r.free.free_extents:,}")
+    for f in r.files:
+        t.add_row(f"{f.path} fragments", "resident" if f.fragments == 0 and f.path != "\\$MFT" else f"{f.fragments:,}")
+    out.print(t)
+    for reason in r.reasons:
+        out.print(f"[yellow]{reason}[/yellow]")
+    if r.recommend_defrag:
+        out.print("[bold]Recommended:[/bold] " + r.advice())
+    else:
+        out.print("No defragmentation needed (and none could be done here: there is no NTFS defragmenter "
+                  "for Linux; Windows' own is `defrag " + (r.letter or "C:") + " /u /x /g`).")
+
+
+def frag(disks: List[str], *, json_output: bool, fmt: Optional[str], accel: Optional[str], root: Optional[str]) -> int:
+    from rescue.space.fragmentation import report
+
+    with open_target(disks[0], write=False, fmt=fmt, accel=accel, root=root, extra_disks=disks[1:]) as tgt:
+        if not hasattr(tgt, "session"):
+            raise UsageError("frag works on a disk image or block device, not on a hive file.")
+        win = tgt.layout.require_root()
+        vol = tgt.layout.volume(win.disk, win.partition)
+        part = tgt.session.partition(win.disk, win.partition)
+        r = report(tgt.session, part, letter=vol.letter if vol else None)
+    if json_output:
+        print_json({"fragmentation": r.to_json()})
+    else:
+        _render_frag(r)
+    return 0
+
+
+# --- inspect section -------------------------------------------------------------------------------
+def inspect_section(target):
+    """Space section for `rescue inspect` (the lead wires it into rescue.cli.sections): the Windows
+    volume's reclaimable bytes by category (bounded scan, no attribute reads), its free-space
+    fragmentation, and the space findings."""
+    from rescue.cli.sections import Section
+    from rescue.repairs.findings import FOUND
+    from rescue.space.cleanup import scan_volume
+    from rescue.space.findings import space_findings, space_section_data
+    from rescue.space.fragmentation import report
+
+    if not hasattr(target, "session") or target.layout is None or target.layout.root is None:
+        return None
+    layout, s = target.layout, target.session
+    win = layout.root
+    vol = layout.volume(win.disk, win.partition)
+    part = s.partition(win.disk, win.partition)
+    scan = scan_volume(s, part, letter=vol.letter if vol else None, check_readonly=False, limit=50_000)
+    try:
+        fr = report(s, part, letter=vol.letter if vol else None)
+    except Exception as exc:  # noqa: BLE001  a damaged volume: the section says so, inspect goes on
+        fr = None
+        warn(f"fragmentation not measured: {exc}")
+    findings = space_findings(free_bytes=scan.free_bytes, size_bytes=scan.size_bytes, letter=scan.letter,
+                              scan=scan, frag=fr, disk_bytes=s.disk_size(win.disk))
+    data = space_section_data([scan], [fr] if fr else [])
+    data["findings"] = [f.to_json() for f in findings]
+
+    def render() -> None:
+        t = Table(title="Space (Windows volume)")
+        t.add_column("category")
+        t.add_column("files", justify="right")
+        t.add_column("frees", justify="right")
+        for c in scan.categories:
+            t.add_row(c.key + (" (opt-in)" if c.opt_in else ""), f"{c.file_count:,}", _mb(c.reclaim_bytes))
+        out.print(t)
+        if fr:
+            out.print(f"Largest free extent {_mb(fr.largest_free_bytes)} of {_mb(fr.free_bytes)} free.")
+        for f in findings:
+            if f.status == FOUND:
+                out.print(f"[yellow]{f.evidence}[/yellow]")
+
+    return Section(key="space", title="Space", data=data,
+                   findings=[f.evidence for f in findings if f.status == FOUND], render=render)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("cleanup", help="Remove what Windows' Disk Cleanup removes (temp files, update cache, error "
+                 "reports, dumps, CBS/DISM logs, thumbnail caches), itemised first; deleted files are not backed up.")
+    def cleanup_cmd(
+        disks: List[str] = typer.Argument(..., metavar="DISK...", help="OS disk image or block device (then data disks)."),
+        include: List[str] = typer.Option([], "--include", help="Also remove an opt-in category: recycle-bin, "
+                                          "windows-old (or all); repeatable or comma-separated."),
+        dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, fmt: Optional[str] = _FMT,
+        accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT, discard_hive_logs: bool = _LOGS,
+    ) -> None:
+        raise typer.Exit(cleanup(disks, dry_run=dry_run, yes=yes, json_output=json_output, include=include,
+                                 fmt=fmt, accel=accel, root=root, discard_hive_logs=discard_hive_logs))
+
+    @app.command("expand", help="Grow the disk image, the Windows partition (MBR or GPT) and its NTFS, in place. "
+                 "Without --size/--add, grow the partition into free space already at the end of the disk.")
+    def expand_cmd(
+        disk: str = typer.Argument(..., metavar="DISK", help="OS disk image (raw, VHD, VHDX, qcow2) or block device."),
+        size: Optional[str] = typer.Option(None, "--size", help="New disk size, e.g. 1T or 127G (binary units)."),
+        add: Optional[str] = typer.Option(None, "--add", help="Grow the disk by this much, e.g. 20G."),
+        allow_large: bool = typer.Option(False, "--allow-large", help="Allow more than the article's 1 TB."),
+        dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, fmt: Optional[str] = _FMT,
+        accel: Optional[str] = _ACCEL,
+    ) -> None:
+        raise typer.Exit(expand(disk, size=size, add=add, allow_large=allow_large, dry_run=dry_run, yes=yes,
+                                json_output=json_output, fmt=fmt, accel=accel))
+
+    def frag_cmd(
+        disks: List[str] = typer.Argument(..., metavar="DISK...", help="OS disk image or block device."),
+        json_output: bool = _JSON, fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL,
+        root: Optional[str] = _ROOT,
+    ) -> None:
+        raise typer.Exit(frag(disks, json_output=json_output, fmt=fmt, accel=accel, root=root))
+
+    frag_help = ("Report free-space fragmentation and the fragments of $MFT, the page file and the hives "
+                 "(read-only). There is no NTFS defragmenter on Linux: recommends Windows' defrag when needed.")
+    app.command("frag", help=frag_help)(frag_cmd)
+    app.command("fragmentation", hidden=True, help=frag_help)(frag_cmd)

@@ -1,0 +1,443 @@
+"""`rescue expand`: grow the OS disk, its Windows partition and the NTFS in it (article step 2:
+"expand the OS disk, up to 1 TB").
+
+How a plan, a confirmation and ONE appliance launch fit together when part of the work (growing the
+image file) cannot happen inside the appliance: the appliance never sees the real file grow.
+Instead it works on a throw-away qcow2 overlay whose backing file is the user's image, opened
+read-only, and whose virtual size is already the new size (reads past the backing file's end are
+zeros, exactly what a grown image holds there). In that one launch we read the facts, refuse what is
+unsafe, print the plan and ask; only after "yes" the partition table and the NTFS are grown, in the
+overlay, and checked (ntfsresize's own consistency check, a mount, free space read back). Only then
+is the image file grown on the host (`imagegrow`, journalled) and the overlay's few changed clusters
+committed into it (`qemu-img commit`), and those clusters are read back from the image and compared.
+So a refusal, a "no", a dry run or any failure before the commit leave the image byte-identical;
+the rejected alternatives were growing the file before the launch (a refusal found inside the
+appliance, e.g. a hibernated volume, would leave it grown) and a second, read-only launch to plan
+(ground rule 4 allows one).
+
+Growing the image file cannot be undone by `rescue undo` (Windows can shrink the volume later if
+ever needed); the first MiB of the disk and the MiB that held the old GPT backup are saved on the
+Windows volume (\\rescue-backup\\expand-<UTC time>\\) before the partition table changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from rescue.errors import (InputError, RescueError, UnsafeStateError, UsageError, VerifyError,
+                           WriteFailedError)
+from rescue.space import imagegrow
+from rescue.space.imagegrow import GiB, MiB, TiB
+
+ARTICLE_MAX = 1 * TiB               # the article: "expand the OS disk (up to 1 TB)"
+MBR_MAX = 2 * TiB                   # 32-bit sector numbers of 512 bytes
+SECTOR = 512
+BACKUP_DIR = "\\rescue-backup"
+
+
+def parse_size(text: str) -> int:
+    """"1T", "127G", "512M", "20GiB", "1024" (bytes). Units are binary, as qemu-img and Azure's
+    --size-gb count them."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", str(text), re.I)
+    if not m:
+        raise UsageError(f"Cannot read the size {text!r}; write it like 1T, 127G or 20G.")
+    unit = {"": 1, "k": 1 << 10, "m": MiB, "g": GiB, "t": TiB}[m.group(2).lower()]
+    return int(float(m.group(1)) * unit)
+
+
+def human(n: int) -> str:
+    for unit, div in (("TiB", TiB), ("GiB", GiB), ("MiB", MiB)):
+        if n >= div:
+            v = n / div
+            return f"{v:.0f} {unit}" if v == int(v) else f"{v:.2f} {unit}"
+    return f"{n} bytes"
+
+
+def target_size(current: int, *, size: str | None, add: str | None) -> int:
+    if size and add:
+        raise UsageError("Give either --size or --add, not both.")
+    new = parse_size(size) if size else current + parse_size(add) if add else current
+    return -(-new // MiB) * MiB        # whole MiB: Azure requires it of VHDs, partitions align to it
+
+
+def host_checks(image, new_size: int, *, allow_large: bool) -> None:
+    """Limits that need no appliance: shrinking, the article's 1 TB, the format maximum, a block
+    device (which only the cloud side can grow)."""
+    cur = image.virtual_size
+    if new_size < cur:
+        raise UsageError(f"{image.path} is already {human(cur)}; rescue only grows disks, it never shrinks one.")
+    if new_size > ARTICLE_MAX and not allow_large:
+        raise UsageError(f"{human(new_size)} is more than the article's 1 TB for an OS disk.",
+                         hint="Choose --size 1T or less, or pass --allow-large if you really want more "
+                              "(Azure allows OS disks up to 4 TiB; MBR disks use at most 2 TiB).")
+    fmax = imagegrow.FORMAT_MAX.get(image.format)
+    if fmax and new_size > fmax:
+        raise UsageError(f"A {image.format_label} cannot be larger than {human(fmax)} ({human(new_size)} asked).",
+                         hint="Choose a smaller --size, or convert the disk to VHDX (qemu-img convert -O vhdx).")
+    if image.format == "vmdk" and new_size > cur:
+        raise UsageError("Growing a VMDK is not supported; convert it to VHD, VHDX, qcow2 or raw first.")
+    if image.is_block_device and new_size > cur:
+        gb = -(-new_size // GiB)
+        raise UsageError(
+            f"{image.path} is a block device of {human(cur)}; it cannot be grown from this machine.",
+            hint=f"Grow the disk on the cloud side, e.g. on Azure with the VM deallocated: "
+                 f"`az disk update --resource-group RG --name DISK --size-gb {gb}`, attach it again, "
+                 f"then run `rescue expand {image.path}` without --size to grow the partition and NTFS.")
+
+
+# --- partition tables, parsed from raw bytes (verification never trusts the tool that wrote) --------
+@dataclass(frozen=True)
+class GptHeader:
+    my_lba: int
+    alternate_lba: int
+    first_usable: int
+    last_usable: int
+    entries_lba: int
+    entries: int
+    entry_size: int
+
+
+def gpt_header(sector: bytes) -> GptHeader | None:
+    if sector[:8] != b"EFI PART":
+        return None
+    my, alt, first, last = struct.unpack_from("<QQQQ", sector, 24)
+    entries_lba, n, size = struct.unpack_from("<QII", sector, 72)
+    return GptHeader(my, alt, first, last, entries_lba, n, size)
+
+
+def gpt_entries(disk_head: bytes, hdr: GptHeader) -> list[bytes]:
+    start = hdr.entries_lba * SECTOR
+    return [disk_head[start + i * hdr.entry_size:start + (i + 1) * hdr.entry_size] for i in range(hdr.entries)]
+
+
+def mbr_entries(sector0: bytes) -> list[bytes]:
+    return [sector0[446 + 16 * i:446 + 16 * (i + 1)] for i in range(4)]
+
+
+def _table_identity(head: bytes, table: str, number: int) -> list:
+    """Everything in the partition table that must not change when partition `number` grows: the
+    boot code and disk signature (MBR) or disk GUID (GPT), every other entry byte for byte, and the
+    grown entry minus its end."""
+    if table == "mbr":
+        out: list = [head[:446]]
+        for i, e in enumerate(mbr_entries(head[:512]), start=1):
+            # CHS fields (bytes 1-3, 5-7) are recomputed by partitioning tools and unused by Windows.
+            out.append((e[0], e[4], e[8:12]) if i == number else (e[0], e[4], e[8:16]))
+        return out
+    hdr = gpt_header(head[SECTOR:2 * SECTOR])
+    out = [head[SECTOR + 56:SECTOR + 72], hdr.entries, hdr.entry_size, hdr.first_usable]   # disk GUID ...
+    for i, e in enumerate(gpt_entries(head, hdr), start=1):
+        out.append(e[:40] + e[48:] if i == number else e)
+    return out
+
+
+# --- the plan --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExpandPlan:
+    disk: str                       # the user's path
+    format_label: str
+    old_disk_size: int
+    new_disk_size: int
+    table: str                      # "gpt" | "mbr"
+    partition: int
+    letter: str | None
+    part_start: int                 # bytes
+    old_part_size: int
+    new_part_size: int
+    fs_size: int | None
+    fs_free: int | None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def grows_image(self) -> bool:
+        return self.new_disk_size > self.old_disk_size
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return self.new_part_size <= self.old_part_size and not self.grows_image
+
+    def steps(self) -> list[str]:
+        s = []
+        if self.grows_image:
+            s.append(f"grow the {self.format_label} image from {human(self.old_disk_size)} to "
+                     f"{human(self.new_disk_size)} (not undoable by `rescue undo`)")
+        s.append(f"save the partition table (first MiB and the old last MiB of the disk) in "
+                 f"{BACKUP_DIR}\\expand-<time> on the Windows volume")
+        if self.table == "gpt":
+            s.append("move the GPT backup header and table to the new end of the disk")
+        s.append(f"grow partition {self.partition}{' (' + self.letter + ')' if self.letter else ''} from "
+                 f"{human(self.old_part_size)} to {human(self.new_part_size)} (its start stays at "
+                 f"{self.part_start:,} bytes)")
+        s.append("grow its NTFS to fill the partition (ntfsresize checks the filesystem first)")
+        s.append("verify: partition table entries unchanged but this end, NTFS mounts, size and free "
+                 "space read back, changed clusters compared after they are written to the image")
+        return s
+
+    def to_json(self) -> dict:
+        return {"disk": self.disk, "format": self.format_label, "old_disk_size": self.old_disk_size,
+                "new_disk_size": self.new_disk_size, "grows_image": self.grows_image, "table": self.table,
+                "partition": self.partition, "letter": self.letter, "partition_start": self.part_start,
+                "old_partition_size": self.old_part_size, "new_partition_size": self.new_part_size,
+                "filesystem_size": self.fs_size, "filesystem_free": self.fs_free,
+                "nothing_to_do": self.nothing_to_do, "steps": self.steps(), "notes": list(self.notes)}
+
+
+def _partition_role(part) -> str:
+    from rescue.layout_scan import _role  # noqa: PLC0415  (same classification as inspect)
+
+    return _role(part, False, False)
+
+
+def make_plan(session, layout, *, user_path: str, format_label: str, old_disk_size: int) -> ExpandPlan:
+    """Facts read through the (overlay) session -> the plan, or a RescueError saying why not.
+    Nothing is written here."""
+    from rescue.space.ntfs import NtfsFormatError, Volume as NtfsVolume
+
+    root = layout.require_root()
+    if root.disk != 0:
+        raise UsageError("The Windows installation is not on the first disk given; expand grows the disk it is on.",
+                         hint="Give that disk alone.")
+    vol = layout.volume(root.disk, root.partition)
+    part = session.partition(root.disk, root.partition)
+    info = session.disks()[root.disk]
+    new_disk = info.size
+    where = f"partition {part.number}" + (f" ({vol.letter})" if vol and vol.letter else "")
+    if vol and vol.state != "ok":
+        raise UnsafeStateError(f"The Windows volume, {where}, cannot be grown: {vol.note or vol.state}.",
+                               hint="Nothing was written.")
+    if part.fstype != "ntfs":
+        raise UnsafeStateError(f"The Windows volume, {where}, is not NTFS ({part.fstype}).")
+    state = session.ntfs_state(part, rw=True)
+    if state != "ok":
+        raise UnsafeStateError(f"The Windows volume, {where}, is not clean ({state}); it cannot be resized.",
+                               hint="Boot Windows and shut it down fully (or run chkdsk /f); nothing was written.")
+    try:
+        ntfs = NtfsVolume(lambda off, n: session.read_partition_bytes(part, n, off))
+        dirty = ntfs.is_dirty()
+    except NtfsFormatError as exc:
+        raise UnsafeStateError(f"The NTFS on {where} cannot be read: {exc}") from None
+    if dirty:
+        raise UnsafeStateError(f"The NTFS on {where} is marked dirty (Windows scheduled chkdsk on it).",
+                               hint="Run `chkdsk C: /f` in Windows (or let it run at boot) first; ntfsresize "
+                                    "refuses such a volume. Nothing was written.")
+    if info.table not in ("gpt", "mbr"):
+        raise UnsafeStateError("The disk has no MBR or GPT partition table.")
+    if info.table == "mbr" and part.number > 4:
+        raise UnsafeStateError(f"The Windows volume is logical partition {part.number} inside an extended "
+                               "partition; rescue only grows primary partitions.")
+    end = part.start + part.size
+    behind = sorted((p for p in info.partitions if p.start >= end), key=lambda p: p.start)
+    if behind:
+        nxt = behind[0]
+        role = _partition_role(nxt)
+        gap = nxt.start - end
+        what = "a recovery partition" if role == "recovery" else f"partition {nxt.number} ({role})"
+        hint = ("Microsoft's documented way (KB5028997, 'resize your partition to install the WinRE update'): "
+                "boot Windows, `reagentc /disable`, delete the recovery partition with diskpart, extend C:, "
+                "recreate the recovery partition at the end of the disk, `reagentc /enable`. "
+                "Or grow C: from Windows Disk Management into space you make behind it. "
+                if role == "recovery" else
+                "Move or delete that partition from Windows first. ")
+        raise UnsafeStateError(
+            f"{what.capitalize()} (partition {nxt.number}, {human(nxt.size)}) sits right behind the Windows "
+            f"partition{f' after {human(gap)} of free space' if gap >= MiB else ''}, so the new space at the "
+            f"end of the disk cannot be joined to C: without moving it; rescue does not move partitions.",
+            hint=hint + "Nothing was written.")
+    sectors = new_disk // SECTOR
+    if info.table == "gpt":
+        head = session.read_disk_bytes(root.disk, 2 * SECTOR, 0)
+        hdr = gpt_header(head[SECTOR:])
+        if hdr is None:
+            raise UnsafeStateError("The GPT header cannot be read.")
+        table_sectors = -(-hdr.entries * hdr.entry_size // SECTOR)
+        last = sectors - 2 - table_sectors          # last usable LBA with the backup at the end
+    else:
+        if new_disk > MBR_MAX:
+            raise UsageError(f"An MBR disk can use at most 2 TiB; {human(new_disk)} was asked.",
+                             hint="Choose --size 2T or less (convert to GPT with mbr2gpt in Windows for more).")
+        last = min(sectors, 1 << 32) - 1
+    new_end = (last + 1) // (MiB // SECTOR) * (MiB // SECTOR) - 1     # end on a MiB boundary
+    new_part_size = max(part.size, (new_end + 1) * SECTOR - part.start)
+    mp = session.mounted(part)
+    usage = session.usage(mp) if mp else None
+    notes = []
+    if new_part_size == part.size:
+        notes.append("the partition already reaches the end of the disk")
+    return ExpandPlan(disk=user_path, format_label=format_label, old_disk_size=old_disk_size,
+                      new_disk_size=new_disk, table=info.table, partition=part.number,
+                      letter=vol.letter if vol else None, part_start=part.start, old_part_size=part.size,
+                      new_part_size=new_part_size, fs_size=usage.size_bytes if usage else None,
+                      fs_free=usage.free_bytes if usage else None, notes=tuple(notes))
+
+
+@dataclass(frozen=True)
+class ExpandResult:
+    plan: ExpandPlan
+    backup: str                      # folder on the Windows volume
+    fs_size_before: int
+    fs_size_after: int
+    free_before: int
+    free_after: int
+    image_grown: bool = False
+    committed_bytes: int = 0
+    verified_extents: int = 0
+    seconds: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"plan": self.plan.to_json(), "backup": self.backup, "filesystem_size_before": self.fs_size_before,
+                "filesystem_size_after": self.fs_size_after, "free_before": self.free_before,
+                "free_after": self.free_after, "image_grown": self.image_grown,
+                "committed_bytes": self.committed_bytes, "verified_extents": self.verified_extents,
+                "seconds": self.seconds}
+
+
+def apply_in_session(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
+    """Grow the partition and the NTFS inside the (overlay) session, verifying each step."""
+    from rescue.target import win_to_posix
+
+    part = session.partition(0, plan.partition)
+    mp = session.mount(part, write=True)
+    before = session.usage(mp)
+    head = session.read_disk_bytes(0, MiB, 0)
+    old_tail_at = max(0, plan.old_disk_size - MiB)
+    tail = session.read_disk_bytes(0, plan.old_disk_size - old_tail_at, old_tail_at)
+    folder = f"{BACKUP_DIR}\\expand-{stamp}"
+    base = mp + win_to_posix(folder)
+    session.makedirs(base)
+    session.write_file(f"{base}/disk-first-1MiB.bin", head)
+    session.write_file(f"{base}/disk-at-{old_tail_at}.bin", tail)
+    session.write_file(f"{base}/plan.json", json.dumps(plan.to_json(), indent=2).encode())
+    session.write_file(f"{base}/README.txt", (
+        "rescue expand saved the partition table of this disk before growing it.\r\n"
+        f"disk-first-1MiB.bin = bytes 0..1048575 of the disk; disk-at-{old_tail_at}.bin = the old last MiB\r\n"
+        "(GPT backup header). Restoring them is only meaningful on a disk whose NTFS has not been grown.\r\n").encode())
+    session.sync()
+    session.umount(part)
+
+    before_id = _table_identity(head, plan.table, plan.partition)
+    if plan.table == "gpt":
+        session.part_expand_gpt(0)
+    end_sector = (plan.part_start + plan.new_part_size) // SECTOR - 1
+    session.part_resize(0, plan.partition, end_sector)
+    after_head = session.read_disk_bytes(0, MiB, 0)
+    if _table_identity(after_head, plan.table, plan.partition) != before_id:
+        raise VerifyError("The partition table changed in more than the Windows partition's end; stopped "
+                          "before the NTFS was touched (the image file has not been changed).")
+    grown = session.partition(0, plan.partition)
+    if grown.start != plan.part_start or grown.size != plan.new_part_size:
+        raise VerifyError(f"Partition {plan.partition} reads back as {grown.size:,} bytes at {grown.start:,}, "
+                          f"not {plan.new_part_size:,} at {plan.part_start:,}.")
+    if plan.table == "gpt":
+        hdr = gpt_header(after_head[SECTOR:2 * SECTOR])
+        if hdr.alternate_lba != plan.new_disk_size // SECTOR - 1:
+            raise VerifyError("The GPT backup header is not at the end of the disk after moving it.")
+    try:
+        session.ntfsresize(grown)
+    except RuntimeError as exc:
+        raise WriteFailedError(f"ntfsresize refused or failed: {str(exc).splitlines()[-1]}",
+                               hint="The image file has not been changed.") from None
+    mp = session.mount(grown, write=False)
+    after = session.usage(mp)
+    # NTFS keeps its backup boot sector in the partition's last sector, so the filesystem is at most
+    # the partition less one sector (and ntfsresize rounds down to whole clusters).
+    cluster = session.cluster_size(mp)
+    if not (plan.new_part_size - 2 * cluster - SECTOR <= after.size_bytes <= plan.new_part_size):
+        raise VerifyError(f"The NTFS reads back as {after.size_bytes:,} bytes in a {plan.new_part_size:,}-byte partition.")
+    gained = after.size_bytes - before.size_bytes
+    if after.free_bytes < before.free_bytes + gained - 64 * MiB:
+        raise VerifyError("Free space did not grow with the filesystem.")
+    return ExpandResult(plan=plan, backup=folder, fs_size_before=before.size_bytes, fs_size_after=after.size_bytes,
+                        free_before=before.free_bytes, free_after=after.free_bytes)
+
+
+def _overlay_dir(image, dry_run: bool) -> tuple[Path, bool]:
+    """Where the working overlay lives: beside the image (same filesystem, survives a reboot, so an
+    interrupted commit can be finished), else rescue's cache; a temp folder for dry runs."""
+    if dry_run:
+        return Path(tempfile.mkdtemp(prefix="rescue-expand-")), True
+    if not image.is_block_device:
+        d = Path(os.path.abspath(image.path)).parent
+        if os.access(d, os.W_OK):
+            return d, False
+    from rescue.disk import accel as accel_mod
+
+    d = accel_mod.cache_dir() / "expand"
+    d.mkdir(parents=True, exist_ok=True)
+    return d, False
+
+
+def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_run: bool,
+        fmt: str | None, accel: str | None, confirm, notify=lambda m: None):
+    """The whole command: host checks -> overlay -> ONE launch (facts, plan, `confirm(plan)`, grow
+    partition + NTFS, verify) -> grow the image -> commit -> read back. Returns the ExpandPlan (dry
+    run, nothing to do) or the ExpandResult. `confirm` prints the plan and raises to stop."""
+    import shutil
+
+    from rescue.disk.formats import DiskImage, check_not_in_use, check_writable, detect
+    from rescue.disk.session import DiskSession
+    from rescue.layout import discover
+    from rescue.space import overlay
+
+    seconds: dict[str, float] = {}
+    t = time.monotonic()
+    image = detect(path, fmt)
+    new_size = target_size(image.virtual_size, size=size, add=add)
+    host_checks(image, new_size, allow_large=allow_large)
+    if not dry_run:
+        check_writable(image)
+        check_not_in_use(image)
+    where, temporary = _overlay_dir(image, dry_run)
+    ov = where / f".{Path(image.path).name}.rescue-expand-{os.getpid()}.qcow2"
+    overlay.create(image, new_size, ov)
+    keep_overlay = False
+    try:
+        ov_image = DiskImage(path=str(ov), format="qcow2", virtual_size=new_size, is_block_device=False)
+        with DiskSession([ov_image], write=not dry_run, accel=accel, notify=notify) as s:
+            seconds["launch"] = round(s.launch_seconds, 1)
+            layout = discover(s)
+            plan = make_plan(s, layout, user_path=path, format_label=image.format_label,
+                             old_disk_size=image.virtual_size)
+            seconds["plan"] = round(time.monotonic() - t - seconds["launch"], 1)
+            confirm(plan)
+            if dry_run or plan.nothing_to_do:
+                return plan
+            t1 = time.monotonic()
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            result = apply_in_session(s, plan, stamp=stamp)
+            seconds["partition_and_ntfs"] = round(time.monotonic() - t1, 1)
+        t2 = time.monotonic()
+        spans = overlay.changed_extents(ov)
+        want = overlay.digests(str(ov), "qcow2", spans)
+        grown = False
+        if new_size > image.virtual_size:
+            imagegrow.grow(image, new_size)          # journalled: restored byte for byte on failure
+            grown = True
+        seconds["grow_image"] = round(time.monotonic() - t2, 1)
+        t3 = time.monotonic()
+        keep_overlay = True                          # from here on the overlay is the only full copy
+        overlay.commit(ov, image)
+        got = overlay.digests(image.path, image.format, spans)
+        if got != want:
+            raise VerifyError(f"{image.path} does not hold what was written (read back differs).",
+                              hint=f"The changes are kept in {ov}; run `qemu-img commit -f qcow2 {ov}` again.")
+        problem = imagegrow.qemu_check(image.path, image.format) if not image.is_block_device else None
+        if problem:
+            raise VerifyError(f"qemu-img check reports a problem in {image.path} after the change: {problem}")
+        keep_overlay = False
+        seconds["commit_and_verify"] = round(time.monotonic() - t3, 1)
+        seconds["total"] = round(time.monotonic() - t, 1)
+        return replace(result, image_grown=grown, committed_bytes=sum(ln for _, ln in spans),
+                       verified_extents=len(spans), seconds=seconds)
+    finally:
+        if not keep_overlay:
+            ov.unlink(missing_ok=True)
+            if temporary:
+                shutil.rmtree(where, ignore_errors=True)

@@ -1,0 +1,98 @@
+"""Free-space findings for `rescue inspect` / `rescue diagnose` (pure functions over scan results).
+
+The article's rule (step 2): under 300 MB free on the OS disk, Windows cannot create its ramdisk
+(0xC0000017): expand the disk (up to 1 TB), run Disk Cleanup, defragment.
+"""
+
+from __future__ import annotations
+
+from rescue.repairs.findings import FOUND, OK, UNKNOWN, Finding
+
+LOW_SPACE_BYTES = 300 * 1000 * 1000          # "minder dan 300 MB": decimal MB, as Explorer shows it
+AZURE_DISK_TIERS_GIB = (4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+def mb(n: int | None) -> str:
+    return "?" if n is None else f"{n / 1e6:,.1f} MB"
+
+
+def suggest_size(disk_bytes: int) -> str:
+    """The next managed-disk size tier above the current disk, at most the article's 1 TB."""
+    gib = disk_bytes / (1 << 30)
+    for t in AZURE_DISK_TIERS_GIB:
+        if t > gib:
+            return "1T" if t == 1024 else f"{t}G"
+    return "1T"
+
+
+def space_findings(*, free_bytes: int | None, size_bytes: int | None, letter: str | None = None,
+                   scan=None, frag=None, disk_bytes: int | None = None) -> list[Finding]:
+    """Findings for the Windows (OS) volume.
+
+    free_bytes/size_bytes: the volume's free and total space (None: unknown); scan: a
+    rescue.space.cleanup.VolumeScan of it (None: not scanned); frag: a
+    rescue.space.fragmentation.FragReport (None: not measured); disk_bytes: the disk's size, for the
+    suggested --expand size."""
+    name = letter or "the OS volume"
+    out: list[Finding] = []
+    low = free_bytes is not None and free_bytes < LOW_SPACE_BYTES
+    if free_bytes is None:
+        out.append(Finding("space-low", "OS volume has at least 300 MB free", UNKNOWN,
+                           f"free space of {name} could not be read"))
+    else:
+        out.append(Finding("space-low", "OS volume has at least 300 MB free", FOUND if low else OK,
+                           f"{name} has {mb(free_bytes)} free of {mb(size_bytes)}"
+                           + (" (under 300 MB: 0xC0000017)" if low else ""),
+                           fixable=low, fix_option="--cleanup" if low else None))
+    reclaim = scan.reclaim_bytes if scan is not None else None
+    if scan is None:
+        out.append(Finding("space-cleanup", "Files Disk Cleanup would remove", UNKNOWN, "not scanned"))
+    else:
+        parts = ", ".join(f"{c.key} {c.file_count} files {mb(c.reclaim_bytes)}" for c in scan.included if c.files)
+        opt = [c for c in scan.categories if not c.included and c.files]
+        extra = ("; opt-in: " + ", ".join(f"{c.key} {mb(c.reclaim_bytes)}" for c in opt)) if opt else ""
+        status = FOUND if low and reclaim > 0 else OK
+        out.append(Finding("space-cleanup", "Files Disk Cleanup would remove", status,
+                           f"cleanup can free {mb(reclaim)}" + (f" ({parts})" if parts else "") + extra
+                           + ("" if low else " (not needed: enough free space)"),
+                           fixable=status == FOUND, fix_option="--cleanup" if status == FOUND else None))
+    if free_bytes is None:
+        out.append(Finding("space-expand", "OS disk large enough", UNKNOWN, "free space unknown"))
+    else:
+        after = free_bytes + (reclaim or 0)
+        need = after < LOW_SPACE_BYTES
+        size = suggest_size(disk_bytes) if disk_bytes else "1T"
+        out.append(Finding(
+            "space-expand", "OS disk large enough", FOUND if need else OK,
+            (f"even after cleanup {name} would have {mb(after)} free: expand the disk (e.g. --expand {size})"
+             if need else f"{mb(after)} free after cleanup" if reclaim else f"{mb(free_bytes)} free"),
+            fixable=need, fix_option=f"--expand {size}" if need else None))
+    if frag is None:
+        out.append(Finding("space-fragmentation", "Free space not badly fragmented", UNKNOWN, "not measured"))
+    else:
+        ev = (f"largest free extent {mb(frag.largest_free_bytes)} of {mb(frag.free_bytes)} free "
+              f"({frag.free.free_extents:,} free extents)")
+        if frag.reasons:
+            ev += "; " + "; ".join(frag.reasons)
+        if frag.recommend_defrag:
+            ev += "; " + frag.advice()
+        out.append(Finding("space-fragmentation", "Free space not badly fragmented",
+                           FOUND if frag.recommend_defrag else OK, ev))
+    return out
+
+
+def space_section_data(scans, frags=()) -> dict:
+    """JSON for inspect's space section: per volume, reclaimable bytes by category and the largest
+    free extent."""
+    by_key = {(f.disk, f.partition): f for f in frags}
+    vols = []
+    for s in scans:
+        f = by_key.get((s.disk, s.partition))
+        vols.append({"disk": s.disk, "partition": s.partition, "letter": s.letter, "size_bytes": s.size_bytes,
+                     "free_bytes": s.free_bytes, "reclaim_bytes": s.reclaim_bytes,
+                     "categories": {c.key: {"files": c.file_count, "bytes": c.bytes, "reclaim_bytes": c.reclaim_bytes,
+                                            "opt_in": c.opt_in, "truncated": c.truncated}
+                                    for c in s.categories},
+                     "largest_free_extent_bytes": f.largest_free_bytes if f else None,
+                     "free_extents": f.free.free_extents if f else None})
+    return {"volumes": vols}
