@@ -286,6 +286,8 @@ def normalize_location(text: str) -> str:
     """--location: "D:" / "D:\\pagefile.sys" -> "D:\\pagefile.sys 0 0" (system managed);
     "E:\\pagefile.sys 1024 4096" (fixed MB) kept; "?:" -> "?:\\pagefile.sys" (automatic)."""
     t = " ".join(text.split())
+    if re.fullmatch(r"[A-Za-z?]", t):
+        t += ":"
     m = re.fullmatch(r"([A-Za-z?]):(\\(?i:pagefile\.sys))?\\?(?: (\d+) (\d+))?", t)
     if not m:
         raise UsageError(f"{text!r} is not a page file location: give a drive (D:), D:\\pagefile.sys, or "
