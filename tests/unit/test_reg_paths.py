@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
+
 import pytest
 
 from rescue.errors import NotFoundError, UsageError
 from rescue.hive import Hive, write_minimal_hive
 from rescue.hive import values as V
 from rescue.registry.paths import (HKCU, HKLM, HKU, control_sets, current_control_set, hive_file,
-                                   locate_in_file, parse_key, profile_dir, resolve_path, resolved_display,
+                                   locate_in_file, locate_on_disk, parse_key, profile_dir, resolve_path, resolved_display,
                                    sid_profile, user_hive_path)
 from rescue.safety.plan import FileRef
 from rescue.samples.hives import AZURE_USER_SID, build_software_hive, build_system_hive
+from rescue.target import Target, win_to_posix
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.mark.parametrize("text, root, hive, path, display", [
@@ -104,3 +111,77 @@ def test_profiles(tmp_path):
     assert sid_profile(sw, AZURE_USER_SID + "_Classes") == "\\Users\\azureuser"
     assert sid_profile(sw, "S-1-5-18") == "\\Windows\\system32\\config\\systemprofile"
     assert sid_profile(sw, "S-1-5-21-1-2-3-1001") is None
+
+
+# --- on a disk: which file on the Windows volume ------------------------------------------------------
+class FolderTarget(Target):
+    """The Target interface over a host folder per volume (d<disk>p<partition>/...), for key location."""
+
+    def __init__(self, base, layout):
+        super().__init__()
+        self.base, self.layout = base, layout
+        self.session = object()            # marks a disk target for the CLI helpers
+
+    def _p(self, ref):
+        return self.base / f"d{ref.disk}p{ref.partition}" / win_to_posix(ref.path).lstrip("/")
+
+    def exists(self, ref):
+        return self._p(ref).exists()
+
+    def listdir(self, ref):
+        return sorted(x.name for x in self._p(ref).iterdir()) if self._p(ref).is_dir() else []
+
+    def _download(self, ref, dest):
+        shutil.copyfile(self._p(ref), dest)
+
+
+@pytest.fixture
+def disk_target(tmp_path):
+    from test_pagefile import make_layout
+
+    vol = tmp_path / "vols" / "d0p4"
+    build_software_hive(vol / "Windows/System32/config/SOFTWARE")
+    for user in ("azureuser", "Default", "Public"):
+        (vol / "Users" / user).mkdir(parents=True)
+    (vol / "Users/azureuser/NTUSER.DAT").write_bytes(b"regf")
+    (vol / "Users/Default/NTUSER.DAT").write_bytes(b"regf")
+    t = FolderTarget(tmp_path / "vols", make_layout())
+    yield t
+    t.close()
+
+
+def test_locate_on_disk(disk_target):
+    def where(key, user=None):
+        loc = locate_on_disk(parse_key(key), disk_target, user=user)
+        return loc.ref, loc.hive_name, loc.path
+
+    cfg = "\\Windows\\System32\\config\\"
+    assert where("HKLM\\SYSTEM\\CurrentControlSet\\Control") == (FileRef(cfg + "SYSTEM", 0, 4), "SYSTEM",
+                                                                 "CurrentControlSet\\Control")
+    for h in ("SOFTWARE", "SAM", "SECURITY", "DEFAULT"):
+        assert where(f"HKLM\\{h.lower()}\\X")[0] == FileRef(cfg + h, 0, 4)
+    assert where("HKCR\\.txt") == (FileRef(cfg + "SOFTWARE", 0, 4), "SOFTWARE", "Classes\\.txt")
+    assert where("HKU\\.DEFAULT\\Control Panel")[0] == FileRef(cfg + "DEFAULT", 0, 4)
+    assert where("HKU\\azureuser\\Environment")[:2] == (FileRef("\\Users\\azureuser\\NTUSER.DAT", 0, 4),
+                                                         "NTUSER.DAT (azureuser)")
+    assert where("HKCU\\Environment")[0] == FileRef("\\Users\\azureuser\\NTUSER.DAT", 0, 4)   # the one profile
+    assert where(f"HKU\\{AZURE_USER_SID}\\Environment")[0] == FileRef("\\Users\\azureuser\\NTUSER.DAT", 0, 4)
+    with pytest.raises(NotFoundError, match="HARDWARE is built by Windows at every boot"):
+        where("HKLM\\HARDWARE\\DESCRIPTION")
+    with pytest.raises(NotFoundError, match="rescue bcd"):
+        where("HKLM\\BCD00000000")
+    with pytest.raises(NotFoundError, match="HKLM\\\\COMPONENTS is not a hive"):
+        where("HKLM\\COMPONENTS")
+    with pytest.raises(UsageError, match="name a hive"):
+        where("HKLM")
+    with pytest.raises(UsageError, match="does not start with HKLM"):
+        where("SYSTEM\\Select")
+    with pytest.raises(NotFoundError, match="Profiles with an NTUSER.DAT: azureuser"):
+        where("HKU\\bob\\Environment")
+    with pytest.raises(NotFoundError, match="No profile for S-1-5-21-9-9-9-1001"):
+        where("HKU\\S-1-5-21-9-9-9-1001\\Environment")
+    (disk_target.base / "d0p4/Users/bob").mkdir()
+    (disk_target.base / "d0p4/Users/bob/NTUSER.DAT").write_bytes(b"regf")
+    with pytest.raises(UsageError, match="--user NAME.*azureuser, bob"):
+        where("HKCU\\Environment")
+    assert where("HKCU\\Environment", user="bob")[0] == FileRef("\\Users\\bob\\NTUSER.DAT", 0, 4)
