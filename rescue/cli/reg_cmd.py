@@ -12,6 +12,7 @@ it does in reg.exe (same as --yes).
 
 from __future__ import annotations
 
+import sys
 from typing import List, Optional
 
 import typer
@@ -67,6 +68,16 @@ def _execute(tgt, title: str, step, *, dry_run: bool, yes: bool, json_output: bo
                    json_output=json_output, discard_hive_logs=discard_hive_logs)
 
 
+def _raw(text: str) -> None:
+    """Registry text exactly as it is (no rich markup, emoji codes or wrapping): reg.exe's layout."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _lines(lines) -> None:
+    _raw("".join(line + "\n" for line in lines))
+
+
 def _disks(disks: List[str]) -> tuple[str, list[str]]:
     return disks[0], list(disks[1:])
 
@@ -89,8 +100,7 @@ def inspect_section(target):
         lines = pagefile_lines(s.pagefile) + pagefile_where_lines(s.locations, s.found_pagefiles, s.temp_drive)
         lines += crashdump_lines(s.crashdump, s.dump_space)[1:]
         lines += [f"WHEA BadPages in ControlSet{w.control_set:03d}: {w.size} bytes" for w in s.whea if w.present]
-        for line in lines:
-            out.print("  " + line, markup=False, highlight=False)
+        out.print("\n".join("  " + line for line in lines), markup=False, highlight=False, emoji=False)
 
     return Section(key="registry", title="Registry", data=s.to_json(), findings=findings, render=render)
 
@@ -104,7 +114,7 @@ def _print_findings(findings) -> None:
         mark = {FOUND: "[yellow]![/yellow]", UNKNOWN: "?"}.get(f.status, "[green]ok[/green]")
         what = PROBLEMS.get(f.id, f.title) if f.status == FOUND else f.title
         out.print(f"  {mark} ", end="")
-        out.print(f"{what}: {f.evidence}", markup=False, highlight=False)
+        out.print(f"{what}: {f.evidence}", markup=False, highlight=False, emoji=False)
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -137,13 +147,13 @@ def register(app: typer.Typer) -> None:
                 if json_output:
                     print_json(query_json(loc, resolved.path, resolved.control_set, [], value=name, pairs=pairs))
                 else:
-                    out.print(query_value_text(pairs, recurse=args.recurse), markup=False, highlight=False, end="")
+                    _raw(query_value_text(pairs, recurse=args.recurse))
                 return
             listings = query_key(hive, resolved.path, spec.display, recurse=args.recurse)
             if json_output:
                 print_json(query_json(loc, resolved.path, resolved.control_set, listings))
             else:
-                out.print(query_text(listings, recurse=args.recurse), markup=False, highlight=False, end="")
+                _raw(query_text(listings, recurse=args.recurse))
 
     @reg.command("add", context_settings=_EXTRA)
     def add_cmd(
@@ -240,9 +250,8 @@ def _register_pagefile(app: typer.Typer) -> None:
                            | {"findings": [f.to_json() for f in findings]})
                 return
             mapped = getattr(tgt, "layout", None) is not None
-            for line in pagefile_lines(s.pagefile) + pagefile_where_lines(s.locations, s.found_pagefiles, temp,
-                                                                          mapped=mapped):
-                out.print(line, markup=False, highlight=False)
+            _lines(pagefile_lines(s.pagefile) + pagefile_where_lines(s.locations, s.found_pagefiles, temp,
+                                                                     mapped=mapped))
             _print_findings(findings)
 
     @pf.command("reset")
@@ -299,8 +308,7 @@ def _register_crashdump(app: typer.Typer) -> None:
                 print_json({k: data[k] for k in ("system_hive", "current_control_set", "crashdump", "dump_space",
                                                  "whea_bad_pages")} | {"findings": [f.to_json() for f in findings]})
                 return
-            for line in crashdump_lines(s.crashdump, s.dump_space):
-                out.print(line, markup=False, highlight=False)
+            _lines(crashdump_lines(s.crashdump, s.dump_space))
             _print_findings(findings)
 
     @cd.command("enable")

@@ -188,3 +188,15 @@ def test_add_and_delete_through_engine(system, capsys):
     assert h.get("ControlSet001\\Control\\CrashControl", "NMICrashDump") is None
     assert run(["reg", "delete", str(system), key, "/v", "NMICrashDump", "/f"]) == 0
     assert Hive(system).get("ControlSet002\\Control\\CrashControl", "NMICrashDump") is None
+
+
+def test_query_text_is_verbatim(tmp_path, capsys):
+    """Data that looks like rich markup or emoji codes, and empty data, print exactly as reg.exe would."""
+    p = tmp_path / "H"
+    write_minimal_hive(p, root_name="ROOT", file_name="SOFTWARE")
+    h = Hive(p, write=True)
+    h.set("K", "odd", V.REG_SZ, V.encode_sz(":smile: [bold]x[/bold] [/v]"))
+    h.set("K", "empty", V.REG_SZ, V.encode_sz(""))
+    h.commit()
+    assert run(["reg", "query", str(p), "K"]) == 0
+    assert capsys.readouterr().out == "\nK\n    odd    REG_SZ    :smile: [bold]x[/bold] [/v]\n    empty    REG_SZ    \n\n"
