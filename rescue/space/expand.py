@@ -54,10 +54,14 @@ def parse_size(text: str) -> int:
 
 
 def human(n: int) -> str:
-    for unit, div in (("TiB", TiB), ("GiB", GiB), ("MiB", MiB)):
+    """Whole binary units when exact (2040 GiB, not 1.99 TiB), else two decimals."""
+    units = (("TiB", TiB), ("GiB", GiB), ("MiB", MiB))
+    for unit, div in units:
+        if n >= div and n % div == 0:
+            return f"{n // div} {unit}"
+    for unit, div in units:
         if n >= div:
-            v = n / div
-            return f"{v:.0f} {unit}" if v == int(v) else f"{v:.2f} {unit}"
+            return f"{n / div:.2f} {unit}"
     return f"{n} bytes"
 
 
