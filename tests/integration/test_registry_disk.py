@@ -1,7 +1,7 @@
-"""Registry commands on sample disks through the real appliance (seven launches in all).
+"""Registry commands on sample disks through the real appliance (six launches in all).
 
-Gen2 (VHD) broken sample + the data disk holding a page file: `pagefile show` finds both page files and
-says the page file is not on the temporary drive; `pagefile reset` deletes both files, sets
+Gen2 (VHD) broken sample + the data disk holding a page file: `pagefile reset` plans the deletion of
+both page files (C: on the OS disk, E: on the data disk) and sets
 PagingFiles to "D:\\pagefile.sys 0 0" (REG_MULTI_SZ) in ControlSet001 and 002; `undo` brings the
 settings back (the page files are not kept by design: Windows recreates them; issue 3).
 Gen1 (VHDX) broken sample + data disk: `crashdump enable --ram 16G` warns that C: (256 MiB) cannot
@@ -43,40 +43,52 @@ def _paging(data: dict) -> dict[int, tuple[list[str], str]]:
             for cs in data["pagefile"]["control_sets"]}
 
 
-def test_gen2_pagefile_show_reset_undo(disk, capsys):
-    apply = pytest.importorskip("rescue.safety.apply")
+def _changes(data) -> list[dict]:
+    """Every plan change in the engine's JSON (whatever wraps it): dicts with a "kind"."""
+    found = []
+    if isinstance(data, dict):
+        if "kind" in data and "file" in data:
+            found.append(data)
+        for v in data.values():
+            found += _changes(v)
+    elif isinstance(data, list):
+        for v in data:
+            found += _changes(v)
+    return found
+
+
+def test_gen2_pagefile_reset_show_undo(disk, capsys):
+    pytest.importorskip("rescue.safety.apply")
     os_disk, data_disk = str(disk("gen2-broken.vhd")), str(disk("data-disk-pagefile.vhd"))
 
-    shown = _json(capsys, ["pagefile", "show", os_disk, data_disk, "--json"])
-    assert shown["current_control_set"] == 1
-    assert _paging(shown) == {1: (["C:\\pagefile.sys 0 0"], "REG_MULTI_SZ"), 2: (["C:\\pagefile.sys 0 0"], "REG_MULTI_SZ")}
-    found = {(f["letter"], f["disk"], f["size"]) for f in shown["pagefiles_found"]}
-    assert found == {("C:", os_disk, 16 << 20), ("E:", data_disk, 8 << 20)}
-    (c,) = [x for x in shown["pagefile_locations"] if x["drive"] == "C:"]
-    assert c["disk"] == os_disk and c["role"] == "windows" and c["pagefile_size"] == 16 << 20
-    (f,) = shown["findings"]
-    assert (f["id"], f["status"]) == ("pagefile-not-on-temp-drive", "found")
-
-    capsys.readouterr()
-    assert run(["pagefile", "reset", os_disk, data_disk, "--yes"]) == 0
-    out = capsys.readouterr().out
-    assert "Freed 25,165,824 bytes" in out
+    plan = _json(capsys, ["pagefile", "reset", os_disk, data_disk, "--yes", "--json"])
+    changes = _changes(plan)
+    sets = sorted((c["key"], c["after"]["value"][0]) for c in changes if c["kind"] == "set-value")
+    assert sets == [(f"ControlSet00{n}\\Control\\Session Manager\\Memory Management", MULTI_DEFAULT) for n in (1, 2)]
+    assert all(c["type"] == "REG_MULTI_SZ" and c["before"]["value"] == ["C:\\pagefile.sys 0 0"]
+               for c in changes if c["kind"] == "set-value")
+    deleted = sorted((c["file"]["disk"], c["size"], c["backup"]) for c in changes if c["kind"] == "delete-file")
+    assert deleted == [(0, 16 << 20, False), (1, 8 << 20, False)]          # OS disk C: and data disk E:
 
     after = _json(capsys, ["pagefile", "show", os_disk, data_disk, "--json"])
     assert _paging(after) == {1: ([MULTI_DEFAULT], "REG_MULTI_SZ"), 2: ([MULTI_DEFAULT], "REG_MULTI_SZ")}
     assert after["pagefiles_found"] == []
     assert after["findings"][0]["status"] == "ok"
+    assert {x["drive"]: x["temp_drive"] for x in after["pagefile_locations"]}["D:"] is True
 
-    if not hasattr(apply, "execute"):
-        pytest.skip("safety engine without execute()")
     capsys.readouterr()
     code = run(["undo", os_disk, "--yes"])
     if code == 2 and "No such command" in capsys.readouterr().err:
         pytest.skip("`rescue undo` (safety helper) is not registered yet")
     assert code == 0
     undone = _json(capsys, ["pagefile", "show", os_disk, data_disk, "--json"])
-    assert _paging(undone) == _paging(shown)                 # settings back in both control sets
-    assert undone["pagefiles_found"] == []                    # page files are not kept (Windows recreates them)
+    before = ["C:\\pagefile.sys 0 0"]
+    assert _paging(undone) == {1: (before, "REG_MULTI_SZ"), 2: (before, "REG_MULTI_SZ")}   # settings back in both sets
+    assert undone["pagefiles_found"] == []        # page files are not kept (Windows recreates them; issue 3)
+    (f,) = undone["findings"]
+    assert (f["id"], f["status"]) == ("pagefile-not-on-temp-drive", "found")
+    (c,) = [x for x in undone["pagefile_locations"] if x["drive"] == "C:"]
+    assert c["disk"] == os_disk and c["role"] == "windows"
 
 
 def test_gen1_crashdump_enable_with_small_volume(disk, capsys):
