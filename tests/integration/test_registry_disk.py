@@ -57,6 +57,16 @@ def _changes(data) -> list[dict]:
     return found
 
 
+def _strings(data) -> list[str]:
+    if isinstance(data, str):
+        return [data]
+    if isinstance(data, dict):
+        return [s for v in data.values() for s in _strings(v)]
+    if isinstance(data, list):
+        return [s for v in data for s in _strings(v)]
+    return []
+
+
 def test_gen2_pagefile_reset_show_undo(disk, capsys):
     pytest.importorskip("rescue.safety.apply")
     os_disk, data_disk = str(disk("gen2-broken.vhd")), str(disk("data-disk-pagefile.vhd"))
@@ -94,11 +104,13 @@ def test_gen2_pagefile_reset_show_undo(disk, capsys):
 def test_gen1_crashdump_enable_with_small_volume(disk, capsys):
     pytest.importorskip("rescue.safety.apply")
     os_disk, data_disk = str(disk("gen1-broken.vhdx")), str(disk("data-disk.vhd"))
-    capsys.readouterr()
-    assert run(["crashdump", "enable", os_disk, data_disk, "--ram", "16G", "--yes"]) == 0
-    err = " ".join(capsys.readouterr().err.split())
-    assert "less than the VM's RAM (16.0 GiB)" in err
-    assert f"the data volume with the most free space is E: on {data_disk}" in err
+    plan = _json(capsys, ["crashdump", "enable", os_disk, data_disk, "--ram", "16G", "--yes", "--json"])
+    notes = [n for n in _strings(plan) if n.startswith("dump space:")]
+    assert len(notes) == 1 and "less than the VM's RAM (16.0 GiB)" in notes[0]
+    assert f"the data volume with the most free space is E: on {data_disk} partition" in notes[0]
+    sets = sorted((c["key"], c["name"], c["type"]) for c in _changes(plan) if c["kind"] == "set-value")
+    assert sets == sorted((f"ControlSet00{n}\\Control\\CrashControl", name, t) for n in (1, 2)
+                          for name, t in (("CrashDumpEnabled", "REG_DWORD"), ("NMICrashDump", "REG_DWORD")))
 
     shown = _json(capsys, ["crashdump", "show", os_disk, data_disk, "--json", "--ram", "16G"])
     sets = {c["control_set"]: c for c in shown["crashdump"]["control_sets"]}
