@@ -71,5 +71,17 @@ def _bcd_section(target) -> Section | None:
     return Section(key="bcd_summary", title="BCD", data=summary.to_json(), findings=findings, render=render)
 
 
+def _registry_section(target) -> Section | None:
+    from rescue.cli.reg_cmd import inspect_section
+
+    return inspect_section(target)
+
+
+def _space_section(target) -> Section | None:
+    from rescue.cli.space_cmd import inspect_section
+
+    return inspect_section(target)
+
+
 def _providers():
-    return [("bcd_summary", _bcd_section)]
+    return [("bcd_summary", _bcd_section), ("registry", _registry_section), ("space", _space_section)]
