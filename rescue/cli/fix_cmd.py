@@ -1,7 +1,124 @@
-"""Commands of this family are registered here (filled in by its issue)."""
+"""`rescue diagnose` and `rescue fix no-memory` (alias `fix 0xC0000017`): the whole article, one launch.
+
+diagnose: read-only; exit 0 healthy, 1 findings (or an error's own code).
+fix: diagnose → one plan → (dry-run stops) → safety engine (backup once, apply, verify) →
+diagnose again on the result (same session, fresh copies) → what the operator does next.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
 
 import typer
 
+from rescue.cli.common import open_disks, out, print_json
+from rescue.errors import ExitCode, UnsafeStateError
+
+_DISKS = typer.Argument(..., metavar="DISK...", help="OS disk (image or block device), then data disks.")
+_JSON = typer.Option(False, "--json", help="Machine-readable output (stable keys).")
+_FMT = typer.Option(None, "--format", help="Force the image format: raw, vhd, vhdx, qcow2, vmdk.")
+_ACCEL = typer.Option(None, "--accel", help="auto (default), kvm or tcg; env RESCUE_ACCEL.")
+_ROOT = typer.Option(None, "--root", help="DISK:PARTITION of the Windows install when there are several.")
+_RAM = typer.Option(None, "--ram", help="The VM's memory (e.g. 16G), for the dump-space check.")
+_DUMP = typer.Option(None, "--dump-file", help=r"Where the memory dump goes, e.g. F:\MEMORY.DMP on a data disk.")
+_TEMP = typer.Option("D:", "--temp-drive", help="The temporary drive the page file belongs on (Azure: D:).")
+_LOGS = typer.Option(False, "--discard-hive-logs", help="Ignore pending hive transaction logs instead of refusing.")
+
+_MARK = {"found": "[red]FOUND[/red]", "ok": "[green]ok[/green]", "unknown": "[yellow]?[/yellow]"}
+
+
+def _options(ram, dump_file, temp_drive, cleanup, discard):
+    from rescue.registry.crashdump import parse_size
+    from rescue.repairs.no_memory import FixOptions
+
+    return FixOptions(ram_bytes=parse_size(ram) if ram else None, dump_file=dump_file, temp_drive=temp_drive,
+                      cleanup=cleanup, discard_hive_logs=discard)
+
+
+def render_diagnosis(diag, title: str = "Diagnosis: stop error 0xC0000017 (STATUS_NO_MEMORY)") -> None:
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left", show_lines=False)
+    t.add_column("check")
+    t.add_column("result")
+    t.add_column("evidence", overflow="fold")
+    for f in diag.findings:
+        t.add_row(f.title, _MARK.get(f.status, f.status) + (" (blocks fixes)" if f.blocker else ""), f.evidence)
+    out.print(t)
+
+
+def _summary_line(diag) -> None:
+    if diag.blockers:
+        out.print("[red]A fix is blocked until the unsafe state above is cleared; nothing can be written safely.[/red]")
+    elif diag.healthy:
+        out.print("[green]Healthy: none of the article's causes were found.[/green]")
+    else:
+        cmd = diag.fix_command()
+        n = len(diag.found)
+        out.print(f"{n} problem(s) found." + (f" Fix them with:\n  [bold]{cmd}[/bold]" if cmd else ""))
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command()
+    def diagnose(disks: List[str] = _DISKS, ram: Optional[str] = _RAM, dump_file: Optional[str] = _DUMP,
+                 temp_drive: str = _TEMP, json_output: bool = _JSON, fmt: Optional[str] = _FMT,
+                 accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
+                 discard_hive_logs: bool = _LOGS) -> None:
+        """Check every cause of 0xC0000017 the article names (read-only); print the fixing command.
+        Exit 0 healthy, 1 problems found."""
+        from rescue.repairs.no_memory import diagnose as run_diagnose
+
+        opts = _options(ram, dump_file, temp_drive, False, discard_hive_logs)
+        with open_disks(disks, write=False, fmt=fmt, accel=accel, root=root) as target:
+            diag, _ = run_diagnose(target, opts)
+        if json_output:
+            print_json(diag.to_json())
+        else:
+            render_diagnosis(diag)
+            _summary_line(diag)
+        raise typer.Exit(ExitCode.OK if diag.healthy else ExitCode.FINDINGS)
+
+    fix_app = typer.Typer(help="Repair a disk for a named stop error.", no_args_is_help=True)
+    app.add_typer(fix_app, name="fix")
+
+    def no_memory(disks: List[str] = _DISKS, ram: Optional[str] = _RAM, dump_file: Optional[str] = _DUMP,
+                  temp_drive: str = _TEMP,
+                  cleanup: bool = typer.Option(False, "--cleanup", help="Also remove what Disk Cleanup removes (not backed up)."),
+                  dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; open the disk read-only."),
+                  yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking (required without a terminal)."),
+                  json_output: bool = _JSON, fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL,
+                  root: Optional[str] = _ROOT, discard_hive_logs: bool = _LOGS) -> None:
+        """Fix stop error 0xC0000017: every step of Azure's article that applies, one plan, one launch."""
+        from rescue.repairs.no_memory import diagnose as run_diagnose
+        from rescue.repairs.no_memory import next_steps, plan_fix
+        from rescue.safety.apply import execute
+
+        opts = _options(ram, dump_file, temp_drive, cleanup, discard_hive_logs)
+        with open_disks(disks, write=not dry_run, fmt=fmt, accel=accel, root=root) as target:
+            before, facts = run_diagnose(target, opts)
+            if before.blockers:
+                if not json_output:
+                    render_diagnosis(before)
+                first = before.blockers[0]
+                raise UnsafeStateError(f"Refusing to fix: {first.evidence}.",
+                                       hint="Nothing was written. Clear that state first (see the diagnosis).")
+            if not json_output:
+                render_diagnosis(before, title="Before")
+            plan = plan_fix(target, before, facts, opts)
+            result = execute(target, plan, dry_run=dry_run, assume_yes=yes, json_output=json_output,
+                             discard_hive_logs=discard_hive_logs)
+            if dry_run or result.nothing_to_do:
+                return
+            target.forget()
+            after, _ = run_diagnose(target, opts)
+        if json_output:
+            print_json({"before": before.to_json(), "after": after.to_json(), "backup": result.backup_id})
+            return
+        render_diagnosis(after, title="After")
+        out.print(f"Backup: {result.backup_id} (undo with `rescue undo {' '.join(disks)}`)")
+        out.print("[bold]Next steps[/bold]")
+        for i, line in enumerate(next_steps(target.layout), 1):
+            out.print(f"  {i}. {line}")
+
+    fix_app.command("no-memory")(no_memory)
+    fix_app.command("0xC0000017", hidden=False, help="Alias of `fix no-memory`.")(no_memory)
