@@ -1,7 +1,52 @@
-"""Commands of this family are registered here (filled in by its issue)."""
+"""`rescue undo TARGET` and `rescue backups TARGET` (issue 3): the backups every writing command
+leaves on the disk (\\rescue-backup\\<id>\\ on the Windows volume, or `<hive>.rescue-backup/` beside a
+bare hive file), listed and restored byte-identically."""
+
+from __future__ import annotations
+
+from typing import Optional
 
 import typer
 
+from rescue.cli.common import open_target, out, print_json
+
+_JSON = typer.Option(False, "--json", help="Machine-readable output (stable keys).")
+_FMT = typer.Option(None, "--format", help="Force the image format: raw, vhd, vhdx, qcow2, vmdk.")
+_ACCEL = typer.Option(None, "--accel", help="auto (default), kvm or tcg; env RESCUE_ACCEL.")
+_ROOT = typer.Option(None, "--root", help="DISK:PARTITION of the Windows install when there are several.")
+_TARGET = typer.Argument(..., help="The disk image / block device the backups are on, or the hive file.")
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("undo")
+    def undo_cmd(
+        target: str = _TARGET,
+        backup: Optional[str] = typer.Option(None, "--backup", help="The backup to restore (default: the latest "
+                                                                    "one still in effect); see `rescue backups`."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be restored and stop (read-only)."),
+        yes: bool = typer.Option(False, "--yes", "-y", help="Restore without asking (needed without a terminal)."),
+        json_output: bool = _JSON, fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL,
+        root: Optional[str] = _ROOT,
+    ) -> None:
+        """Restore the files of the latest (or --backup ID) backup byte-identically (sha256-verified).
+        The current state is backed up first, so an undo can be undone."""
+        from rescue.safety.undo import undo
+
+        with open_target(target, write=not dry_run, fmt=fmt, accel=accel, root=root) as tgt:
+            undo(tgt, backup_id=backup, dry_run=dry_run, assume_yes=yes, json_output=json_output)
+
+    @app.command("backups")
+    def backups_cmd(target: str = _TARGET, json_output: bool = _JSON, fmt: Optional[str] = _FMT,
+                    accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT) -> None:
+        """List the backups rescue made on TARGET (id, created, kind, status, files)."""
+        from rescue.safety.backup import list_backups
+        from rescue.safety.undo import backups_table
+
+        with open_target(target, write=False, fmt=fmt, accel=accel, root=root) as tgt:
+            manifests = list_backups(tgt)
+            if json_output:
+                print_json([m.summary_json() for m in manifests])
+            elif not manifests:
+                out.print("No backups: rescue has not changed anything on it.")
+            else:
+                out.print(backups_table(tgt, manifests))

@@ -1,0 +1,460 @@
+"""The one write path every repair uses: plan shown -> (dry run stops) -> host-side edits checked ->
+room checked -> confirmation -> backup on the target -> atomic uploads verified by read-back ->
+rollback from the backup on any failure (issue 3; contract in the helpers' brief).
+
+Order, and why:
+1. Every hive edit is made and checked on the host BEFORE anything is written: download (already
+   done by the planner), replay pending logs (rescue.safety.hivecheck), hivex edit, commit, reopen
+   and compare with the plan. A failure here costs nothing: the disk is untouched.
+2. Room for the backup and the temporary copies is checked, then the user confirms.
+3. The backup is made on the target and each copy is compared (sha256) with the bytes the plan was
+   made from: this also proves the file did not change since it was read.
+4. Each file is uploaded under a temporary name beside the original and renamed over it (rename is
+   atomic: a crash leaves the old or the new file), then read back (sha256 == the host file).
+   A replayed or log-discarded hive's .LOG1/.LOG2 are emptied only AFTER the hive is in place: the
+   hive written by hivex is clean, so Windows ignores the logs from then on; emptying them first
+   and crashing before the upload would leave a dirty hive whose logs are gone.
+5. Any failure (or Ctrl-C) during 3-4 restores what was already touched from the backup and says so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from rescue.errors import RescueError, UnsafeStateError, VerifyError, WriteFailedError
+from rescue.hive.regf import read_header
+from rescue.safety import backup as B
+from rescue.safety import render
+from rescue.safety.hivecheck import HiveState, assess, forget
+from rescue.safety.hivecheck import safe_hive_copy  # noqa: F401  (public entry point, see the brief)
+from rescue.safety.plan import HIVE_CHANGES, DeleteFile, DeleteKey, DeleteValue, FileRef, Plan, SetValue, WriteFile
+from rescue.target import sha256_file
+
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+FAULT_POINTS = ("after-backup", "mid-upload", "before-rename", "after-rename")
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    backup_id: str | None
+    applied: bool
+    nothing_to_do: bool
+    dry_run: bool
+    files: tuple[FileRef, ...]           # files written or deleted
+    backup_location: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        return {"applied": self.applied, "dry_run": self.dry_run, "nothing_to_do": self.nothing_to_do,
+                "backup_id": self.backup_id, "backup_location": self.backup_location,
+                "files": [f.to_json() for f in self.files], "notes": list(self.notes)}
+
+
+# --- fault injection (test hook) ---------------------------------------------------------------
+class Faults:
+    """TEST HOOK, not a feature: RESCUE_FAULT names points of an apply where the process kills itself
+    with SIGKILL (as a crash, power loss or OOM kill would) or, with the "raise:" prefix, raises
+    OSError (a failed write, which exercises the rollback). Syntax: `[raise:]point[@n]`, several
+    separated by commas; `@n` fires the n-th time the point is reached (default the first).
+    Points: after-backup, mid-upload (half of the file written under its temporary name),
+    before-rename, after-rename. Used by tests/integration/test_safety_disk.py."""
+
+    def __init__(self, spec: str | None):
+        self.armed: dict[str, tuple[int, bool]] = {}
+        self.seen: dict[str, int] = {}
+        for item in (spec or "").split(","):
+            item = item.strip()
+            if not item:
+                continue
+            raise_ = item.startswith("raise:")
+            item = item.removeprefix("raise:")
+            point, _, nth = item.partition("@")
+            if point not in FAULT_POINTS:
+                raise ValueError(f"RESCUE_FAULT: unknown point {point!r} (known: {', '.join(FAULT_POINTS)})")
+            self.armed[point] = (int(nth) if nth else 1, raise_)
+
+    @classmethod
+    def from_env(cls) -> "Faults":
+        return cls(os.environ.get("RESCUE_FAULT"))
+
+    def due(self, point: str) -> bool:
+        """Count one passage through `point`; True when the fault is to fire now."""
+        if point not in self.armed:
+            return False
+        self.seen[point] = self.seen.get(point, 0) + 1
+        return self.seen[point] == self.armed[point][0]
+
+    def fire(self, point: str) -> None:
+        if self.armed[point][1]:
+            raise OSError(f"injected fault at {point}")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def __call__(self, point: str) -> None:
+        if self.due(point):
+            self.fire(point)
+
+
+# --- work items --------------------------------------------------------------------------------
+@dataclass
+class _HiveWork:
+    ref: FileRef
+    state: HiveState
+    changes: list
+    edited: Path
+    sha_after: str
+
+
+@dataclass
+class _WriteWork:
+    ref: FileRef
+    host: Path
+    sha_after: str
+
+
+@dataclass
+class _DeleteWork:
+    refs: list[FileRef]           # deleted one call for all (not kept) or one by one (kept)
+    kept: bool
+    size: int = 0
+
+
+@dataclass
+class _Prepared:
+    works: list = field(default_factory=list)
+    keeps: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
+def _group(plan: Plan) -> dict[FileRef, list]:
+    groups: dict[FileRef, list] = {}
+    for c in plan.changes:
+        groups.setdefault(c.file, []).append(c)
+    return groups
+
+
+def _prepare(target, plan: Plan, discard: bool) -> _Prepared:
+    prep = _Prepared()
+    loose: list[FileRef] = []            # deleted, not kept: one batch at the end of their run
+    for n, (ref, changes) in enumerate(_group(plan).items()):
+        label = target.describe(ref)
+        if all(isinstance(c, HIVE_CHANGES) for c in changes):
+            work = _prepare_hive(target, ref, changes, discard, n)
+            prep.works.append(work)
+            prep.keeps.append(B.Keep(ref, "hive", True, size=work.state.original.stat().st_size,
+                                     sha256=work.state.sha256))
+            prep.keeps.extend(B.Keep(lg.ref, "log", True, size=lg.size, sha256=lg.sha256) for lg in work.state.logs)
+            if work.state.verdict != "clean":
+                prep.notes.append(f"{label}: {work.state.summary}")
+        elif all(isinstance(c, DeleteFile) for c in changes):
+            if any(c.backup for c in changes):
+                prep.works.append(_DeleteWork([ref], kept=True, size=changes[0].size))
+                prep.keeps.append(B.Keep(ref, "file", True))
+            else:
+                loose.append(ref)
+                prep.keeps.append(B.Keep(ref, "file", False, size=changes[0].size))
+        elif all(isinstance(c, WriteFile) for c in changes):
+            host = target.workdir / f"write-{n}-{Path(ref.path.replace(chr(92), '/')).name or 'file'}"
+            host.write_bytes(changes[-1].data)
+            prep.works.append(_WriteWork(ref, host, sha256_file(host)))
+            prep.keeps.append(B.Keep(ref, "file", True))
+        else:
+            raise RuntimeError(f"plan mixes hive edits and file operations on {label}")  # planner bug
+    if loose:
+        # Deleted files that are not kept go last: everything that can be rolled back is done first.
+        prep.works.append(_DeleteWork(loose, kept=False))
+    return prep
+
+
+def _prepare_hive(target, ref: FileRef, changes: list, discard: bool, n: int) -> _HiveWork:
+    from rescue.hive import Hive
+
+    state = assess(target, ref, discard_hive_logs=discard)
+    if state.verdict == "refused":
+        raise state.refusal()
+    edited = target.workdir / f"edit-{n}-{state.original.name}"
+    shutil.copyfile(state.base, edited)
+    try:
+        hive = Hive(edited, write=True)
+        for c in changes:
+            _check_before(hive, c, state.label)
+            if isinstance(c, SetValue):
+                hive.set(c.key, c.name, c.type, c.data)
+            elif isinstance(c, DeleteValue):
+                hive.delete_value(c.key, c.name)
+            else:
+                hive.delete_key(c.key)
+        hive.commit()
+        hive.close()
+    except RuntimeError as exc:
+        raise WriteFailedError(f"Editing {state.label} failed on the host copy ({B._short(exc)}); nothing was written.") from None
+    _verify_hive(edited, changes, state.label)
+    return _HiveWork(ref, state, list(changes), edited, sha256_file(edited))
+
+
+def _check_before(hive, c, label: str) -> None:
+    """The plan says what it expects to find; if the hive says otherwise, it was made from other data."""
+    if isinstance(c, DeleteKey):
+        ok, found = hive.find(c.key) is not None, "missing"
+        expected = "present"
+    else:
+        cur = hive.get(c.key, c.name)
+        found = render.show_value(cur.type, cur.data) if cur else "(absent)"
+        expected = render.show_value(c.before_type, c.before_data)
+        ok = (cur is None and c.before_data is None) if cur is None or c.before_data is None else \
+            (cur.type == c.before_type and cur.data == c.before_data)
+    if not ok:
+        where = c.key if isinstance(c, DeleteKey) else f"{c.key}\\{c.name or '(Default)'}"
+        raise UnsafeStateError(f"{label} does not hold what the plan expects at {where} (found {found}, "
+                               f"expected {expected}).", hint="Run the command again; nothing was written.")
+
+
+def _verify_hive(path: Path, changes: list, label: str) -> None:
+    """Reopen the committed host copy and check the end state of every change (the last change to a
+    value wins; a deleted key takes its values with it unless a later change recreates them)."""
+    from rescue.hive import Hive
+
+    values: dict[tuple[str, str], tuple] = {}
+    keys: dict[str, bool] = {}
+    for c in changes:
+        k = c.key.lower().strip("\\")
+        if isinstance(c, DeleteKey):
+            keys[k] = False
+            for vk in [vk for vk in values if vk[0] == k or vk[0].startswith(k + "\\")]:
+                del values[vk]
+        else:
+            values[(k, c.name.lower())] = (c.type, c.data) if isinstance(c, SetValue) else None
+            if isinstance(c, SetValue):
+                parts = k.split("\\")
+                for i in range(1, len(parts) + 1):
+                    keys.pop("\\".join(parts[:i]), None)
+    header = read_header(path)
+    problems = [] if not header.dirty else ["the hive is still marked dirty"]
+    try:
+        with Hive(path) as hive:
+            for k, present in keys.items():
+                if (hive.find(k) is not None) != present:
+                    problems.append(f"key {k} is {'missing' if present else 'still there'}")
+            for (k, name), want in values.items():
+                got = hive.get(k, name)
+                if want is None and got is not None:
+                    problems.append(f"{k}\\{name} is still there")
+                elif want is not None and (got is None or (got.type, got.data) != want):
+                    problems.append(f"{k}\\{name} does not read back as planned")
+    except RescueError as exc:
+        problems.append(exc.message)
+    if problems:
+        raise VerifyError(f"The edited copy of {label} does not check out ({'; '.join(problems[:3])}); nothing was written.")
+
+
+# --- room --------------------------------------------------------------------------------------
+def _volume(target, ref: FileRef):
+    if not ref.on_host:
+        return (ref.disk, ref.partition)
+    p = Path(ref.path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return ("host", p.stat().st_dev)
+
+
+def _check_room(target, prep: _Prepared) -> None:
+    need: dict = {}
+
+    def add(ref: FileRef, n: int) -> None:
+        key = _volume(target, ref)
+        prev = need.get(key, (ref, 0))
+        need[key] = (prev[0], prev[1] + n)
+
+    root = target.backup_root()
+    kept = 0
+    for k in prep.keeps:
+        if k.keep:
+            kept += k.size if k.size is not None else (target.size(k.file) if target.exists(k.file) else 0)
+    add(root, kept + (1 << 20))            # + the manifest and filesystem slack
+    for w in prep.works:
+        if isinstance(w, _HiveWork):
+            add(w.ref, w.edited.stat().st_size + (64 << 10))   # the temporary copy before the rename
+        elif isinstance(w, _WriteWork):
+            add(w.ref, w.host.stat().st_size + (64 << 10))
+    for key, (ref, n) in need.items():
+        free = target.free_bytes(ref)
+        if free is not None and free < n:
+            where = render.file_label(target, FileRef("\\", ref.disk, ref.partition)) if not ref.on_host \
+                else str(Path(ref.path).parent)
+            raise UnsafeStateError(
+                f"Not enough free space on {where} for the backup and the temporary copies "
+                f"({n / (1 << 20):,.1f} MiB needed, {free / (1 << 20):,.1f} MiB free).",
+                hint="Free some space first (for example with `rescue cleanup`); nothing was written.")
+
+
+# --- applying ----------------------------------------------------------------------------------
+def _upload(target, host: Path, ref: FileRef, faults: Faults | None) -> None:
+    if faults is not None and faults.due("mid-upload"):
+        # What a crash in the middle of the upload leaves: part of the file under its temporary name.
+        data = host.read_bytes()
+        target.write_bytes(target.companion(ref, B.TEMP_SUFFIX), data[: len(data) // 2])
+        target.sync()
+        faults.fire("mid-upload")
+    target.upload_atomic(host, ref, before_rename=(lambda: faults("before-rename")) if faults else None)
+    if faults is not None:
+        faults("after-rename")
+
+
+def _read_back(target, ref: FileRef, want: str) -> None:
+    got = target.sha256(ref)
+    if got != want:
+        raise VerifyError(f"{target.describe(ref)} reads back different from what was written "
+                          f"(sha256 {got[:12]}…, expected {want[:12]}…).")
+
+
+def _apply(target, prep: _Prepared, faults: Faults, started: list[FileRef], notes: list[str]) -> dict:
+    """Write every work item; returns {ref: sha256 after} (None for deleted)."""
+    after: dict[FileRef, str | None] = {}
+    empty = target.workdir / "empty"
+    empty.write_bytes(b"")
+    for w in prep.works:
+        if isinstance(w, _HiveWork):
+            started.append(w.ref)
+            _upload(target, w.edited, w.ref, faults)
+            _read_back(target, w.ref, w.sha_after)
+            after[w.ref] = w.sha_after
+            for lg in w.state.pending_logs:
+                started.append(lg.ref)
+                target.upload_atomic(empty, lg.ref)
+                _read_back(target, lg.ref, EMPTY_SHA256)
+                after[lg.ref] = EMPTY_SHA256
+            for lg in w.state.logs:
+                after.setdefault(lg.ref, lg.sha256)
+        elif isinstance(w, _WriteWork):
+            started.append(w.ref)
+            _upload(target, w.host, w.ref, faults)
+            _read_back(target, w.ref, w.sha_after)
+            after[w.ref] = w.sha_after
+        elif w.kept:
+            started.extend(w.refs)
+            for ref in w.refs:
+                target.delete(ref)
+                if target.exists(ref):
+                    raise VerifyError(f"{target.describe(ref)} is still there after deleting it.")
+                after[ref] = None
+        else:
+            started.extend(w.refs)
+            failed = dict(target.delete_many(w.refs))
+            for ref in w.refs:
+                after[ref] = None
+            for ref, reason in failed.items():
+                if target.exists(ref):
+                    # Left in place: nothing is lost, the plan just frees less. Not a reason to undo.
+                    notes.append(f"could not delete {render.file_label(target, ref)}: {reason}")
+                    after.pop(ref, None)
+    target.sync()
+    # Final read-back of everything written, after the last sync.
+    for w in prep.works:
+        if isinstance(w, (_HiveWork, _WriteWork)):
+            _read_back(target, w.ref, w.sha_after)
+    return after
+
+
+def _rollback(target, manifest: B.Manifest, started: list[FileRef]) -> tuple[list[str], list[str]]:
+    """Restore every started file from the backup. Returns (restored labels, problems)."""
+    touched = set(started)
+    restored, problems = [], []
+    for entry in manifest.files:
+        if entry.file not in touched:
+            continue
+        try:
+            what = B.restore_entry(target, manifest.id, entry)
+        except (RescueError, OSError, RuntimeError) as exc:
+            problems.append(f"{target.describe(entry.file)}: {B._short(exc)}")
+            continue
+        if what in ("restored", "removed"):
+            restored.append(render.file_label(target, entry.file))
+        elif what == "not kept":
+            problems.append(f"{render.file_label(target, entry.file)} was deleted and not kept (by design)")
+    try:
+        target.sync()
+    except RuntimeError as exc:
+        problems.append(f"sync: {B._short(exc)}")
+    return restored, problems
+
+
+def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output: bool,
+            discard_hive_logs: bool = False) -> ApplyResult:
+    from rescue.cli.common import info, out, print_json, warn
+
+    def finish(result: ApplyResult) -> ApplyResult:
+        if json_output:
+            print_json({"plan": plan.to_json(), "result": result.to_json()})
+        return result
+
+    if not json_output:
+        render.print_plan(target, plan)
+    if plan.empty:
+        if not json_output:
+            out.print("Nothing to do: the disk already is as the plan wants it; nothing was written.")
+        return finish(ApplyResult(None, False, True, dry_run, ()))
+    if dry_run:
+        if not json_output:
+            out.print("Dry run: nothing was written.")
+        return finish(ApplyResult(None, False, False, True, ()))
+    if not target.write:
+        raise RuntimeError("execute() needs a target opened for writing")  # caller bug
+
+    prep = _prepare(target, plan, discard_hive_logs)
+    for note in prep.notes:
+        (warn if "discard" in note else info)(note)
+    _check_room(target, prep)
+    n_files = len(plan.files_touched())
+    render.confirm(f"Apply {len(plan.changes)} change(s) to {n_files} file(s)?", assume_yes=assume_yes)
+
+    faults = Faults.from_env()
+    label = render.target_label(target)
+    manifest = B.make_backup(target, prep.keeps, kind="apply", target_label=label, plan=plan.to_json(),
+                             notes=tuple(prep.notes))
+    where = B.location(target, manifest.id)
+    info(f"Backup {manifest.id} written to {where}.")
+    faults("after-backup")
+
+    started: list[FileRef] = []
+    notes = list(prep.notes)
+    try:
+        after = _apply(target, prep, faults, started, notes)
+    except (Exception, KeyboardInterrupt) as exc:
+        forget(target)
+        restored, problems = _rollback(target, manifest, started)
+        unrecoverable = [p for p in problems if "not kept" not in p]
+        status = "rollback-failed" if unrecoverable else "rolled-back"
+        try:
+            B.write_manifest(target, replace(manifest, status=status, notes=tuple(notes + problems)))
+        except (RescueError, OSError, RuntimeError):
+            pass
+        what = exc.message if isinstance(exc, RescueError) else B._short(exc)
+        if isinstance(exc, KeyboardInterrupt):
+            what = "interrupted"
+        if unrecoverable:
+            msg = (f"Writing failed ({what}), and restoring from backup {manifest.id} failed too "
+                   f"({'; '.join(unrecoverable[:3])}).")
+            hint = f"Run `rescue undo {label} --backup {manifest.id}` to restore the originals from {where}."
+        else:
+            msg = (f"Writing failed ({what}). Rolled back: {len(restored)} file(s) restored from backup "
+                   f"{manifest.id} ({where}); the files are as before.")
+            hint = " ".join(p for p in problems) or None
+        if isinstance(exc, KeyboardInterrupt):
+            warn(msg)
+            raise
+        raise (VerifyError if isinstance(exc, VerifyError) else WriteFailedError)(msg, hint=hint) from None
+
+    forget(target)
+    files = tuple(after)
+    entries = tuple(replace(e, after_sha256=after.get(e.file, e.sha256)) for e in manifest.files)
+    B.write_manifest(target, replace(manifest, status="applied", files=entries, notes=tuple(notes)))
+    for note in notes[len(prep.notes):]:
+        warn(note)
+    result = ApplyResult(manifest.id, True, False, False, files, where, tuple(notes))
+    if not json_output:
+        out.print(f"[green]Applied[/green] {len(plan.changes)} change(s) to {n_files} file(s); each was read back "
+                  f"and matches. Backup {manifest.id} is in {where}; `rescue undo {label}` restores it.")
+    return finish(result)

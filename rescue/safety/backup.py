@@ -1,0 +1,267 @@
+"""Backups on the target itself, their manifests, and restoring from them (issue 3, items 2 and 4).
+
+Layout: `target.backup_root()` (\\rescue-backup on the Windows volume; `<hive>.rescue-backup` beside
+a bare hive file) / `<id>` / the kept files (`NN-<name>`) + `manifest.json`. The id is the UTC time
+the backup was started (20261124T071500Z), so ids sort in time order; a second backup within the
+same second gets "-2", "-3"...
+
+The manifest is written only once every kept file has been copied and checked (sha256 of the copy
+on the target == sha256 of the bytes the plan was made from), and before the first change. A folder
+without a manifest is therefore an incomplete backup of a run that changed nothing. Its `status`
+moves: in-progress (changes may have started) -> applied | rolled-back | rollback-failed, and later
+undone (with `undone_by`). Manifests are replaced atomically (temporary name + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PureWindowsPath
+
+from rescue import __version__
+from rescue.errors import NotFoundError, VerifyError, WriteFailedError
+from rescue.safety.plan import FileRef
+from rescue.target import sha256_file
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+TEMP_SUFFIX = ".rescue-new"      # the name Target.upload_atomic uploads under before its rename
+ACTIVE = ("applied", "in-progress", "rollback-failed")   # states `rescue undo` picks by default
+
+
+@dataclass(frozen=True)
+class BackupEntry:
+    """One file a run touched, as it was before the run."""
+
+    file: FileRef
+    role: str                      # hive | log | file
+    existed: bool
+    size: int | None
+    sha256: str | None             # None: not hashed (a file deleted without being kept)
+    stored: str | None             # name of the kept copy in the backup folder; None: not kept
+    after_sha256: str | None = None   # what the run left there (None: deleted, or not known)
+
+    def to_json(self) -> dict:
+        return {"file": self.file.to_json(), "role": self.role, "existed": self.existed, "size": self.size,
+                "sha256": self.sha256, "stored": self.stored, "after_sha256": self.after_sha256}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "BackupEntry":
+        return cls(file=FileRef.from_json(d["file"]), role=d["role"], existed=d["existed"], size=d.get("size"),
+                   sha256=d.get("sha256"), stored=d.get("stored"), after_sha256=d.get("after_sha256"))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    id: str
+    kind: str                      # apply | undo
+    created: str                   # ISO 8601 UTC
+    status: str                    # incomplete | in-progress | applied | rolled-back | rollback-failed | undone
+    target: str                    # what was given as TARGET
+    plan: dict                     # plan.to_json() (apply) or the restore list (undo)
+    files: tuple[BackupEntry, ...] = ()
+    tool_version: str = __version__
+    undoes: str | None = None
+    undone_by: str | None = None
+    updated: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def title(self) -> str:
+        return str(self.plan.get("title", "")) if isinstance(self.plan, dict) else ""
+
+    @property
+    def kept(self) -> int:
+        return sum(1 for e in self.files if e.stored)
+
+    def to_json(self) -> dict:
+        return {"format": MANIFEST_FORMAT, "tool": "rescue", "tool_version": self.tool_version, "id": self.id,
+                "kind": self.kind, "created": self.created, "updated": self.updated, "status": self.status,
+                "target": self.target, "undoes": self.undoes, "undone_by": self.undone_by,
+                "notes": list(self.notes), "files": [e.to_json() for e in self.files], "plan": self.plan}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Manifest":
+        return cls(id=d["id"], kind=d.get("kind", "apply"), created=d.get("created", ""), status=d.get("status", "?"),
+                   target=d.get("target", ""), plan=d.get("plan") or {},
+                   files=tuple(BackupEntry.from_json(e) for e in d.get("files", ())),
+                   tool_version=d.get("tool_version", "?"), undoes=d.get("undoes"), undone_by=d.get("undone_by"),
+                   updated=d.get("updated"), notes=tuple(d.get("notes", ())))
+
+    def summary_json(self) -> dict:
+        """The stable keys `rescue backups --json` prints."""
+        return {"id": self.id, "created": self.created, "kind": self.kind, "status": self.status,
+                "title": self.title, "files": len(self.files), "kept": self.kept, "undoes": self.undoes,
+                "undone_by": self.undone_by, "tool_version": self.tool_version}
+
+
+@dataclass(frozen=True)
+class Keep:
+    """A file to record in a new backup: `keep` copies it; `sha256` is what the copy must hash to
+    (the bytes the plan was made from), or None to take the file's current hash on the target."""
+
+    file: FileRef
+    role: str
+    keep: bool
+    size: int | None = None
+    sha256: str | None = None
+
+
+# --- paths -------------------------------------------------------------------------------------
+def child(ref: FileRef, name: str) -> FileRef:
+    sep = "/" if ref.on_host else "\\"
+    return FileRef(ref.path.rstrip(sep) + sep + name, ref.disk, ref.partition)
+
+
+def backup_dir(target, backup_id: str) -> FileRef:
+    return child(target.backup_root(), backup_id)
+
+
+def location(target, backup_id: str) -> str:
+    """Where a backup is, in words a user can find it by."""
+    d = backup_dir(target, backup_id)
+    if d.on_host:
+        return d.path
+    layout = getattr(target, "layout", None)
+    letter = layout.letter_of(d.disk, d.partition) if layout is not None else None
+    return f"{letter}{d.path}" if letter else target.describe(d)
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _basename(ref: FileRef) -> str:
+    return (Path(ref.path).name if ref.on_host else PureWindowsPath(ref.path).name) or "file"
+
+
+# --- manifests ---------------------------------------------------------------------------------
+def write_manifest(target, manifest: Manifest) -> Manifest:
+    """Replace the backup's manifest atomically (upload under a temporary name, rename)."""
+    manifest = replace(manifest, updated=utc_now())
+    host = target.workdir / f"manifest-{manifest.id}.json"
+    host.write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
+    target.upload_atomic(host, child(backup_dir(target, manifest.id), MANIFEST))
+    target.sync()
+    return manifest
+
+
+def read_manifest(target, backup_id: str) -> Manifest:
+    ref = child(backup_dir(target, backup_id), MANIFEST)
+    if not target.exists(ref):
+        return Manifest(id=backup_id, kind="?", created="", status="incomplete", target="", plan={})
+    # Downloaded rather than read in one message: a cleanup plan's manifest can be megabytes.
+    local = target.local_copy(ref, fresh=True)
+    try:
+        data = json.loads(Path(local).read_text())
+    except (OSError, ValueError):
+        return Manifest(id=backup_id, kind="?", created="", status="unreadable", target="", plan={})
+    return Manifest.from_json(data)
+
+
+def list_backups(target) -> list[Manifest]:
+    """Every backup of the target, oldest first (ids are UTC timestamps)."""
+    root = target.backup_root()
+    try:
+        names = target.listdir(root)
+    except NotFoundError:
+        return []
+    return [read_manifest(target, name) for name in sorted(names) if not name.endswith(TEMP_SUFFIX)]
+
+
+def new_backup_id(target) -> str:
+    base = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    existing = set(target.listdir(target.backup_root()))
+    candidate, n = base, 1
+    while candidate in existing:
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+# --- making a backup ---------------------------------------------------------------------------
+def make_backup(target, keeps: list[Keep], *, kind: str, target_label: str, plan: dict,
+                undoes: str | None = None, notes: tuple[str, ...] = ()) -> Manifest:
+    """Copy every kept file into a new backup folder on the target, check each copy, then write the
+    manifest (status in-progress). Raises WriteFailedError (nothing of the plan written yet)."""
+    root = target.backup_root()
+    target.makedirs(root)
+    backup_id = new_backup_id(target)
+    folder = child(root, backup_id)
+    target.makedirs(folder)
+    entries = []
+    for i, k in enumerate(keeps):
+        if not k.keep:
+            entries.append(BackupEntry(k.file, k.role, existed=True, size=k.size, sha256=k.sha256, stored=None))
+            continue
+        if not target.exists(k.file):
+            entries.append(BackupEntry(k.file, k.role, existed=False, size=None, sha256=None, stored=None))
+            continue
+        name = f"{i:02d}-{_basename(k.file)}"
+        stored = child(folder, name)
+        try:
+            target.copy(k.file, stored)
+            got = target.sha256(stored)
+            size = target.size(stored)
+        except (OSError, RuntimeError) as exc:
+            raise WriteFailedError(f"Could not back up {target.describe(k.file)} to {location(target, backup_id)} "
+                                   f"({_short(exc)}); nothing was changed.") from None
+        want = k.sha256 or target.sha256(k.file)
+        if got != want:
+            raise WriteFailedError(f"The backup copy of {target.describe(k.file)} does not match the file the plan "
+                                   "was made from (it changed meanwhile?); nothing was changed.",
+                                   hint="Run the command again.")
+        entries.append(BackupEntry(k.file, k.role, existed=True, size=size, sha256=got, stored=name))
+    target.sync()
+    manifest = Manifest(id=backup_id, kind=kind, created=utc_now(), status="in-progress", target=target_label,
+                        plan=plan, files=tuple(entries), undoes=undoes, notes=notes)
+    return write_manifest(target, manifest)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+# --- restoring ---------------------------------------------------------------------------------
+def restore_entry(target, backup_id: str, entry: BackupEntry) -> str:
+    """Put one file back as the backup recorded it; returns what was done ("restored", "removed",
+    "identical", "not kept"). Kept files are copied next to the original under a temporary name and
+    renamed over it (a crash leaves the old or the restored file), then verified by sha256."""
+    ref = entry.file
+    if entry.stored:
+        if target.exists(ref) and target.sha256(ref) == entry.sha256:
+            _drop_temp(target, ref)
+            return "identical"
+        tmp = target.companion(ref, TEMP_SUFFIX)
+        target.copy(child(backup_dir(target, backup_id), entry.stored), tmp)
+        target.sync()
+        target.rename(tmp, ref)
+        target.sync()
+        got = target.sha256(ref)
+        if got != entry.sha256:
+            raise VerifyError(f"{target.describe(ref)} was restored from backup {backup_id} but reads back "
+                              f"different (sha256 {got[:12]}…, expected {entry.sha256[:12]}…).")
+        return "restored"
+    if not entry.existed:
+        _drop_temp(target, ref)
+        if target.exists(ref):
+            target.delete(ref)
+            return "removed"
+        return "identical"
+    return "not kept"
+
+
+def _drop_temp(target, ref: FileRef) -> None:
+    """A run killed mid-upload leaves `<file>.rescue-new` beside the file; remove it."""
+    tmp = target.companion(ref, TEMP_SUFFIX)
+    try:
+        if target.exists(tmp):
+            target.delete(tmp)
+    except (OSError, RuntimeError, NotFoundError):
+        pass
+
+
+def host_sha(path: Path) -> str:
+    return sha256_file(path)

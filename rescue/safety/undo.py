@@ -1,0 +1,174 @@
+"""`rescue undo`: put back, byte for byte, the files a run changed (issue 3, item 4).
+
+The latest backup still in effect (status applied / in-progress / rollback-failed: a run that was
+killed half-way is undone like any other) or the one named with --backup is restored: every kept
+file is copied back under a temporary name and renamed over the current one, then its sha256 is
+compared with the manifest; files the run created are removed. Before that, the current state of
+those files is itself backed up (kind "undo"), so an undo can be undone. The restored backup is then
+marked "undone" in its manifest. Files deleted without being kept (page files, cleanup) cannot come
+back and are listed as such.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from rich.table import Table
+
+from rescue.errors import NotFoundError, RescueError, VerifyError, WriteFailedError
+from rescue.safety import backup as B
+from rescue.safety import render
+from rescue.safety.hivecheck import forget
+from rescue.safety.plan import FileRef
+
+
+@dataclass(frozen=True)
+class UndoResult:
+    backup_id: str                       # the backup restored
+    undo_backup_id: str | None           # the backup of the state before this undo
+    applied: bool
+    dry_run: bool
+    restored: tuple[FileRef, ...] = ()   # copied back from the backup
+    removed: tuple[FileRef, ...] = ()    # created by the run, removed
+    identical: tuple[FileRef, ...] = ()  # already byte-identical to the backup
+    not_kept: int = 0                    # deleted by the run without being kept: cannot come back
+
+    def to_json(self) -> dict:
+        return {"backup_id": self.backup_id, "undo_backup_id": self.undo_backup_id, "applied": self.applied,
+                "dry_run": self.dry_run, "restored": [f.to_json() for f in self.restored],
+                "removed": [f.to_json() for f in self.removed], "identical": [f.to_json() for f in self.identical],
+                "not_kept": self.not_kept}
+
+
+def choose(target, backup_id: str | None) -> B.Manifest:
+    backups = B.list_backups(target)
+    label = render.target_label(target)
+    if backup_id:
+        found = next((m for m in backups if m.id == backup_id), None)
+        if found is None:
+            raise NotFoundError(f"There is no backup {backup_id} on {label}.",
+                                hint=f"`rescue backups {label}` lists them.")
+        if found.status in ("incomplete", "unreadable"):
+            raise NotFoundError(f"Backup {backup_id} is {found.status} (the run stopped before changing anything), "
+                                "so there is nothing to undo.")
+        return found
+    active = [m for m in backups if m.status in B.ACTIVE]
+    if not active:
+        raise NotFoundError(f"There is no backup to undo on {label}.",
+                            hint=f"`rescue backups {label}` lists the backups and their status.")
+    return active[-1]
+
+
+def _table(target, manifest: B.Manifest, states: list[tuple[B.BackupEntry, str]]) -> Table:
+    table = Table(title=f"Undo {manifest.kind} {manifest.id} ({manifest.title or 'no title'}, {manifest.status})",
+                  title_justify="left")
+    table.add_column("file")
+    table.add_column("action")
+    table.add_column("now → after undo")
+    for entry, now in states:
+        if entry.stored:
+            action = "already identical" if now == entry.sha256 else "restore from backup"
+            to = f"sha256 {entry.sha256[:12]}… ({entry.size:,} bytes)"
+        elif not entry.existed:
+            action = "remove (created by the run)" if now != "absent" else "already absent"
+            to = "(absent)"
+        else:
+            continue
+        shown_now = "(absent)" if now == "absent" else f"sha256 {now[:12]}…"
+        table.add_row(render.file_label(target, entry.file), action, f"{shown_now} → {to}")
+    return table
+
+
+def undo(target, *, backup_id: str | None = None, dry_run: bool, assume_yes: bool, json_output: bool) -> UndoResult:
+    from rescue.cli.common import info, out, print_json, warn
+
+    manifest = choose(target, backup_id)
+    restorable = [e for e in manifest.files if e.stored or not e.existed]
+    not_kept = [e for e in manifest.files if e.existed and not e.stored]
+    states = []
+    for e in restorable:
+        states.append((e, target.sha256(e.file) if target.exists(e.file) else "absent"))
+    changed_since = [e for e, now in states if e.after_sha256 is not None and now not in (e.after_sha256, e.sha256)]
+    if not json_output:
+        out.print(_table(target, manifest, states))
+        if not_kept:
+            out.print(f"  {len(not_kept)} file(s) deleted by that run were not kept (by design, e.g. a page file) "
+                      "and cannot be restored.")
+        for e in changed_since:
+            out.print(f"  note: {render.file_label(target, e.file)} changed after that run (Windows booted since?); "
+                      "undo puts back the state from before the run anyway.")
+
+    def finish(result: UndoResult) -> UndoResult:
+        if json_output:
+            print_json({"backup": manifest.summary_json(), "result": result.to_json()})
+        return result
+
+    if dry_run:
+        if not json_output:
+            out.print("Dry run: nothing was written.")
+        return finish(UndoResult(manifest.id, None, False, True, not_kept=len(not_kept)))
+    if not target.write:
+        raise RuntimeError("undo() needs a target opened for writing")  # caller bug
+    work = [(e, now) for e, now in states if not ((e.stored and now == e.sha256) or (not e.existed and now == "absent"))]
+    if not work:
+        if not json_output:
+            out.print("Every file already is as the backup holds it; nothing to do.")
+        B.write_manifest(target, replace(manifest, status="undone"))
+        return finish(UndoResult(manifest.id, None, False, False,
+                                 identical=tuple(e.file for e, _ in states), not_kept=len(not_kept)))
+    render.confirm(f"Restore {len(work)} file(s) from backup {manifest.id}?", assume_yes=assume_yes)
+
+    label = render.target_label(target)
+    keeps = [B.Keep(e.file, e.role, True, sha256=None if now == "absent" else now) for e, now in work]
+    plan = {"title": f"undo {manifest.id}", "restores": manifest.id,
+            "files": [{"file": e.file.to_json(), "to_sha256": e.sha256, "action": "restore" if e.stored else "remove"}
+                      for e, _ in work]}
+    mine = B.make_backup(target, keeps, kind="undo", target_label=label, plan=plan, undoes=manifest.id)
+    info(f"Current state backed up as {mine.id} in {B.location(target, mine.id)} (so this undo can be undone).")
+    forget(target)
+    restored, removed = [], []
+    try:
+        for e, _ in work:
+            what = B.restore_entry(target, manifest.id, e)
+            (restored if what == "restored" else removed if what == "removed" else []).append(e.file)
+    except (Exception, KeyboardInterrupt) as exc:
+        # Put back what this undo already changed, from its own backup.
+        problems = []
+        for entry in mine.files:
+            try:
+                B.restore_entry(target, mine.id, entry)
+            except (RescueError, OSError, RuntimeError) as exc2:
+                problems.append(f"{target.describe(entry.file)}: {B._short(exc2)}")
+        B.write_manifest(target, replace(mine, status="rollback-failed" if problems else "rolled-back"))
+        what = exc.message if isinstance(exc, RescueError) else B._short(exc)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        msg = f"Undo of {manifest.id} failed ({what}); " + (
+            f"putting the files back as they were failed too ({'; '.join(problems[:3])})." if problems
+            else "the files were put back as they were before this undo.")
+        raise (VerifyError if isinstance(exc, VerifyError) else WriteFailedError)(msg) from None
+    target.sync()
+    after = {e.file: e.sha256 if e.stored else None for e, _ in work}
+    B.write_manifest(target, replace(mine, status="applied",
+                                     files=tuple(replace(x, after_sha256=after.get(x.file)) for x in mine.files)))
+    B.write_manifest(target, replace(manifest, status="undone", undone_by=mine.id))
+    result = UndoResult(manifest.id, mine.id, True, False, tuple(restored), tuple(removed),
+                        tuple(e.file for e, now in states if (e, now) not in work), len(not_kept))
+    if not json_output:
+        out.print(f"[green]Restored[/green] {len(restored)} file(s) and removed {len(removed)} from backup {manifest.id}; "
+                  f"each reads back byte-identical (sha256). `rescue undo {label}` again would undo this undo "
+                  f"(backup {mine.id}).")
+        if not_kept:
+            warn(f"{len(not_kept)} file(s) deleted by that run were not kept and were not restored.")
+    return finish(result)
+
+
+def backups_table(target, manifests: list[B.Manifest]) -> Table:
+    table = Table(title=f"Backups on {B.location(target, '')}".rstrip("\\/"), title_justify="left")
+    for col in ("id", "created", "kind", "status", "files", "title"):
+        table.add_column(col)
+    for m in manifests:
+        status = m.status + (f" (by {m.undone_by})" if m.undone_by else "")
+        title = m.title + (f" [undoes {m.undoes}]" if m.undoes else "")
+        table.add_row(m.id, m.created, m.kind, status, f"{m.kept}/{len(m.files)} kept", title)
+    return table
