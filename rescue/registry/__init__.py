@@ -6,7 +6,8 @@ dump_file=None)` reads SYSTEM once through an open target and returns a `Registr
 settings per control set, where they point, page files found, crash dump settings per control set,
 dump-space check, WHEA BadPages, and `findings`: typed `rescue.repairs.findings.Finding`s with ids
 "pagefile-not-on-temp-drive", "crashdump-disabled", "nmi-crashdump-off", "dump-volume-too-small",
-"whea-bad-pages"); `summary.summarize_hive(system_path, ref=..., layout=..., found=...)` does the same
+"whea-bad-pages"; `system_copy` is the host copy it read, logs replayed: open it with `Hive(...)` for the
+planners); `summary.summarize_hive(system_path, ref=..., layout=..., found=...)` does the same
 without a target. Pure readers: `pagefile.read_pagefile_settings(system)`, `crashdump.read_crashdump(system)`,
 `findings.read_whea_badpages(system)` (system = host path or open `Hive`). Planners:
 `pagefile.plan_pagefile_reset(system, ref, found, location="D:\\pagefile.sys 0 0", temp_drive="D:")`

@@ -61,6 +61,7 @@ class RegistrySummary:
     dump_space: DumpSpaceCheck
     whea: tuple[WheaBadPages, ...]
     findings: tuple[Finding, ...]
+    system_copy: Path | None = None       # the host copy read (logs replayed): planners reuse it
 
     def to_json(self) -> dict:
         return {"system_hive": self.system.to_json(), "temp_drive": self.temp_drive,
@@ -93,7 +94,7 @@ def summarize_hive(system, *, ref: FileRef, layout=None, found: tuple[FoundPagef
     build = layout.root.build if layout is not None and layout.root is not None else None
     findings = registry_findings(pf, cd, temp_drive=temp, layout=layout, dump_space=space, whea=whea, build=build)
     return RegistrySummary(ref, temp, pf, locate(pf.current_settings, layout, found, temp), tuple(found), cd,
-                           space, whea, findings)
+                           space, whea, findings, system_copy=hive.path)
 
 
 def summarize(target, *, temp_drive: str = DEFAULT_TEMP_DRIVE, ram_bytes: int | None = None,

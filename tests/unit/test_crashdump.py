@@ -178,3 +178,9 @@ def test_cli_show_and_bad_input(tmp_path, capsys):
     assert run(["crashdump", "enable", str(p), "--dump-file", "MEMORY.DMP", "--yes"]) == ExitCode.USAGE
     assert "not a dump file path" in capsys.readouterr().err
     assert p.read_bytes() == before
+
+
+def test_summary_keeps_the_copy_it_read(tmp_path):
+    p = build_system_hive(tmp_path / "SYSTEM")
+    s = summarize_hive(p, ref=FileRef(str(p)))
+    assert s.system_copy == p and Hive(s.system_copy).get_value("Select", "Current") == 1
