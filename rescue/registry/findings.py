@@ -103,7 +103,11 @@ def registry_findings(pagefile: PagefileReport | None, crash: CrashDumpReport | 
         drives = effective_drives(s)
         bad = [d for d in drives if d != temp]
         raw = ", ".join(p.raw for p in s.paging_files) or "(empty: no page file)"
-        if bad:
+        if not drives and any(p.drive in ("?:", None) for p in s.paging_files):
+            out.append(Finding(fid, ftitle, UNKNOWN,
+                               f"PagingFiles = {raw}: Windows picks the drive and ExistingPageFiles does not say "
+                               "which it used"))
+        elif bad:
             where = []
             for d in bad:
                 vol = layout.volume_by_letter(d) if layout is not None else None

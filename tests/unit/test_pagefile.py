@@ -19,7 +19,7 @@ from rescue.registry.pagefile import (AUTOMATIC, FIXED, SYSTEM_MANAGED, FoundPag
                                       locate, normalize_location, parse_paging_file, plan_pagefile_reset,
                                       read_pagefile_settings)
 from rescue.registry.render import pagefile_lines
-from rescue.repairs.findings import FOUND, OK
+from rescue.repairs.findings import FOUND, OK, UNKNOWN
 from rescue.safety.plan import DeleteFile, FileRef, SetValue
 from rescue.samples.hives import build_system_hive
 
@@ -176,9 +176,11 @@ def test_locate_and_findings(tmp_path):
         "D:": (["D:\\pagefile.sys"], ["\\??\\D:\\pagefile.sys"], OK, "PagingFiles = D:\\pagefile.sys"),
         "auto": (["?:\\pagefile.sys"], ["\\??\\C:\\pagefile.sys"], FOUND, "C: (on os.vhd)"),
         "F:": (["F:\\pagefile.sys 512 512"], [], FOUND, "F: (not attached)"),
+        "?": (["?:\\pagefile.sys"], [], UNKNOWN, "ExistingPageFiles does not say"),
+        "none": ([], [], OK, "(empty: no page file)"),
     }
     for name, (pf, epf, status, evidence) in cases.items():
-        p = build_system_hive(tmp_path / f"S-{name[0]}", paging_files=pf, existing_page_files=epf)
+        p = build_system_hive(tmp_path / f"S-{name}", paging_files=pf, existing_page_files=epf)
         report = read_pagefile_settings(p)
         (f,) = [x for x in registry_findings(report, None, layout=layout) if x.id == "pagefile-not-on-temp-drive"]
         assert f.status == status and evidence in f.evidence, (name, f)
