@@ -29,7 +29,7 @@ from rescue.errors import RescueError, UnsafeStateError, VerifyError, WriteFaile
 from rescue.hive.regf import read_header
 from rescue.safety import backup as B
 from rescue.safety import render
-from rescue.safety.hivecheck import HiveState, assess, forget
+from rescue.safety.hivecheck import HiveState, announce, assess, forget
 from rescue.safety.hivecheck import safe_hive_copy  # noqa: F401  (public entry point, see the brief)
 from rescue.safety.plan import HIVE_CHANGES, DeleteFile, DeleteKey, DeleteValue, FileRef, Plan, SetValue, WriteFile
 from rescue.target import sha256_file
@@ -404,8 +404,9 @@ def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output:
         raise RuntimeError("execute() needs a target opened for writing")  # caller bug
 
     prep = _prepare(target, plan, discard_hive_logs)
-    for note in prep.notes:
-        (warn if "discard" in note else info)(note)
+    for w in prep.works:
+        if isinstance(w, _HiveWork):
+            announce(target, w.state)
     _check_room(target, prep)
     n_files = len(plan.files_touched())
     render.confirm(f"Apply {len(plan.changes)} change(s) to {n_files} file(s)?", assume_yes=assume_yes)
@@ -416,11 +417,11 @@ def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output:
                              notes=tuple(prep.notes))
     where = B.location(target, manifest.id)
     info(f"Backup {manifest.id} written to {where}.")
-    faults("after-backup")
 
     started: list[FileRef] = []
     notes = list(prep.notes)
     try:
+        faults("after-backup")
         after = _apply(target, prep, faults, started, notes)
     except (Exception, KeyboardInterrupt) as exc:
         forget(target)

@@ -232,7 +232,7 @@ def restore_entry(target, backup_id: str, entry: BackupEntry) -> str:
     ref = entry.file
     if entry.stored:
         if target.exists(ref) and target.sha256(ref) == entry.sha256:
-            _drop_temp(target, ref)
+            drop_temp(target, ref)
             return "identical"
         tmp = target.companion(ref, TEMP_SUFFIX)
         target.copy(child(backup_dir(target, backup_id), entry.stored), tmp)
@@ -245,7 +245,7 @@ def restore_entry(target, backup_id: str, entry: BackupEntry) -> str:
                               f"different (sha256 {got[:12]}…, expected {entry.sha256[:12]}…).")
         return "restored"
     if not entry.existed:
-        _drop_temp(target, ref)
+        drop_temp(target, ref)
         if target.exists(ref):
             target.delete(ref)
             return "removed"
@@ -253,7 +253,7 @@ def restore_entry(target, backup_id: str, entry: BackupEntry) -> str:
     return "not kept"
 
 
-def _drop_temp(target, ref: FileRef) -> None:
+def drop_temp(target, ref: FileRef) -> None:
     """A run killed mid-upload leaves `<file>.rescue-new` beside the file; remove it."""
     tmp = target.companion(ref, TEMP_SUFFIX)
     try:

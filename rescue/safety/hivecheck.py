@@ -166,18 +166,23 @@ def safe_hive_copy(target, ref: FileRef, *, discard_hive_logs: bool = False) -> 
     """A host copy of the hive `ref` for READING: with pending .LOG1/.LOG2 entries replayed when the
     hive is dirty, else the plain copy. When the logs cannot be replayed the plain copy is returned
     with a warning (reading is never refused; `execute` refuses to edit such a hive)."""
+    state = assess(target, ref, discard_hive_logs=discard_hive_logs)
+    announce(target, state, reading=True)
+    return state.base
+
+
+def announce(target, state: HiveState, *, reading: bool = False) -> None:
+    """Say once per command (on stderr) what was found about a hive that is not clean."""
     from rescue.cli.common import info, warn
 
-    state = assess(target, ref, discard_hive_logs=discard_hive_logs)
     told = _CACHE.setdefault(target, {}).setdefault("told", set())
-    if ref in told:
-        return state.base
-    told.add(ref)
+    if state.verdict == "clean" or state.ref in told:
+        return
+    told.add(state.ref)
     if state.verdict == "replayed":
-        info(f"{state.label}: {state.summary}; the disk is unchanged.")
-    elif state.verdict == "refused":
+        info(f"{state.label}: {state.summary}; the disk is unchanged so far.")
+    elif state.verdict == "refused" and reading:
         warn(f"{state.label}: {state.problem}. Showing it as last fully written; editing it will be "
              "refused unless --discard-hive-logs is given.")
     elif state.verdict == "discarded":
         warn(f"{state.label}: {state.summary}.")
-    return state.base

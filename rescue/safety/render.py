@@ -88,10 +88,14 @@ def plan_table(target, plan: Plan) -> Table:
             table.add_row(str(i), step.title, "", f"[dim]skipped: {step.skipped or 'nothing to change'}[/dim]", "")
             continue
         shown = step.changes if len(step.changes) <= MAX_ROWS_PER_STEP else step.changes[:MAX_ROWS_PER_STEP - 2]
+        last_file = None
         for j, change in enumerate(shown):
             what, before_after = change_cells(change)
-            table.add_row(str(i) if j == 0 else "", step.title if j == 0 else "", file_label(target, change.file),
-                          what, before_after)
+            label = file_label(target, change.file)
+            # The file is named once per run of changes to it (a hive path is long; repeating it is noise).
+            table.add_row(str(i) if j == 0 else "", step.title if j == 0 else "",
+                          label if label != last_file else "", what, before_after)
+            last_file = label
         rest = step.changes[len(shown):]
         if rest:
             size = sum(c.size for c in rest if isinstance(c, DeleteFile))

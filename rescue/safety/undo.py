@@ -111,12 +111,17 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, assume_yes: boo
         raise RuntimeError("undo() needs a target opened for writing")  # caller bug
     work = [(e, now) for e, now in states if not ((e.stored and now == e.sha256) or (not e.existed and now == "absent"))]
     if not work:
+        for e, _ in states:
+            B.drop_temp(target, e.file)   # what a run killed mid-upload left beside the file
         if not json_output:
             out.print("Every file already is as the backup holds it; nothing to do.")
         B.write_manifest(target, replace(manifest, status="undone"))
         return finish(UndoResult(manifest.id, None, False, False,
                                  identical=tuple(e.file for e, _ in states), not_kept=len(not_kept)))
     render.confirm(f"Restore {len(work)} file(s) from backup {manifest.id}?", assume_yes=assume_yes)
+    for e, now in states:
+        if (e, now) not in work:
+            B.drop_temp(target, e.file)
 
     label = render.target_label(target)
     keeps = [B.Keep(e.file, e.role, True, sha256=None if now == "absent" else now) for e, now in work]
