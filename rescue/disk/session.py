@@ -601,6 +601,11 @@ class DiskSession:
         sample's pagefile.sys whose deletion must free that much space. Builders only."""
         self.g.fallocate64(path, size)
 
+    def extract_tar(self, host_tar: str | Path, directory: str) -> None:
+        """Unpack a host tarball below `directory` in one call (sample builders write a whole
+        volume tree at once instead of one call per file)."""
+        self.g.tar_in(str(host_tar), directory)
+
     # --- space (issue 6): bounded metadata walks, batched deletes, growing a partition + NTFS ----
     def lstat_tree(self, root: str, *, limit: int | None = None) -> tuple[list["TreeEntry"], bool]:
         """Every entry below directory `root` (not `root` itself), from metadata only, never
