@@ -110,8 +110,9 @@ def set_change(store: BcdStore, ref: FileRef, obj: BcdObject, code: int, value, 
     reg_type, data = encode(code, value)
     name = C.element_name(code, obj.type)
     return SetValue(file=ref, key=obj.element_path(code), name="Element", type=reg_type, data=data,
-                    before_type=None if old is None else old.reg_type,
-                    before_data=None if old is None else old.raw,
+                    # An element key without its value has no "before" value to check.
+                    before_type=None if old is None or old.reg_type is None else old.reg_type,
+                    before_data=None if old is None or old.reg_type is None else old.raw,
                     reason=reason or f"{_label(obj)} {name} = {_shown(store, code, value)}")
 
 
