@@ -1,0 +1,165 @@
+"""Sample disks: realistic Windows-like VM disks with real NTFS/FAT filesystems and real-format hives.
+
+Used by `make demo`, the tests (tests/conftest.py `sample_disk`) and the benchmarks. Every sample is
+built once per builder version and cached under `.cache/samples/<key>/` (rescue.samples.cache): ONE
+libguestfs appliance launch builds every raw image; other formats are converted on the host with
+qemu-img on first use.
+
+Names: `<base>.<format>` for every base below and format in raw, vhd (dynamic VHD), vhdx, qcow2,
+e.g. "gen2-broken.vhd", "gen1-broken.vhdx", "gen2-healthy.qcow2", "gen1-broken.raw",
+"data-disk.vhd"; plus the special files "truncated.vhd" and "not-a-disk.vhd".
+
+Bases (CATALOGUE):
+  gen1-broken / gen2-broken   the article's broken state (0xC0000017): C: under 300 MB free (a 256 MiB
+                              C: holding a 16 MiB pagefile.sys and a 4 MiB Windows Update download),
+                              bad-memory list in the BCD {badmemory}, page file on C: (PagingFiles
+                              "C:\\pagefile.sys 0 0"), EMS off (no loader `ems`, no emsport/baudrate,
+                              bootems No), crash dumps off (CrashDumpEnabled 0, no NMICrashDump),
+                              files in Disk Cleanup categories.
+  gen1-healthy / gen2-healthy the state the article's steps leave: page file on D: (temporary drive),
+                              EMS on with EMSPORT 1 / 115200, CrashDumpEnabled 1 + DumpFile + NMICrashDump
+                              1, no bad memory, C: ~900 MiB with plenty free.
+  data-disk                   GPT data disk (MSR + NTFS "Data"), E: in every OS sample's MountedDevices.
+  data-disk-pagefile          the same disk (same GUIDs, so also E:) holding an 8 MiB \\pagefile.sys.
+  no-windows                  MBR: an NTFS data partition and an ext4 partition, no Windows.
+  empty                       64 MiB of zeros: no partition table.
+  bitlocker                   gen2 layout whose C: boot sector carries the BitLocker OEM id "-FVE-FS-".
+  hibernated                  gen2-broken plus \\hiberfil.sys starting "HIBR" (ntfs-3g: hibernated).
+  two-windows                 gen2 layout with two Windows volumes (p3 Server 2019, p4 Server 2016),
+                              both in the BCD display order.
+  dirty-hive                  gen2 layout whose SYSTEM is dirty (sequence numbers differ) with
+                              non-empty SYSTEM.LOG1/.LOG2: the real regipy SYSTEM_B + logs from
+                              ../shared/realdata when present (C:'s GPT GUID is then the one its
+                              MountedDevices names), else our SYSTEM marked dirty + a synthetic log.
+
+Facts the tests compare against (GUIDs, signatures, offsets) come from `identity(base)` and
+`options(base)`; nothing needs to be read back from the images to know what they should hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FORMATS = ("raw", "vhd", "vhdx", "qcow2")
+SPECIAL = ("truncated.vhd", "not-a-disk.vhd")
+
+# Page frame numbers of the broken samples' badmemorylist (the first two are Microsoft's example in
+# "How to Manage the PFA Memory List": bcdedit shows 0xffe38 and 0x100f).
+BROKEN_PFNS = (0xFFE38, 0x100F, 0x3A7C2)
+
+
+@dataclass(frozen=True)
+class WindowsOptions:
+    """What a Windows OS sample holds. Defaults are the healthy Azure VM (the article's end state)."""
+
+    generation: str = "gen2"                      # gen1 (MBR, BIOS) | gen2 (GPT, UEFI)
+    disk_mib: int = 1024                          # virtual size
+    c_size_mib: int | None = None                 # None: C: runs to the end of the disk (less 1 MiB)
+    product: str = "Windows Server 2019 Datacenter"
+    build: int = 17763
+    # registry
+    current: int = 1
+    control_sets: tuple[int, ...] = (1, 2)
+    pagefile_on: str | None = "D:"                # PagingFiles drive
+    crash_dumps: bool = True                      # CrashDumpEnabled 1 (True) / 0 (False)
+    nmi: bool = True                              # NMICrashDump 1 / absent
+    whea_bad_pages: bytes | None = None           # SYSTEM Control\WHEA BadPages (builds 19042+)
+    # BCD
+    bad_memory_pfns: tuple[int, ...] = ()
+    ems: bool = True                              # default loader ems (0x260000b0)
+    emssettings: tuple[int, int] | None = (1, 115200)
+    bootems: bool = False                         # {emssettings} bootems
+    bootmgr_bootems: bool = True                  # {bootmgr} bootems (Azure image preparation)
+    # files on C:
+    pagefile_mib: int = 0                         # \pagefile.sys on C: (0: none)
+    download_cache_mib: int = 0                   # one file in SoftwareDistribution\Download
+    cleanup_files: bool = False                   # small files in Disk Cleanup categories
+    # unsafe states
+    hibernated: bool = False
+    bitlocker: bool = False
+    dirty_hive: bool = False
+    second_windows: bool = False
+
+
+BROKEN = dict(c_size_mib=256, pagefile_on="C:", crash_dumps=False, nmi=False,
+              bad_memory_pfns=BROKEN_PFNS, ems=False, emssettings=None, bootems=False,
+              bootmgr_bootems=False, pagefile_mib=16, download_cache_mib=4, cleanup_files=True)
+
+
+@dataclass(frozen=True)
+class Sample:
+    base: str
+    kind: str                                     # windows | data | other
+    description: str
+    windows: WindowsOptions | None = None
+    options: dict = field(default_factory=dict)   # non-Windows builders' options
+
+
+def _win(base: str, description: str, **kw) -> Sample:
+    return Sample(base, "windows", description, WindowsOptions(**kw))
+
+
+_G1 = dict(generation="gen1", product="Windows Server 2016 Datacenter", build=14393)
+
+CATALOGUE: dict[str, Sample] = {s.base: s for s in (
+    _win("gen1-broken", "Gen1 (MBR) Windows Server 2016 in the 0xC0000017 broken state", **_G1, **BROKEN),
+    _win("gen1-healthy", "Gen1 (MBR) Windows Server 2016, healthy (the article's end state)", **_G1),
+    _win("gen2-broken", "Gen2 (GPT/UEFI) Windows Server 2019 in the 0xC0000017 broken state", **BROKEN),
+    _win("gen2-healthy", "Gen2 (GPT/UEFI) Windows Server 2019, healthy (the article's end state)"),
+    Sample("data-disk", "data", "GPT data disk: MSR + NTFS 'Data' (E: in the OS samples' MountedDevices)",
+           options={"pagefile_mib": 0}),
+    Sample("data-disk-pagefile", "data", "the data disk (same GUIDs: E:) with an 8 MiB \\pagefile.sys",
+           options={"pagefile_mib": 8}),
+    Sample("no-windows", "other", "MBR disk with an NTFS and an ext4 partition, no Windows"),
+    Sample("empty", "other", "64 MiB of zeros, no partition table"),
+    _win("bitlocker", "Gen2 layout whose C: carries the BitLocker signature -FVE-FS-", bitlocker=True,
+         **{**BROKEN, "pagefile_mib": 0, "download_cache_mib": 0, "cleanup_files": False}),
+    _win("hibernated", "Gen2 broken sample with a hibernated C: (hiberfil.sys 'HIBR')", hibernated=True,
+         **{**BROKEN, "pagefile_mib": 4, "download_cache_mib": 0}),
+    _win("two-windows", "Gen2 disk with two Windows volumes (choose with --root)", second_windows=True,
+         c_size_mib=256),
+    _win("dirty-hive", "Gen2 broken sample whose SYSTEM hive is dirty with pending .LOG1/.LOG2",
+         dirty_hive=True, **{**BROKEN, "c_size_mib": None, "pagefile_mib": 4, "download_cache_mib": 0}),
+)}
+
+
+def names() -> list[str]:
+    """Every sample name that `sample_path` / the `sample_disk` fixture accept."""
+    return [f"{b}.{f}" for b in CATALOGUE for f in FORMATS] + list(SPECIAL)
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """"gen2-broken.vhd" -> ("gen2-broken", "vhd"); special files -> (name, "special")."""
+    if name in SPECIAL:
+        return name, "special"
+    base, dot, fmt = name.rpartition(".")
+    if not dot or base not in CATALOGUE or fmt not in FORMATS:
+        raise KeyError(f"unknown sample {name!r}; known: {', '.join(names())}")
+    return base, fmt
+
+
+def options(base: str) -> WindowsOptions:
+    sample = CATALOGUE[base]
+    if sample.windows is None:
+        raise KeyError(f"{base} is not a Windows sample")
+    return sample.windows
+
+
+def identity(base: str):
+    """The disk identity (MBR signature + offsets, or GPT GUIDs) the sample's hives name."""
+    from rescue.samples.disks import ids_for
+
+    return ids_for(base)
+
+
+def sample_path(name: str) -> Path:
+    """The cached image for `name` (built on first use). Treat it as read-only: copy it first
+    (tests: the `sample_disk` fixture) before anything may write to it."""
+    from rescue.samples.cache import sample_path as _path
+
+    return _path(name)
+
+
+__all__ = ["CATALOGUE", "FORMATS", "SPECIAL", "BROKEN_PFNS", "WindowsOptions", "Sample", "names",
+           "split_name", "options", "identity", "sample_path"]

@@ -1,0 +1,570 @@
+"""Real-format Windows hives for samples and tests, written with our minimal-hive writer + hivex.
+
+Each builder writes a hive laid out as Windows lays it out, value types and byte lengths included,
+checked against the real hives in ../shared/realdata/ (README there):
+- SYSTEM: `Select` (Current/Default/Failed/LastKnownGood, REG_DWORD), `ControlSet00N\\Control\\
+  Session Manager\\Memory Management` (PagingFiles / ExistingPageFiles REG_MULTI_SZ as in
+  regipy_win7_x86_SYSTEM), `Control\\CrashControl` (as in the Win7 and Win10 hives), `ComputerName`,
+  a few `Services`, `MountedDevices` (MBR: u32 disk signature + u64 byte offset; GPT: "DMIO:ID:" +
+  partition GUID, bytes_le: libyal winreg-kb "Mounted devices").
+- SOFTWARE: `Microsoft\\Windows NT\\CurrentVersion` and `ProfileList`.
+- BCD: the system store bcdboot makes, object by object as in realdata/bcd/regipy_win10_uefi_BCD
+  (Gen2) and windeploy_win10_bios_mbr_BCD / galton_win7_bios_mbr_BCD (Gen1), with the Azure image
+  preparation settings (Microsoft, "Prepare a Windows VHD or VHDX to upload to Azure": recoveryenabled
+  Off, bootstatuspolicy IgnoreAllFailures, integrityservices, `{bootmgr}` displaybootmenu/timeout 5/
+  bootems, `/ems {current} ON`, `/emssettings EMSPORT:1 EMSBAUDRATE:115200`).
+  Encodings per BCD-REFERENCE.md §6: integers 8 bytes LE, booleans 1 byte, objects REG_SZ "{guid}"
+  lower case, object lists REG_MULTI_SZ, devices the 88-byte partition structure.
+
+Nothing here touches a disk: these are host files, uploaded by rescue.samples.disks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from rescue.bcd import constants as C
+from rescue.hive import Hive, write_minimal_hive
+from rescue.hive import values as V
+from rescue.hive.regf import base_block_checksum
+
+# Element codes the store needs that rescue.bcd.constants names only in its name tables
+# (GC-EL names; codes checked against the real stores, BCD-REFERENCE.md §3).
+LOCALE = 0x12000005
+RECOVERYENABLED = 0x16000009
+BADMEMORYACCESS = 0x1600000B
+DEBUGTYPE = 0x15000011
+INTEGRITYSERVICES = 0x1500004B
+ALLOWEDINMEMORYSETTINGS = 0x17000077
+BOOTMGR_RESUMEOBJECT = 0x23000006
+OSLOADER_RESUMEOBJECT = 0x23000003
+TOOLSDISPLAYORDER = 0x24000010
+DISPLAYBOOTMENU = 0x26000020       # in {bootmgr}
+NX = 0x25000020                    # in an OS loader: 0 OptIn, 1 OptOut, 2 AlwaysOff, 3 AlwaysOn
+BOOTMENUPOLICY = 0x250000C2        # 0 Legacy, 1 Standard
+BOOTSTATUSPOLICY = 0x250000E0      # 1 IgnoreAllFailures
+RESUME_BOOTMENUPOLICY = 0x25000008
+HYPERVISORDEBUGTYPE, HYPERVISORDEBUGPORT, HYPERVISORBAUDRATE = 0x250000F3, 0x250000F4, 0x250000F5
+
+# Fixed GUIDs of the non-well-known objects in our stores (bcdedit makes random ones per machine;
+# fixed ones let tests name them). 00155d is Hyper-V's MAC prefix, a nod to where Azure VMs run.
+LOADER_GUID = "{0ee1c3a2-9f4b-11ee-8c1a-00155d010203}"
+RESUME_GUID = "{0ee1c3a1-9f4b-11ee-8c1a-00155d010203}"
+SECOND_LOADER_GUID = "{0ee1c3a3-9f4b-11ee-8c1a-00155d010203}"
+
+AZURE_USER = "azureuser"
+AZURE_USER_SID = "S-1-5-21-3288219532-1843474312-2441395046-500"
+
+
+# --- disk identities: what MountedDevices and BCD devices point at -----------------------------
+@dataclass(frozen=True)
+class DiskIds:
+    """The identity of a Windows OS disk as its hives name it.
+
+    Gen1 (MBR): the disk signature and the byte offsets of the active system partition (bootmgr's
+    device) and of C:. Gen2 (GPT): the disk GUID and the partition GUIDs of the ESP and C:.
+    GUIDs are given as "xxxxxxxx-...", any case.
+    """
+
+    generation: str                       # "gen1" | "gen2"
+    mbr_signature: int | None = None
+    system_offset: int | None = None      # gen1: start of the System Reserved partition, bytes
+    os_offset: int | None = None          # gen1: start of C:, bytes
+    disk_guid: str | None = None          # gen2
+    esp_guid: str | None = None           # gen2
+    os_guid: str | None = None            # gen2
+
+    def os_device(self) -> bytes:
+        if self.generation == "gen1":
+            return mbr_partition_device(self.mbr_signature, self.os_offset)
+        return gpt_partition_device(self.os_guid, self.disk_guid)
+
+    def system_device(self) -> bytes:
+        if self.generation == "gen1":
+            return mbr_partition_device(self.mbr_signature, self.system_offset)
+        return gpt_partition_device(self.esp_guid, self.disk_guid)
+
+    def os_mounted_device(self) -> bytes:
+        if self.generation == "gen1":
+            return mbr_mounted_device(self.mbr_signature, self.os_offset)
+        return gpt_mounted_device(self.os_guid)
+
+    def system_mounted_device(self) -> bytes:
+        if self.generation == "gen1":
+            return mbr_mounted_device(self.mbr_signature, self.system_offset)
+        return gpt_mounted_device(self.esp_guid)
+
+
+def mbr_mounted_device(signature: int, offset: int) -> bytes:
+    """MountedDevices data of an MBR partition: u32 disk signature + u64 partition byte offset."""
+    return struct.pack("<IQ", signature, offset)
+
+
+def gpt_mounted_device(partition_guid: str) -> bytes:
+    """MountedDevices data of a GPT partition: "DMIO:ID:" + the partition GUID (bytes_le)."""
+    return b"DMIO:ID:" + uuid.UUID(partition_guid).bytes_le
+
+
+def _device_header(device_type: int, size: int = 72) -> bytes:
+    # 16-byte additional-options GUID (zero), then DeviceType, Flags, Size, reserved (§6).
+    return bytes(16) + struct.pack("<IIII", device_type, 0, size, 0)
+
+
+def gpt_partition_device(partition_guid: str, disk_guid: str) -> bytes:
+    """88-byte BCD partition device, GPT: partition GUID, block type 0, style 0, disk GUID."""
+    data = (_device_header(6) + uuid.UUID(partition_guid).bytes_le + struct.pack("<II", 0, 0)
+            + uuid.UUID(disk_guid).bytes_le + bytes(16))
+    assert len(data) == 88
+    return data
+
+
+def mbr_partition_device(signature: int, offset: int) -> bytes:
+    """88-byte BCD partition device, MBR: byte offset, block type 0, style 1, disk signature."""
+    data = (_device_header(6) + struct.pack("<QQ", offset, 0) + struct.pack("<II", 0, 1)
+            + struct.pack("<I", signature) + bytes(12) + bytes(16))
+    assert len(data) == 88
+    return data
+
+
+def boot_device() -> bytes:
+    """`device boot` (type 5), 88 bytes, rest zero (windeploy_win10_bios_mbr_BCD)."""
+    return _device_header(5) + bytes(56)
+
+
+# --- small helpers -------------------------------------------------------------------------------
+def _new_hive(path: str | Path, root_name: str, file_name: str, minor: int) -> Hive:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_minimal_hive(path, root_name=root_name, file_name=file_name, minor_version=minor)
+    return Hive(path, write=True)
+
+
+def _dword(h: Hive, key: str, name: str, n: int) -> None:
+    h.set(key, name, V.REG_DWORD, V.encode_dword(n))
+
+
+def _sz(h: Hive, key: str, name: str, text: str, expand: bool = False) -> None:
+    h.set(key, name, V.REG_EXPAND_SZ if expand else V.REG_SZ, V.encode_sz(text))
+
+
+def _multi(h: Hive, key: str, name: str, items: Sequence[str]) -> None:
+    h.set(key, name, V.REG_MULTI_SZ, V.encode_multi_sz(list(items)))
+
+
+def mounted_device_name(letter_or_name: str) -> str:
+    """"C:" -> "\\DosDevices\\C:"; a full value name ("\\??\\Volume{...}") is kept."""
+    if letter_or_name.startswith("\\"):
+        return letter_or_name
+    return "\\DosDevices\\" + letter_or_name.upper().rstrip("\\").rstrip(":") + ":"
+
+
+def volume_name(seed: str) -> str:
+    """A stable `\\??\\Volume{guid}` name for a volume (Windows makes random ones)."""
+    digest = hashlib.sha256(("rescue-volume/" + seed).encode()).digest()
+    return "\\??\\Volume{" + str(uuid.UUID(bytes=digest[:16], version=4)) + "}"
+
+
+def default_paging_files(pagefile_on: str | None) -> list[str]:
+    """PagingFiles as Windows writes it. Azure's image preparation sets "D:\\pagefile.sys" (the
+    temporary drive); System Properties writes "C:\\pagefile.sys 0 0" for a system-managed file on
+    C:; "?:\\pagefile.sys" is "automatically manage" (both real SYSTEM hives in realdata)."""
+    if pagefile_on is None:
+        return []
+    drive = pagefile_on.upper().rstrip("\\").rstrip(":") + ":"
+    if drive == "D:":
+        return ["D:\\pagefile.sys"]
+    if drive == "?:":
+        return ["?:\\pagefile.sys"]
+    return [f"{drive}\\pagefile.sys 0 0"]
+
+
+def default_existing_page_files(pagefile_on: str | None) -> list[str]:
+    if pagefile_on is None:
+        return []
+    drive = pagefile_on.upper().rstrip("\\").rstrip(":")
+    return [f"\\??\\{'C' if drive == '?' else drive}:\\pagefile.sys"]
+
+
+# --- SYSTEM --------------------------------------------------------------------------------------
+def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Iterable[int] = (1, 2),
+                      last_known_good: int | None = None, failed: int = 0,
+                      mounted_devices: Sequence[tuple[str, bytes]] = (),
+                      pagefile_on: str | None = "D:", paging_files: Sequence[str] | None = None,
+                      existing_page_files: Sequence[str] | None = None,
+                      crash_dumps: bool | int = True, nmi: bool = True, auto_reboot: bool = True,
+                      dump_file: str = "%SystemRoot%\\MEMORY.DMP",
+                      whea_bad_pages: bytes | None = None, computer_name: str = "WINSRV-AZ01",
+                      boot_partition: int = 1, root_name: str = "ROOT") -> Path:
+    """Write a SYSTEM hive.
+
+    `mounted_devices`: (letter like "C:" or a full value name, data) pairs, in order.
+    `pagefile_on`: "C:" / "D:" / "?:" / None; `paging_files` / `existing_page_files` override the
+    REG_MULTI_SZ lists exactly. `crash_dumps`: True = 1 (complete dump, what the article sets),
+    False = 0 (disabled), or a CrashDumpEnabled number. `nmi`: NMICrashDump=1 when True, absent when
+    False (as in every real hive). `whea_bad_pages`: REG_BINARY value `Control\\WHEA\\BadPages`
+    (where builds 19042+ keep PFA bad pages; Microsoft, "How to Manage the PFA Memory List").
+    Every control set gets the same settings.
+    """
+    sets = sorted(set(control_sets))
+    h = _new_hive(path, root_name, "SYSTEM", 5)
+    _dword(h, "Select", "Current", current)
+    _dword(h, "Select", "Default", current)
+    _dword(h, "Select", "Failed", failed)
+    _dword(h, "Select", "LastKnownGood", last_known_good if last_known_good is not None else
+           next((s for s in sets if s != current), current))
+    pf = list(paging_files) if paging_files is not None else default_paging_files(pagefile_on)
+    epf = (list(existing_page_files) if existing_page_files is not None
+           else default_existing_page_files(pagefile_on))
+    dump_level = (1 if crash_dumps else 0) if isinstance(crash_dumps, bool) else int(crash_dumps)
+    for n in sets:
+        cs = f"ControlSet{n:03d}"
+        ctl = f"{cs}\\Control"
+        _multi(h, ctl, "PreshutdownOrder", ["DeviceInstall", "UsoSvc", "gpsvc", "trustedinstaller"])
+        _sz(h, ctl, "SystemBootDevice", f"multi(0)disk(0)rdisk(0)partition({boot_partition})")
+        _sz(h, ctl, "FirmwareBootDevice", f"multi(0)disk(0)rdisk(0)partition({boot_partition})")
+        _sz(h, ctl, "SystemStartOptions", " NOEXECUTE=OPTOUT  NOVGA")
+        _sz(h, f"{ctl}\\ComputerName\\ComputerName", "ComputerName", computer_name)
+        _sz(h, f"{ctl}\\ComputerName\\ActiveComputerName", "ComputerName", computer_name)
+
+        sm = f"{ctl}\\Session Manager"
+        _multi(h, sm, "BootExecute", ["autocheck autochk *"])
+        env = f"{sm}\\Environment"
+        _sz(h, env, "ComSpec", "%SystemRoot%\\system32\\cmd.exe", expand=True)
+        _sz(h, env, "OS", "Windows_NT")
+        _sz(h, env, "TEMP", "%SystemRoot%\\TEMP", expand=True)
+        _sz(h, env, "TMP", "%SystemRoot%\\TEMP", expand=True)
+        _sz(h, env, "windir", "%SystemRoot%", expand=True)
+
+        # Value order and neighbours as in regipy_win7_x86_SYSTEM's Memory Management key.
+        mm = f"{sm}\\Memory Management"
+        for name, val in (("ClearPageFileAtShutdown", 0), ("DisablePagingExecutive", 0),
+                          ("LargeSystemCache", 0), ("NonPagedPoolQuota", 0), ("NonPagedPoolSize", 0),
+                          ("PagedPoolQuota", 0), ("PagedPoolSize", 0), ("SecondLevelDataCache", 0),
+                          ("SessionPoolSize", 4), ("SessionViewSize", 48), ("SystemPages", 0)):
+            _dword(h, mm, name, val)
+        _multi(h, mm, "PagingFiles", pf)
+        _dword(h, mm, "PhysicalAddressExtension", 1)
+        _multi(h, mm, "ExistingPageFiles", epf)
+        h.ensure_key(f"{mm}\\PrefetchParameters")
+        h.ensure_key(f"{mm}\\StoreParameters")
+
+        # CrashControl: the values Windows Server 2016/2019 carry (SYSTEM_B, win7 hive in realdata).
+        cc = f"{ctl}\\CrashControl"
+        _dword(h, cc, "AutoReboot", 1 if auto_reboot else 0)
+        _dword(h, cc, "CrashDumpEnabled", dump_level)
+        _sz(h, cc, "DumpFile", dump_file, expand=True)
+        _multi(h, cc, "DumpFilters", ["dumpfve.sys"])
+        _dword(h, cc, "LogEvent", 1)
+        _sz(h, cc, "MinidumpDir", "%SystemRoot%\\Minidump", expand=True)
+        _dword(h, cc, "MinidumpsCount", 5)
+        _dword(h, cc, "Overwrite", 1)
+        if nmi:
+            _dword(h, cc, "NMICrashDump", 1)
+        h.ensure_key(f"{cc}\\StorageTelemetry")
+
+        if whea_bad_pages is not None:
+            h.set(f"{ctl}\\WHEA", "BadPages", V.REG_BINARY, bytes(whea_bad_pages))
+
+        # A handful of services, shaped like the real ones (Start/Type/ErrorControl/ImagePath).
+        for svc, start, typ, image in (("disk", 0, 1, "System32\\drivers\\disk.sys"),
+                                       ("volmgr", 0, 1, "System32\\drivers\\volmgr.sys"),
+                                       ("Ntfs", 3, 2, None),
+                                       ("sacdrv", 3, 1, "System32\\drivers\\sacdrv.sys"),
+                                       ("Tcpip", 0, 1, "System32\\drivers\\tcpip.sys")):
+            key = f"{cs}\\Services\\{svc}"
+            _dword(h, key, "Start", start)
+            _dword(h, key, "Type", typ)
+            _dword(h, key, "ErrorControl", 1)
+            if image:
+                _sz(h, key, "ImagePath", image, expand=True)
+        h.ensure_key(f"{cs}\\Enum")
+        h.ensure_key(f"{cs}\\Hardware Profiles")
+
+    h.ensure_key("MountedDevices")
+    for name, data in mounted_devices:
+        h.set("MountedDevices", mounted_device_name(name), V.REG_BINARY, bytes(data))
+    h.ensure_key("Setup")
+    _dword(h, "Setup", "SetupType", 0)
+    _sz(h, "Setup", "CmdLine", "")
+    h.ensure_key("RNG")
+    h.ensure_key("WPA")
+    h.commit()
+    return Path(path)
+
+
+# --- SOFTWARE ------------------------------------------------------------------------------------
+def build_software_hive(path: str | Path, *, product: str = "Windows Server 2019 Datacenter",
+                        build: int = 17763, ubr: int = 5830, edition: str = "ServerDatacenter",
+                        installation_type: str = "Server", release_id: str | None = "1809",
+                        build_lab: str | None = None, system_root: str = "C:\\Windows",
+                        owner: str = AZURE_USER,
+                        profiles: Sequence[tuple[str, str]] | None = None,
+                        root_name: str = "ROOT") -> Path:
+    """Write a SOFTWARE hive with `Microsoft\\Windows NT\\CurrentVersion` as Windows 10-family
+    builds keep it: CurrentVersion stays "6.3" for compatibility; the real version is in
+    CurrentMajorVersionNumber/CurrentMinorVersionNumber (REG_DWORD 10 / 0)."""
+    h = _new_hive(path, root_name, "SOFTWARE", 5)
+    cv = "Microsoft\\Windows NT\\CurrentVersion"
+    lab = build_lab or {17763: "17763.rs5_release.180914-1434",
+                        14393: "14393.rs1_release.161220-1747",
+                        20348: "20348.fe_release.210507-1500"}.get(build, f"{build}.release")
+    _sz(h, cv, "BuildLab", lab)
+    _sz(h, cv, "BuildLabEx", f"{lab.split('.', 1)[0]}.1.amd64fre.{lab.split('.', 1)[1]}")
+    _sz(h, cv, "CompositionEditionID", edition)
+    _sz(h, cv, "CurrentBuild", str(build))
+    _sz(h, cv, "CurrentBuildNumber", str(build))
+    _dword(h, cv, "CurrentMajorVersionNumber", 10)
+    _dword(h, cv, "CurrentMinorVersionNumber", 0)
+    _sz(h, cv, "CurrentType", "Multiprocessor Free")
+    _sz(h, cv, "CurrentVersion", "6.3")
+    _sz(h, cv, "EditionID", edition)
+    _sz(h, cv, "InstallationType", installation_type)
+    _dword(h, cv, "InstallDate", 1_600_000_000)
+    _sz(h, cv, "PathName", system_root)
+    _sz(h, cv, "ProductName", product)
+    if release_id:
+        _sz(h, cv, "ReleaseId", release_id)
+    _sz(h, cv, "RegisteredOrganization", "")
+    _sz(h, cv, "RegisteredOwner", owner)
+    _sz(h, cv, "SoftwareType", "System")
+    _sz(h, cv, "SystemRoot", system_root)
+    _dword(h, cv, "UBR", ubr)
+
+    # ProfileList: where each account's NTUSER.DAT lives (reg.exe "user hives by profile").
+    pl = f"{cv}\\ProfileList"
+    _sz(h, pl, "ProfilesDirectory", "%SystemDrive%\\Users", expand=True)
+    _sz(h, pl, "Default", "%SystemDrive%\\Users\\Default", expand=True)
+    _sz(h, pl, "Public", "%SystemDrive%\\Users\\Public", expand=True)
+    _sz(h, pl, "ProgramData", "%SystemDrive%\\ProgramData", expand=True)
+    base = [("S-1-5-18", "%systemroot%\\system32\\config\\systemprofile"),
+            ("S-1-5-19", "%systemroot%\\ServiceProfiles\\LocalService"),
+            ("S-1-5-20", "%systemroot%\\ServiceProfiles\\NetworkService")]
+    users = list(profiles) if profiles is not None else [(AZURE_USER_SID, f"C:\\Users\\{owner}")]
+    for sid, image in base + users:
+        _sz(h, f"{pl}\\{sid}", "ProfileImagePath", image, expand=True)
+        _dword(h, f"{pl}\\{sid}", "Flags", 0)
+        _dword(h, f"{pl}\\{sid}", "State", 0)
+
+    wcv = "Microsoft\\Windows\\CurrentVersion"
+    _sz(h, wcv, "ProgramFilesDir", "C:\\Program Files")
+    _sz(h, wcv, "ProgramFilesDir (x86)", "C:\\Program Files (x86)")
+    _sz(h, wcv, "CommonFilesDir", "C:\\Program Files\\Common Files")
+    h.ensure_key("Microsoft\\Windows Azure")  # the Azure guest agent's key
+    h.ensure_key("Classes")
+    h.ensure_key("Policies")
+    h.commit()
+    return Path(path)
+
+
+def build_plain_hive(path: str | Path, *, root_name: str, file_name: str = "",
+                     values: Sequence[tuple[str, str, int, bytes]] = (),
+                     keys: Sequence[str] = ()) -> Path:
+    """A small hive (SAM, SECURITY, DEFAULT, NTUSER.DAT) with the given keys and
+    (key, name, type, data) values: enough for `reg query HKLM\\SAM` to find something real."""
+    h = _new_hive(path, root_name, file_name, 5)
+    for k in keys:
+        h.ensure_key(k)
+    for key, name, t, data in values:
+        h.set(key, name, t, data)
+    h.commit()
+    return Path(path)
+
+
+def build_user_hive(path: str | Path, *, user: str = AZURE_USER) -> Path:
+    """NTUSER.DAT: Environment TEMP/TMP as Windows sets them for a new profile."""
+    temp = V.encode_sz("%USERPROFILE%\\AppData\\Local\\Temp")
+    return build_plain_hive(path, root_name="ROOT", file_name="ntuser.dat",
+                            keys=["Control Panel\\Desktop", "Software\\Microsoft\\Windows\\CurrentVersion"],
+                            values=[("Environment", "TEMP", V.REG_EXPAND_SZ, temp),
+                                    ("Environment", "TMP", V.REG_EXPAND_SZ, temp),
+                                    ("Volatile Environment", "USERNAME", V.REG_SZ, V.encode_sz(user))])
+
+
+def make_dirty(path: str | Path) -> None:
+    """Mark a hive dirty the way an interrupted write leaves it: primary sequence one ahead of the
+    secondary (REGF base block offsets 4 and 8), header checksum recomputed so it still parses."""
+    p = Path(path)
+    data = bytearray(p.read_bytes())
+    seq2 = struct.unpack_from("<I", data, 8)[0]
+    struct.pack_into("<I", data, 4, seq2 + 1)
+    struct.pack_into("<I", data, 0x1FC, base_block_checksum(bytes(data[:512])))
+    p.write_bytes(bytes(data))
+
+
+def synthetic_log(hive_path: str | Path, log_path: str | Path) -> None:
+    """A non-empty transaction log for a dirty hive when no real one is at hand: the hive's base
+    block with file type 6 (log) and the newer sequence number, then one 512-byte zero sector. It is
+    NOT replayable (no log entries): it only makes the "pending log" state visible."""
+    base = bytearray(Path(hive_path).read_bytes()[:4096])
+    seq1 = struct.unpack_from("<I", base, 4)[0]
+    struct.pack_into("<II", base, 4, seq1, seq1)
+    struct.pack_into("<I", base, 0x1C, 6)
+    struct.pack_into("<I", base, 0x1FC, base_block_checksum(bytes(base[:512])))
+    Path(log_path).write_bytes(bytes(base[:512]) + bytes(512))
+
+
+# --- BCD -----------------------------------------------------------------------------------------
+def _element_value(code: int, value) -> tuple[int, bytes]:
+    """(registry type, data) for an element value, chosen by the element's format (§2, §6)."""
+    fmt = C.element_format(code)
+    if fmt == C.FMT_DEVICE:
+        return V.REG_BINARY, bytes(value)
+    if fmt in (C.FMT_STRING, C.FMT_OBJECT):
+        text = value.lower() if fmt == C.FMT_OBJECT else value
+        return V.REG_SZ, V.encode_sz(text)
+    if fmt == C.FMT_OBJECT_LIST:
+        return V.REG_MULTI_SZ, V.encode_multi_sz([g.lower() for g in value])
+    if fmt == C.FMT_INTEGER:
+        return V.REG_BINARY, struct.pack("<Q", int(value))
+    if fmt == C.FMT_BOOLEAN:
+        return V.REG_BINARY, b"\x01" if value else b"\x00"
+    if fmt == C.FMT_INTEGER_LIST:
+        vals = list(value)
+        if not vals:
+            raise ValueError("an integer list element needs at least one value")
+        return V.REG_BINARY, b"".join(struct.pack("<Q", int(v)) for v in vals)
+    raise ValueError(f"element 0x{code:08x} has unknown format {fmt}")
+
+
+class _Store:
+    def __init__(self, h: Hive):
+        self.h = h
+
+    def obj(self, guid: str, type_: int, elements: Sequence[tuple[int, object]]) -> None:
+        base = f"Objects\\{guid.lower()}"
+        _dword(self.h, f"{base}\\Description", "Type", type_)
+        self.h.ensure_key(f"{base}\\Elements")
+        for code, value in elements:
+            if value is None:
+                continue
+            t, data = _element_value(code, value)
+            self.h.set(f"{base}\\Elements\\{C.key_name(code)}", "Element", t, data)
+
+
+def build_bcd_hive(path: str | Path, *, generation: str = "gen2", disk: DiskIds | None = None,
+                   description: str = "Windows Server", locale: str = "en-US",
+                   bad_memory_pfns: Sequence[int] | None = None, ems: bool = False,
+                   bootems: bool = False, bootmgr_bootems: bool = False,
+                   emssettings: tuple[int, int] | None = None, timeout: int = 30,
+                   azure_prepared: bool = True,
+                   extra_loaders: Sequence[tuple[str, str, bytes]] = (),
+                   loader_guid: str = LOADER_GUID, resume_guid: str = RESUME_GUID) -> Path:
+    """Write the system BCD store bcdboot makes for one Windows install.
+
+    `disk`: where the boot manager (ESP / System Reserved) and C: are; defaults to the sample
+    disks' identity (rescue.samples.disks) for that generation.
+    `bad_memory_pfns`: badmemorylist (0x1700000a) on {badmemory}, n x 8-byte LE page frame numbers.
+    `ems`: the default loader's `ems` (0x260000b0) = Yes; False leaves it absent (as in installed
+    systems' stores). `bootems`: {emssettings} bootems (0x16000020, present in every real store,
+    00/01). `bootmgr_bootems`: `bcdedit /set {bootmgr} bootems yes`. `emssettings`: (port, baud) ->
+    emsport 0x15000022 / emsbaudrate 0x15000023 on {emssettings}. `azure_prepared`: add the settings
+    Azure's VHD preparation makes (recoveryenabled No, bootstatuspolicy IgnoreAllFailures,
+    integrityservices Enable, {bootmgr} displaybootmenu Yes). `extra_loaders`: more
+    (guid, description, osdevice) OS loaders, listed after the default in displayorder.
+    """
+    if generation not in ("gen1", "gen2"):
+        raise ValueError("generation must be gen1 or gen2")
+    if disk is None:
+        from rescue.samples.disks import default_ids
+        disk = default_ids(generation)
+    gen2 = generation == "gen2"
+    tail = ("\\Device\\HarddiskVolume1\\EFI\\Microsoft\\Boot\\BCD" if gen2
+            else "\\Device\\HarddiskVolume1\\Boot\\BCD")
+    # The base block keeps the last 31 characters of the hive's path (as in the real stores).
+    h = _new_hive(path, "NewStoreRoot", tail[-31:], 3)
+    _sz(h, "Description", "KeyName", "BCD00000000")
+    _dword(h, "Description", "System", 1)
+    _dword(h, "Description", "TreatAsSystem", 1)
+    s = _Store(h)
+    sysdev, osdev = disk.system_device(), disk.os_device()
+    ext = "efi" if gen2 else "exe"
+    loaders = [loader_guid] + [g for g, _, _ in extra_loaders]
+
+    s.obj(C.GUID_BOOTMGR, C.TYPE_BOOTMGR, [
+        (C.DEVICE, sysdev),
+        (C.PATH, "\\EFI\\Microsoft\\Boot\\bootmgfw.efi" if gen2 else None),
+        (C.DESCRIPTION, "Windows Boot Manager"),
+        (LOCALE, locale),
+        (C.INHERIT, [C.GUID_GLOBALSETTINGS]),
+        (INTEGRITYSERVICES, 1 if azure_prepared else None),
+        (C.BOOTEMS, True if bootmgr_bootems else None),
+        (C.BOOTMGR_DEFAULT, loader_guid),
+        (BOOTMGR_RESUMEOBJECT, resume_guid),
+        (C.DISPLAYORDER, loaders),
+        (TOOLSDISPLAYORDER, [C.GUID_MEMDIAG]),
+        (C.TIMEOUT, timeout),
+        (DISPLAYBOOTMENU, True if azure_prepared else None),
+    ])
+    if gen2:
+        # UEFI system stores mirror the firmware boot order in {fwbootmgr} (regipy_win10_uefi_BCD).
+        s.obj(C.GUID_FWBOOTMGR, C.TYPE_FWBOOTMGR, [(C.DISPLAYORDER, [C.GUID_BOOTMGR]), (C.TIMEOUT, 0)])
+
+    def loader(guid: str, desc: str, dev: bytes, *, resume: str | None, with_ems: bool) -> None:
+        s.obj(guid, C.TYPE_OSLOADER, [
+            (C.DEVICE, dev),
+            (C.PATH, f"\\Windows\\system32\\winload.{ext}"),
+            (C.DESCRIPTION, desc),
+            (LOCALE, locale),
+            (C.INHERIT, [C.GUID_BOOTLOADERSETTINGS]),
+            (INTEGRITYSERVICES, 1 if azure_prepared else None),
+            (RECOVERYENABLED, False if azure_prepared else None),
+            (ALLOWEDINMEMORYSETTINGS, [0x15000075]),
+            (C.OSDEVICE, dev),
+            (C.SYSTEMROOT, "\\Windows"),
+            (OSLOADER_RESUMEOBJECT, resume),
+            (NX, 1),                     # OptOut: the Windows Server default
+            (BOOTMENUPOLICY, 0),         # Legacy: the Windows Server default
+            (BOOTSTATUSPOLICY, 1 if azure_prepared else None),
+            (C.OSLOADER_EMS, True if with_ems else None),
+        ])
+
+    loader(loader_guid, description, osdev, resume=resume_guid, with_ems=ems)
+    for guid, desc, dev in extra_loaders:
+        loader(guid, desc, dev, resume=None, with_ems=ems)
+
+    s.obj(resume_guid, C.TYPE_RESUME, [
+        (C.DEVICE, osdev),
+        (C.PATH, f"\\Windows\\system32\\winresume.{ext}"),
+        (C.DESCRIPTION, "Windows Resume Application"),
+        (LOCALE, locale),
+        (C.INHERIT, [C.GUID_RESUMELOADERSETTINGS]),
+        (ALLOWEDINMEMORYSETTINGS, [0x15000075]),
+        (C.OSDEVICE, osdev),                         # filedevice in a resume object
+        (C.SYSTEMROOT, "\\hiberfil.sys"),            # filepath in a resume object
+        (RESUME_BOOTMENUPOLICY, 0),
+        (0x26000006, False),                         # debugoptionenabled
+    ])
+    s.obj(C.GUID_MEMDIAG, C.TYPE_MEMDIAG, [
+        (C.DEVICE, sysdev),
+        (C.PATH, "\\EFI\\Microsoft\\Boot\\memtest.efi" if gen2 else "\\boot\\memtest.exe"),
+        (C.DESCRIPTION, "Windows Memory Diagnostic"),
+        (LOCALE, locale),
+        (C.INHERIT, [C.GUID_GLOBALSETTINGS]),
+        (BADMEMORYACCESS, True),
+    ])
+    s.obj(C.GUID_BADMEMORY, C.TYPE_INHERIT_ANY, [
+        (C.BADMEMORYLIST, list(bad_memory_pfns) if bad_memory_pfns else None),
+    ])
+    s.obj(C.GUID_EMSSETTINGS, C.TYPE_INHERIT_ANY, [
+        (C.BOOTEMS, bool(bootems)),
+        (C.EMSPORT, emssettings[0] if emssettings else None),
+        (C.EMSBAUDRATE, emssettings[1] if emssettings else None),
+    ])
+    s.obj(C.GUID_GLOBALSETTINGS, C.TYPE_INHERIT_ANY, [
+        (C.INHERIT, [C.GUID_DBGSETTINGS, C.GUID_EMSSETTINGS, C.GUID_BADMEMORY]),
+    ])
+    s.obj(C.GUID_BOOTLOADERSETTINGS, C.TYPE_INHERIT_OSLOADER, [
+        (C.INHERIT, [C.GUID_GLOBALSETTINGS, C.GUID_HYPERVISORSETTINGS]),
+    ])
+    s.obj(C.GUID_DBGSETTINGS, C.TYPE_INHERIT_ANY, [(DEBUGTYPE, 4)])     # Local, as Win10-family stores
+    s.obj(C.GUID_RESUMELOADERSETTINGS, C.TYPE_INHERIT_RESUME, [(C.INHERIT, [C.GUID_GLOBALSETTINGS])])
+    s.obj(C.GUID_HYPERVISORSETTINGS, C.TYPE_INHERIT_OSLOADER, [
+        (HYPERVISORDEBUGTYPE, 0), (HYPERVISORDEBUGPORT, 1), (HYPERVISORBAUDRATE, 115200),
+    ])
+    h.commit()
+    return Path(path)
