@@ -178,6 +178,9 @@ def check_not_in_use(image: DiskImage) -> None:
 
 
 def check_writable(image: DiskImage) -> None:
-    if not os.access(image.path, os.W_OK):
+    """Refuse an image the user cannot write, or marked read-only: root passes os.access() for
+    any file, so a write-protected image (mode without any w bit) is refused by its mode too."""
+    mode = os.stat(image.path).st_mode
+    if not os.access(image.path, os.W_OK) or not mode & 0o222:
         raise UnsafeStateError(f"{image.path} is read-only, so it cannot be repaired in place.",
                                hint="Copy it to a writable location (or fix its permissions) and run again; nothing was written.")

@@ -311,7 +311,7 @@ def _read_back(target, ref: FileRef, want: str) -> None:
 
 
 def _apply(target, prep: _Prepared, faults: Faults, started: list[FileRef], notes: list[str]) -> dict:
-    """Write every work item; returns {ref: sha256 after} (None for deleted)."""
+    """Write every work item; returns {ref: sha256 after} (None for deleted) of the files changed."""
     after: dict[FileRef, str | None] = {}
     empty = target.workdir / "empty"
     empty.write_bytes(b"")
@@ -326,8 +326,6 @@ def _apply(target, prep: _Prepared, faults: Faults, started: list[FileRef], note
                 target.upload_atomic(empty, lg.ref)
                 _read_back(target, lg.ref, EMPTY_SHA256)
                 after[lg.ref] = EMPTY_SHA256
-            for lg in w.state.logs:
-                after.setdefault(lg.ref, lg.sha256)
         elif isinstance(w, _WriteWork):
             started.append(w.ref)
             _upload(target, w.host, w.ref, faults)
