@@ -488,6 +488,8 @@ class DiskSession:
         self._mount_rw.pop(part.key, None)
         if mp:
             self.g.umount(mp)
+            # mount() creates the mount point again next time: remove it, or that fails ("File exists").
+            self.g.rmmountpoint(mp)
 
     def describe(self, part: Partition) -> str:
         return f"{self.images[part.disk].path} partition {part.number}"

@@ -304,7 +304,17 @@ class ExpandResult:
 
 
 def apply_in_session(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
-    """Grow the partition and the NTFS inside the (overlay) session, verifying each step."""
+    """Grow the partition and the NTFS inside the (overlay) session, verifying each step. Everything
+    here writes to the overlay only: any failure leaves the image file as it was."""
+    try:
+        return _apply(session, plan, stamp=stamp)
+    except RuntimeError as exc:            # libguestfs: one sentence, never a traceback
+        text = str(exc).strip().splitlines()
+        raise WriteFailedError(f"Growing the partition failed: {text[-1] if text else exc}",
+                               hint="The image file has not been changed.") from None
+
+
+def _apply(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
     from rescue.target import win_to_posix
 
     part = session.partition(0, plan.partition)
@@ -346,7 +356,8 @@ def apply_in_session(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
     try:
         session.ntfsresize(grown)
     except RuntimeError as exc:
-        raise WriteFailedError(f"ntfsresize refused or failed: {str(exc).splitlines()[-1]}",
+        text = str(exc).strip().splitlines()
+        raise WriteFailedError(f"ntfsresize refused or failed: {text[-1] if text else exc}",
                                hint="The image file has not been changed.") from None
     mp = session.mount(grown, write=False)
     after = session.usage(mp)
@@ -418,7 +429,7 @@ def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_
             result = apply_in_session(s, plan, stamp=stamp)
             seconds["partition_and_ntfs"] = round(time.monotonic() - t1, 1)
         t2 = time.monotonic()
-        spans = overlay.changed_extents(ov)
+        spans = overlay.changed_extents(ov, old_size=image.virtual_size)
         want = overlay.digests(str(ov), "qcow2", spans)
         grown = False
         if new_size > image.virtual_size:

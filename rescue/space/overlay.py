@@ -40,20 +40,27 @@ def create(image, size: int, path: Path) -> Path:
     return path
 
 
-def changed_extents(overlay: Path) -> list[tuple[int, int]]:
+def changed_extents(overlay: Path, *, old_size: int) -> list[tuple[int, int]]:
     """(offset, length) of every range the overlay itself holds (written by the appliance),
-    neighbours merged."""
-    out = _run(["qemu-img", "map", "--output=json", "-f", "qcow2", str(overlay)])
+    neighbours merged. qemu-img map also attributes to the overlay the zeros read past the backing
+    file's end (depth 0, zero, no data); past `old_size` those are not writes and are left out (the
+    grown image reads zeros there by construction)."""
+    out = _run(["qemu-img", "map", "--output=json", "-U", "-f", "qcow2", str(overlay)])
     if out.returncode != 0:
         raise WriteFailedError(f"Cannot read the overlay's map: {_err(out)}")
     spans: list[tuple[int, int]] = []
     for e in json.loads(out.stdout):
         if e.get("depth") != 0:
             continue
-        if spans and spans[-1][0] + spans[-1][1] == e["start"]:
-            spans[-1] = (spans[-1][0], spans[-1][1] + e["length"])
+        start, length = e["start"], e["length"]
+        if not e.get("data"):
+            if start >= old_size:
+                continue
+            length = min(length, old_size - start)
+        if spans and spans[-1][0] + spans[-1][1] == start:
+            spans[-1] = (spans[-1][0], spans[-1][1] + length)
         else:
-            spans.append((e["start"], e["length"]))
+            spans.append((start, length))
     return spans
 
 
@@ -69,11 +76,16 @@ def read_range(path: str, fmt: str, offset: int, length: int, *, block: int = 65
     import tempfile
 
     with tempfile.NamedTemporaryFile(prefix="rescue-range-") as tmp:
+        # qemu-img dd (7.2) counts `count` from the start of the input, skipped blocks included
+        # ("cannot skip to specified offset" otherwise); a qemu that counts after the skip just
+        # copies more, and only the first `length` bytes are used.
+        skip = offset // block
         out = _run(["qemu-img", "dd", "-U", "-f", fmt, "-O", "raw", f"if={path}", f"of={tmp.name}",
-                    f"bs={block}", f"skip={offset // block}", f"count={length // block}"])
-        if out.returncode != 0:
-            raise VerifyError(f"Cannot read back {path}: {_err(out)}")
-        return Path(tmp.name).read_bytes()
+                    f"bs={block}", f"skip={skip}", f"count={skip + length // block}"])
+        data = Path(tmp.name).read_bytes()[:length]
+        if out.returncode != 0 or len(data) != length:
+            raise VerifyError(f"Cannot read back {length} bytes at {offset} of {path}: {_err(out)}")
+        return data
 
 
 def digests(path: str, fmt: str, spans: list[tuple[int, int]], *, piece: int = 16 << 20) -> list[str]:
