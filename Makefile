@@ -13,7 +13,7 @@ export LIBGUESTFS_BACKEND_SETTINGS ?= force_tcg
 export RESCUE_ACCEL ?= tcg
 DEMO_DIR := demo
 
-.PHONY: setup apt venv demo test test-unit bench clean image image-test
+.PHONY: setup apt venv demo test test-unit bench clean image image-test image-test-full
 
 setup: apt venv
 
@@ -48,3 +48,21 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache $(DEMO_DIR) bench
+
+# --- bootable rescue image (issue 8; image/README.md) -------------------------------------------
+# Debian 12 + rescue from this checkout: raw GPT disk, fixed VHD (Azure) and hybrid ISO in
+# image/out/. Needs root. Each step is cached in image/cache/ by a key of its inputs.
+IMAGE_APT_PACKAGES := mmdebstrap mtools dosfstools e2fsprogs fdisk squashfs-tools xorriso \
+                      qemu-utils qemu-system-x86 ovmf
+# image-test boots the disk (BIOS, UEFI + Secure Boot) and the ISO under TCG; IMAGE_TEST_ARGS may
+# narrow it, e.g. IMAGE_TEST_ARGS="--only bios" or "--attach blank" (no sample disk build).
+IMAGE_TEST_ARGS ?=
+
+image: venv
+	@IMAGE_APT_PACKAGES="$(IMAGE_APT_PACKAGES)" bash image/build.sh
+
+image-test: image
+	@$(PY) image/boot_test.py $(IMAGE_TEST_ARGS)
+
+image-test-full: image
+	@$(PY) image/boot_test.py --full $(IMAGE_TEST_ARGS)
