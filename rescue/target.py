@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path, PureWindowsPath
 
-from rescue.errors import InputError, NotFoundError
+from rescue.errors import InputError, NotFoundError, UnsafeStateError
 from rescue.safety.plan import FileRef
 
 
@@ -161,6 +161,14 @@ class DiskTarget(Target):
         self.write = session.write
 
     def _path(self, ref: FileRef, *, must_exist: bool = False) -> str:
+        vol = self.layout.volume(ref.disk, ref.partition) if self.layout is not None else None
+        if vol is not None and vol.state == "bitlocker":
+            # ntfs-3g would only say "cannot be mounted"; say why, and that nothing was written.
+            raise UnsafeStateError(
+                f"{self.session.images[ref.disk].path} partition {ref.partition} is BitLocker-encrypted, so "
+                "rescue cannot read or repair it offline.",
+                hint="Unlock it first (dislocker with the recovery key, or attach the disk to a Windows VM and "
+                     "run `manage-bde -unlock`); nothing was written.")
         part = self.session.partition(ref.disk, ref.partition)
         mp = self.session.mount(part, write=self.write)
         path = mp + win_to_posix(ref.path)
@@ -217,7 +225,17 @@ class DiskTarget(Target):
         p = self._path(ref)
         return sorted(self.session.listdir(p)) if self.session.resolve(p) and self.session.is_dir(p) else []
 
-    def write_bytes(self, ref, data): self.session.write_file(self._path(ref), data)
+    def write_bytes(self, ref, data):
+        if len(data) <= 1 << 20:
+            self.session.write_file(self._path(ref), data)
+            return
+        # libguestfs messages are capped at a few MiB: larger data goes through a host file.
+        host = self.workdir / "write-bytes.tmp"
+        host.write_bytes(data)
+        try:
+            self.session.upload(host, self._path(ref))
+        finally:
+            host.unlink(missing_ok=True)
     def read_bytes(self, ref): return self.session.read_file(self._path(ref, must_exist=True))
 
     def free_bytes(self, ref):
