@@ -107,7 +107,11 @@ def register(app: typer.Typer) -> None:
         with open_disks(disks, write=False, fmt=fmt, accel=accel, root=root) as target:
             layout = target.layout
             extra = sections.collect(target)
-            findings = layout_findings(layout) + [f for s in extra for f in s.findings]
+            base = layout_findings(layout)
+            if any(s.key == "space" and "error" not in s.data for s in extra):
+                # the space section reports the low-space case itself, with the cleanup/expand numbers
+                base = [f for f in base if not f.startswith("OS volume has only")]
+            findings = base + [f for s in extra for f in s.findings]
             if json_output:
                 data = layout_json(layout)
                 for s in extra:

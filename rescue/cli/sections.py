@@ -44,13 +44,13 @@ def _bcd_section(target) -> Section | None:
     """Issue 4 item 3: store path, default loader, bad-memory list, EMS state, EMS port/baud."""
     from rescue.bcd.model import BcdStore
     from rescue.bcd.summary import summarize
-    from rescue.cli.bcd_cmd import _host_copy, store_ref
+    from rescue.cli.bcd_cmd import host_copy, store_ref
     from rescue.cli.common import out
 
     if target.layout is None or target.layout.bcd is None:
         return None
     ref = store_ref(target, None)
-    summary = summarize(BcdStore.open(_host_copy(target, ref, False)), label=ref.path)
+    summary = summarize(BcdStore.open(host_copy(target, ref, False), name=ref.path), label=ref.path)
     findings = []
     if summary.has_badmemory:
         findings.append(f"BCD bad-memory list marks {len(summary.badmemory_pages)} page(s) as unusable "
@@ -60,8 +60,10 @@ def _bcd_section(target) -> Section | None:
         return "unset (off)" if v is None else ("on" if v else "off")
 
     def render() -> None:
+        from rich.markup import escape
+
         out.print(f"[bold]BCD[/bold]         default loader {summary.default_id or 'none'}"
-                  f"{' (' + summary.default_description + ')' if summary.default_description else ''}")
+                  f"{' (' + escape(summary.default_description) + ')' if summary.default_description else ''}")
         bad = (f"[yellow]{len(summary.badmemory_pages)} page(s)[/yellow]" if summary.has_badmemory else "none")
         out.print(f"            bad-memory list: {bad}; EMS of default loader: {onoff(summary.ems_default_loader)}; "
                   f"boot manager EMS: {onoff(summary.bootems_bootmgr)}; EMS port "

@@ -108,7 +108,7 @@ def _space_findings(target, *, for_cleanup: bool = False) -> tuple[list[Finding]
     scan = scan_volume(s, part, letter=vol.letter if vol else None, check_readonly=for_cleanup, limit=50_000)
     try:
         frag = report(s, part, letter=vol.letter if vol else None)
-    except RescueError:
+    except Exception:  # noqa: BLE001  fragmentation is advisory: "not measured", never a failed diagnosis
         frag = None
     return space_findings(free_bytes=scan.free_bytes, size_bytes=scan.size_bytes, letter=scan.letter,
                           scan=scan, frag=frag, disk_bytes=s.disk_size(win.disk)), scan
