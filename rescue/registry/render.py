@@ -134,6 +134,7 @@ def crashdump_lines(report: CrashDumpReport, space: DumpSpaceCheck | None = None
                   f"  NMICrashDump      {'not set' if c.nmi_crash_dump is None else c.nmi_crash_dump}"
                   + ("" if c.nmi_crash_dump_type is None else f" ({tn(c.nmi_crash_dump_type)})")]
     if space is not None:
-        lines += ["Dump space", f"  RAM: {human(space.ram_bytes) if space.ram_bytes else 'unknown'} "
-                                f"({space.ram_source})", f"  {space.message}"]
+        ram = (space.ram_source if space.ram_source.startswith(("assumed", "unknown"))
+               else f"{human(space.ram_bytes)} ({space.ram_source})")
+        lines += ["Dump space", f"  RAM: {ram}", f"  {space.message}"]
     return lines
