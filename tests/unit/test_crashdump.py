@@ -184,3 +184,19 @@ def test_summary_keeps_the_copy_it_read(tmp_path):
     p = build_system_hive(tmp_path / "SYSTEM")
     s = summarize_hive(p, ref=FileRef(str(p)))
     assert s.system_copy == p and Hive(s.system_copy).get_value("Select", "Current") == 1
+
+
+def test_crashdump_listing(tmp_path):
+    from rescue.registry.render import crashdump_lines
+
+    p = build_system_hive(tmp_path / "SYSTEM", control_sets=(1, 2), current=2, crash_dumps=False, nmi=False)
+    space = check_dump_space("%SystemRoot%\\MEMORY.DMP", make_layout(c_free=100 * MiB), ram_bytes=parse_size("1G"))
+    assert crashdump_lines(read_crashdump(p), space) == [
+        "Current control set: ControlSet002",
+        "ControlSet001", "  CrashDumpEnabled  0 (REG_DWORD): none",
+        "  DumpFile          %SystemRoot%\\MEMORY.DMP (REG_EXPAND_SZ)", "  NMICrashDump      not set",
+        "ControlSet002 (current)", "  CrashDumpEnabled  0 (REG_DWORD): none",
+        "  DumpFile          %SystemRoot%\\MEMORY.DMP (REG_EXPAND_SZ)", "  NMICrashDump      not set",
+        "Dump space", "  RAM: 1.0 GiB (given with --ram)",
+        "  C: has 100.0 MiB free, less than the VM's RAM (1.0 GiB): a complete dump will not fit; the data volume "
+        "with the most free space is E: on data.vhd partition 2 (900.0 MiB free)"]
