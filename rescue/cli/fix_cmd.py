@@ -53,9 +53,10 @@ def _summary_line(diag) -> None:
     elif diag.healthy:
         out.print("[green]Healthy: none of the article's causes were found.[/green]")
     else:
-        cmd = diag.fix_command()
-        n = len(diag.found)
-        out.print(f"{n} problem(s) found." + (f" Fix them with:\n  [bold]{cmd}[/bold]" if cmd else ""))
+        cmds = diag.fix_commands()
+        out.print(f"{len(diag.found)} problem(s) found." + (" Fix them with:" if cmds else ""))
+        for c in cmds:
+            out.print(f"  {c}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
