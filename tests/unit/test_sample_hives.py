@@ -324,3 +324,17 @@ def test_dirty_helpers(tmp_path, sample_hives):
     lh = read_header(log)
     assert lh.file_type == 6 and lh.checksum_ok and lh.primary_sequence == after.primary_sequence
     assert Hive(p).get_value("Select", "Current") == 1      # still readable by hivex
+
+
+# --- the shared fixtures themselves ---------------------------------------------------------------
+def test_cli_fixture_captures_output_and_exit_code(cli, tmp_path):
+    r = cli("--version")
+    assert r.code == 0 and r.out.startswith("rescue ") and r.err == ""
+    missing = cli("inspect", tmp_path / "nothing.vhd")
+    assert missing.code == 3 and "does not exist" in missing.err and "Traceback" not in missing.err
+
+
+def test_sample_hives_fixture_names_files_apart(sample_hives):
+    a, b = sample_hives.system(), sample_hives.system(current=2)
+    assert a.name == "SYSTEM" and b.name == "SYSTEM-2" and a.parent == b.parent
+    assert Hive(b).get_value("Select", "Current") == 2
