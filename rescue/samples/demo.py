@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.rule import Rule
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 SAMPLE = "gen2-broken.vhd"
 
 
