@@ -220,3 +220,22 @@ def _find_bcd(session, disks, mounts, parts, chosen):
         d = disks[chosen.disk]
         return None, {"gpt": "gen2", "mbr": "gen1"}.get(d.table)
     return None, None
+
+
+def refresh_usage(session, layout: WindowsLayout) -> WindowsLayout:
+    """The same layout with each mounted volume's size/free read again (after a write changed them);
+    everything else was collected once and stays as it was."""
+    from dataclasses import replace
+
+    vols = []
+    for v in layout.volumes:
+        part = session.partition(v.disk, v.partition)
+        mp = session.mounted(part)
+        if mp:
+            try:
+                usage = session.usage(mp)
+                v = replace(v, size_bytes=usage.size_bytes, free_bytes=usage.free_bytes)
+            except RuntimeError:
+                pass
+        vols.append(v)
+    return replace(layout, volumes=tuple(vols))

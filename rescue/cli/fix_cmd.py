@@ -110,7 +110,10 @@ def register(app: typer.Typer) -> None:
                              discard_hive_logs=discard_hive_logs)
             if dry_run or result.nothing_to_do:
                 return
+            from rescue.layout_scan import refresh_usage
+
             target.forget()
+            target.layout = refresh_usage(target.session, target.layout)
             after, _ = run_diagnose(target, opts)
         if json_output:
             print_json({"before": before.to_json(), "after": after.to_json(), "backup": result.backup_id})

@@ -279,6 +279,11 @@ class DiskSession:
                         f"Remembered in {accel_mod.verdict_file()}.")
         self.launch_seconds = time.monotonic() - started
         self._write_record()
+        counter = os.environ.get("RESCUE_LAUNCH_LOG")
+        if counter:
+            # Test hook: one line per launch, so tests can prove "one appliance launch per command".
+            with open(counter, "a") as fh:
+                fh.write(f"{os.getpid()} {self.accel_used} {self.launch_seconds:.1f}\n")
         return self
 
     def _launch_error(self, exc: RuntimeError) -> RescueError:
