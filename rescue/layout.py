@@ -95,6 +95,16 @@ class WindowsLayout:
 
     def require_root(self) -> WindowsInstall:
         if self.root is None:
+            locked = [v for v in self.volumes if v.state == "bitlocker"]
+            if locked:
+                from rescue.errors import UnsafeStateError
+
+                v = locked[0]
+                raise UnsafeStateError(
+                    f"{self.disk_paths[v.disk]} partition {v.partition} is BitLocker-encrypted, so the Windows "
+                    "on it cannot be read or repaired offline.",
+                    hint="Unlock it first (e.g. `dislocker` with the recovery key, or Azure Disk Encryption's "
+                         "unlock steps) and give the unlocked volume; nothing was written.")
             raise NotWindowsError("No Windows installation was found on the given disk(s).",
                                   hint="Give the VM's OS disk; add data disks after it.")
         return self.root
