@@ -7,6 +7,9 @@ diagnose again on the result (same session, fresh copies) → what the operator 
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 from typing import List, Optional
 
 import typer
@@ -106,9 +109,20 @@ def register(app: typer.Typer) -> None:
             if not json_output:
                 render_diagnosis(before, title="Before")
             plan = plan_fix(target, before, facts, opts)
-            result = execute(target, plan, dry_run=dry_run, assume_yes=yes, json_output=json_output,
-                             discard_hive_logs=discard_hive_logs)
+            if json_output:
+                # One JSON document for the whole run: capture the engine's {plan, result} and nest it.
+                buf = io.StringIO()
+                with contextlib.redirect_stdout(buf):
+                    result = execute(target, plan, dry_run=dry_run, assume_yes=yes, json_output=True,
+                                     discard_hive_logs=discard_hive_logs)
+                doc = {"before": before.to_json(), **json.loads(buf.getvalue()), "after": None,
+                       "backup": result.backup_id}
+            else:
+                result = execute(target, plan, dry_run=dry_run, assume_yes=yes, json_output=False,
+                                 discard_hive_logs=discard_hive_logs)
             if dry_run or result.nothing_to_do:
+                if json_output:
+                    print_json(doc)
                 return
             from rescue.layout_scan import refresh_usage
 
@@ -116,7 +130,8 @@ def register(app: typer.Typer) -> None:
             target.layout = refresh_usage(target.session, target.layout)
             after, _ = run_diagnose(target, opts)
         if json_output:
-            print_json({"before": before.to_json(), "after": after.to_json(), "backup": result.backup_id})
+            doc["after"] = after.to_json()
+            print_json(doc)
             return
         render_diagnosis(after, title="After")
         out.print(f"Backup: {result.backup_id} (undo with `rescue undo {' '.join(disks)}`)")
