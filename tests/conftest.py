@@ -115,20 +115,18 @@ class SampleHives:
     def healthy_bcd(self, generation: str = "gen2", name: str | None = None) -> Path:
         return self._sample_bcd(f"{generation}-healthy", name)
 
-    def _sample_system(self, base: str, name: str | None) -> Path:
-        from rescue.samples import options
-        from rescue.samples.disks import mounted_devices
-        o = options(base)
-        return self.system(name, current=o.current, control_sets=o.control_sets,
-                           mounted_devices=mounted_devices(base), pagefile_on=o.pagefile_on,
-                           crash_dumps=o.crash_dumps, nmi=o.nmi, whea_bad_pages=o.whea_bad_pages)
+    def sample_system(self, base: str, name: str | None = None) -> Path:
+        """The SYSTEM hive of catalogue sample `base` ("gen1-broken", "two-windows", ...), exactly."""
+        from rescue.samples.disks import system_hive_options
+        return self.system(name, **system_hive_options(base))
 
-    def _sample_bcd(self, base: str, name: str | None) -> Path:
-        from rescue.samples import identity, options
-        o = options(base)
-        return self.bcd(name, generation=o.generation, disk=identity(base), bad_memory_pfns=o.bad_memory_pfns,
-                        ems=o.ems, bootems=o.bootems, bootmgr_bootems=o.bootmgr_bootems,
-                        emssettings=o.emssettings, timeout=5)
+    def sample_bcd(self, base: str, name: str | None = None) -> Path:
+        """The BCD store of catalogue sample `base`, exactly."""
+        from rescue.samples.disks import bcd_hive_options
+        return self.bcd(name, **bcd_hive_options(base))
+
+    _sample_system = sample_system
+    _sample_bcd = sample_bcd
 
 
 @pytest.fixture

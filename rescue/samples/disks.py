@@ -184,6 +184,32 @@ _CLEANUP_FILES = (
 )
 
 
+def system_hive_options(base: str, *, c_guid: str | None = None, seed: str | None = None) -> dict:
+    """The build_system_hive options of a Windows sample's SYSTEM (also used by the
+    `sample_hives` fixture, so unit tests get the very hive the disk holds)."""
+    o = CATALOGUE[base].windows
+    seed = seed or base
+    return dict(current=o.current, control_sets=o.control_sets,
+                mounted_devices=mounted_devices(base, c_guid=c_guid, seed=seed),
+                pagefile_on=o.pagefile_on, crash_dumps=o.crash_dumps, nmi=o.nmi,
+                whea_bad_pages=o.whea_bad_pages,
+                computer_name=f"WINSRV-{hashlib.sha1(seed.encode()).hexdigest()[:6].upper()}",
+                boot_partition=3 if o.generation == "gen2" else 2)
+
+
+def bcd_hive_options(base: str) -> dict:
+    """The build_bcd_hive options of a Windows sample's BCD store."""
+    o = CATALOGUE[base].windows
+    ids = ids_for(base)
+    extra = ()
+    if o.second_windows:
+        extra = ((H.SECOND_LOADER_GUID, "Windows Server 2016",
+                  H.gpt_partition_device(second_os_guid(base), ids.disk_guid)),)
+    return dict(generation=o.generation, disk=ids, bad_memory_pfns=o.bad_memory_pfns, ems=o.ems,
+                bootems=o.bootems, bootmgr_bootems=o.bootmgr_bootems, emssettings=o.emssettings,
+                timeout=5, extra_loaders=extra)
+
+
 def _windows_volume(base: str, o: WindowsOptions, hivedir: Path, *, product: str, build: int,
                     c_guid: str | None, primary: bool, seed: str) -> tuple[tuple[str, ...], tuple[FileSpec, ...]]:
     """Folders and files of one Windows volume (C:), hives built into `hivedir`."""
@@ -198,12 +224,7 @@ def _windows_volume(base: str, o: WindowsOptions, hivedir: Path, *, product: str
         logs = [FileSpec(f"{cfg}\\SYSTEM.LOG1", host=Path(f"{real}.LOG1")),
                 FileSpec(f"{cfg}\\SYSTEM.LOG2", host=Path(f"{real}.LOG2"))]
     else:
-        H.build_system_hive(system, current=o.current, control_sets=o.control_sets,
-                            mounted_devices=mounted_devices(base, c_guid=c_guid, seed=seed),
-                            pagefile_on=o.pagefile_on, crash_dumps=o.crash_dumps, nmi=o.nmi,
-                            whea_bad_pages=o.whea_bad_pages,
-                            computer_name=f"WINSRV-{hashlib.sha1(seed.encode()).hexdigest()[:6].upper()}",
-                            boot_partition=3 if gen2 else 2)
+        H.build_system_hive(system, **system_hive_options(base, c_guid=c_guid, seed=seed))
         if o.dirty_hive and primary:
             H.make_dirty(system)
             H.synthetic_log(system, hivedir / "SYSTEM.LOG1")
@@ -278,14 +299,8 @@ def windows_spec(sample: Sample, workdir: Path) -> DiskSpec:
     ids = ids_for(base)
     hivedir = workdir / base
     bcd = hivedir / "BCD"
-    extra = ()
-    if o.second_windows:
-        extra = ((H.SECOND_LOADER_GUID, "Windows Server 2016",
-                  H.gpt_partition_device(second_os_guid(base), ids.disk_guid)),)
     hivedir.mkdir(parents=True, exist_ok=True)
-    H.build_bcd_hive(bcd, generation=o.generation, disk=ids, bad_memory_pfns=o.bad_memory_pfns,
-                     ems=o.ems, bootems=o.bootems, bootmgr_bootems=o.bootmgr_bootems,
-                     emssettings=o.emssettings, timeout=5, extra_loaders=extra)
+    H.build_bcd_hive(bcd, **bcd_hive_options(base))
     cdirs, cfiles = _windows_volume(base, o, hivedir / "C", product=o.product, build=o.build,
                                     c_guid=None, primary=True, seed=base)
     c_state = "hibernated" if o.hibernated else "ok"
