@@ -31,8 +31,8 @@ from rescue.samples import CATALOGUE, split_name
 _PKG = Path(rescue.__file__).resolve().parent
 # What the images are made of. session.py is left out on purpose: it is the transport, and it
 # changes often for unrelated reasons; the images do not depend on how its calls are spelled.
-SOURCES = ("samples/__init__.py", "samples/hives.py", "samples/disks.py", "samples/cache.py",
-           "hive/regf.py", "hive/values.py", "hive/hive.py")
+SOURCES = ("samples/__init__.py", "samples/hives.py", "samples/disks.py", "samples/build.py",
+           "samples/cache.py", "hive/regf.py", "hive/values.py", "hive/hive.py")
 PRUNE_AFTER_S = 600
 
 
@@ -114,7 +114,8 @@ def _prune(root: Path, keep: str) -> None:
 
 def ensure_raw(log: Callable[[str], None] = _stderr) -> Path:
     """The folder of raw images, building all of them (one appliance launch) if needed."""
-    from rescue.samples.disks import build_raw_images, ids_for, real_system_b, spec_for
+    from rescue.samples.build import build_raw_images
+    from rescue.samples.disks import ids_for, real_system_b, spec_for
 
     d = key_dir()
     raw = d / "raw"
@@ -153,7 +154,7 @@ def ensure_raw(log: Callable[[str], None] = _stderr) -> Path:
 
 def sample_path(name: str, log: Callable[[str], None] = _stderr) -> Path:
     """The cached image `name` ("gen2-broken.vhd", "truncated.vhd", ...), built on first use."""
-    from rescue.samples.disks import convert, make_not_a_disk, make_truncated_vhd
+    from rescue.samples.build import convert, make_not_a_disk, make_truncated_vhd
 
     base, fmt = split_name(name)
     d = key_dir()
