@@ -129,12 +129,25 @@ def _runs_dir() -> Path:
     return accel_mod.cache_dir() / "appliances"
 
 
+def _start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot, /proc/<pid>/stat field 22): with the pid it
+    names one process for good, since pids are reused (pid_max is often 32768)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            stat = fh.read()
+        return int(stat[stat.rfind(")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def reap_orphans() -> int:
     """Kill appliances left by a rescue process that died (SIGKILL, OOM, lost SSH session).
 
     libguestfs' recovery process normally does this, but a killed parent has been seen leaving qemu
     alive and holding the image's lock; the next run must not find the image "in use" because of
     our own orphan. Each session records its qemu pid; a record whose owner is gone is reaped.
+    Start times recorded with the pids make sure a reused pid is never mistaken for the owner
+    (which would keep an orphan) or for the qemu (which would kill someone else's process).
     """
     reaped = 0
     d = _runs_dir()
@@ -147,13 +160,15 @@ def reap_orphans() -> int:
         except (OSError, ValueError, KeyError):
             rec.unlink(missing_ok=True)
             continue
-        if _pid_alive(owner):
+        if _pid_alive(owner) and data.get("owner_start") in (None, _start_time(owner)):
             continue
         try:
             with open(f"/proc/{qemu}/cmdline", "rb") as fh:
                 is_qemu = b"qemu" in fh.read()
         except OSError:
             is_qemu = False
+        if is_qemu and data.get("qemu_start") not in (None, _start_time(qemu)):
+            is_qemu = False                   # the pid now belongs to another qemu: not ours
         if is_qemu:
             try:
                 os.kill(qemu, signal.SIGKILL)
@@ -301,6 +316,8 @@ class DiskSession:
             d.mkdir(parents=True, exist_ok=True)
             self._record = d / f"{os.getpid()}-{qemu}.json"
             self._record.write_text(json.dumps({"owner": os.getpid(), "qemu": qemu,
+                                                "owner_start": _start_time(os.getpid()),
+                                                "qemu_start": _start_time(qemu),
                                                 "disks": [i.path for i in self.images]}))
         except (RuntimeError, OSError):
             self._record = None

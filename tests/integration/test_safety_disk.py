@@ -71,7 +71,7 @@ def _touched(t):
     root = t.layout.require_root()
     system = FileRef("\\Windows\\System32\\config\\SYSTEM", root.disk, root.partition)
     bcd = FileRef(t.layout.bcd.path, t.layout.bcd.disk, t.layout.bcd.partition)
-    refs = [system, bcd] + [t.companion(r, s) for r in (system, bcd) for s in (".LOG1", ".LOG2")]
+    refs = [system, bcd] + [t.companion(r, s) for r in (system, bcd) for s in (".LOG", ".LOG1", ".LOG2")]
     return system, bcd, [r for r in refs if t.exists(r)]
 
 
@@ -226,7 +226,7 @@ def test_hibernated_and_bitlocker_volumes_are_refused_and_images_unchanged(disk)
             with pytest.raises(UnsafeStateError) as info:
                 execute(t, plan, dry_run=False, assume_yes=True, json_output=True)
             messages.append(str(info.value))
-    assert "hibernated" in messages[0] and "nothing" in messages[0].lower()
+    assert "hibernated" in messages[0] and "shut it down fully" in messages[0]
     assert "BitLocker" in messages[1] and "nothing was written" in messages[1]
     assert [image_sha(p) for p in images] == before
 
