@@ -103,20 +103,21 @@ class SampleHives:
 
     def broken_system(self, generation: str = "gen2", name: str | None = None) -> Path:
         """The SYSTEM hive of the gen1-broken / gen2-broken sample disk, exactly."""
-        return self._sample_system(f"{generation}-broken", name)
+        return self.sample_system(f"{generation}-broken", name)
 
     def healthy_system(self, generation: str = "gen2", name: str | None = None) -> Path:
-        return self._sample_system(f"{generation}-healthy", name)
+        return self.sample_system(f"{generation}-healthy", name)
 
     def broken_bcd(self, generation: str = "gen2", name: str | None = None) -> Path:
         """The BCD store of the gen1-broken / gen2-broken sample disk, exactly."""
-        return self._sample_bcd(f"{generation}-broken", name)
+        return self.sample_bcd(f"{generation}-broken", name)
 
     def healthy_bcd(self, generation: str = "gen2", name: str | None = None) -> Path:
-        return self._sample_bcd(f"{generation}-healthy", name)
+        return self.sample_bcd(f"{generation}-healthy", name)
 
     def sample_system(self, base: str, name: str | None = None) -> Path:
-        """The SYSTEM hive of catalogue sample `base` ("gen1-broken", "two-windows", ...), exactly."""
+        """The SYSTEM hive of catalogue sample `base` ("gen1-broken", "two-windows", ...), exactly
+        (except "dirty-hive", whose disk holds realdata's SYSTEM_B when that is present)."""
         from rescue.samples.disks import system_hive_options
         return self.system(name, **system_hive_options(base))
 
@@ -124,9 +125,6 @@ class SampleHives:
         """The BCD store of catalogue sample `base`, exactly."""
         from rescue.samples.disks import bcd_hive_options
         return self.bcd(name, **bcd_hive_options(base))
-
-    _sample_system = sample_system
-    _sample_bcd = sample_bcd
 
 
 @pytest.fixture
