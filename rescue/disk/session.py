@@ -620,11 +620,6 @@ class DiskSession:
     def disks_device(self, disk: int) -> str:
         return self.g.list_devices()[disk]
 
-    def allocate_file(self, path: str, size: int) -> None:
-        """Create `path` with `size` bytes really allocated (zeros, not a sparse file), e.g. a
-        sample's pagefile.sys whose deletion must free that much space. Builders only."""
-        self.g.fallocate64(path, size)
-
     def extract_tar(self, host_tar: str | Path, directory: str) -> None:
         """Unpack a host tarball below `directory` in one call (sample builders write a whole
         volume tree at once instead of one call per file)."""
