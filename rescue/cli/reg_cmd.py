@@ -98,7 +98,7 @@ def inspect_section(target):
     def render() -> None:
         out.print("[bold]Registry[/bold]")
         lines = pagefile_lines(s.pagefile) + pagefile_where_lines(s.locations, s.found_pagefiles, s.temp_drive)
-        lines += crashdump_lines(s.crashdump, s.dump_space)[1:]
+        lines += ["Crash dumps"] + ["  " + x for x in crashdump_lines(s.crashdump, s.dump_space)[1:]]
         lines += [f"WHEA BadPages in ControlSet{w.control_set:03d}: {w.size} bytes" for w in s.whea if w.present]
         out.print("\n".join("  " + line for line in lines), markup=False, highlight=False, emoji=False)
 

@@ -252,7 +252,7 @@ def check_dump_space(dump_file: str, layout, *, ram_bytes: int | None = None, ra
         msg = (f"{where} is not on an attached disk: cannot check its free space "
                "(attach the data disk after the OS disk)") if layout is not None else "no disk layout: free space unknown"
     elif fits is None:
-        msg = f"{where} has {human(free)} free; RAM {src}: give --ram 16G (the VM's size) to check the dump fits"
+        msg = f"{where} has {human(free)} free; RAM unknown: give --ram 16G (the VM's size) to check the dump fits"
     elif fits:
         msg = f"{where} has {human(free)} free, enough for a complete dump of {human(ram_bytes)} RAM"
     else:
