@@ -124,14 +124,15 @@ def qemu_argv(mode: str, image: Path, attached: Path | None, vars_copy: Path | N
     argv = ["qemu-system-x86_64", "-accel", "tcg", "-m", str(memory), "-smp", "1",
             "-display", "none", "-vga", "std", "-monitor", "none", "-serial", "stdio",
             "-no-reboot", "-nic", "none"]
-    if mode.startswith("uefi"):
+    if "uefi" in mode:
         argv += ["-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on",
                  "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
                  "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}"]
     else:
         argv += ["-machine", "pc"]
     if mode.startswith("iso"):
-        argv += ["-drive", f"file={image},format=raw,media=cdrom,readonly=on,if=ide"]
+        # boot from the CD, not the attached disk (SeaBIOS tries hard disks first)
+        argv += ["-drive", f"file={image},format=raw,media=cdrom,readonly=on,if=ide", "-boot", "order=d"]
     else:
         argv += ["-drive", f"file={image},format=raw,if=virtio,snapshot=on"]
     if attached is not None:
@@ -184,7 +185,7 @@ def check_boot(mode: str, image: Path, attached: Path, out: Path, full: bool,
                expected_bcd: object | None, release: dict[str, str]) -> dict:
     vars_copy = None
     with tempfile.TemporaryDirectory() as tmp:
-        if mode.startswith("uefi"):
+        if "uefi" in mode:
             vars_copy = Path(tmp) / "OVMF_VARS.fd"
             shutil.copyfile(OVMF_VARS, vars_copy)
         con = Console(qemu_argv(mode, image, attached, vars_copy, 3072 if full else 1536),
@@ -239,7 +240,7 @@ def check_boot(mode: str, image: Path, attached: Path, out: Path, full: bool,
             if f"GIT_COMMIT={release.get('GIT_COMMIT')}" not in text:
                 raise BootError("/etc/rescue-release in the image does not match the build")
             result["checks"].append("/etc/rescue-release")
-            if mode.startswith("uefi"):
+            if "uefi" in mode:
                 code, text = con.run("od -An -tu1 /sys/firmware/efi/efivars/"
                                      "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c")
                 if code != 0 or text.split()[-1:] != ["1"]:

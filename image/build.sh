@@ -75,7 +75,9 @@ while read -r sum name; do
 done < "$OUT"/SHA256SUMS
 qemu-img info -f vpc --output=json "$OUT"/rescue.vhd | python3 -c '
 import json, sys
-i = json.load(sys.stdin); s = i["virtual-size"]
-print(f"  rescue.vhd: {i[\"format\"]} (fixed), virtual size {s} bytes = {s / 1048576:g} MiB"
-      f"{\"\" if s % 1048576 == 0 else \"  NOT A WHOLE NUMBER OF MiB\"}")'
+i = json.load(sys.stdin)
+s = i["virtual-size"]
+ok = "a whole number of MiB" if s % 1048576 == 0 else "NOT a whole number of MiB: Azure will refuse it"
+print("  rescue.vhd: %s (fixed), virtual size %d bytes = %g MiB, %s" % (i["format"], s, s / 1048576, ok))
+sys.exit(0 if s % 1048576 == 0 else 1)'
 echo "  step times of the last build: $(tr -s ' ' < "$TIMES" | tr '\n' ';' | sed 's/;$//; s/;/; /g')"

@@ -40,7 +40,7 @@ printf 'rescue live image %s (Debian 12, kernel %s)\n' "$BUILD_ID" "$KVER" > "$S
 # the disk's filesystem UUID: live-boot writes its own fstab) and this step's scratch directory.
 t=$(date +%s)
 mksquashfs "$ROOT" "$STAGE"/live/filesystem.squashfs -noappend -quiet -no-progress \
-	-comp zstd -Xcompression-level 15 -b 1M \
+	-comp zstd -Xcompression-level 6 -b 1M \
 	-e etc/fstab boot/grub "tmp/$(basename "$WORK")"
 echo "iso: squashfs in $(( $(date +%s) - t )) s"
 
