@@ -361,66 +361,83 @@ class DiskSession:
 
     # --- disks and partitions ---------------------------------------------------------------
     def disks(self) -> list[DiskInfo]:
-        """Partition tables of every attached disk, read once per session."""
+        """Partition tables of every attached disk, read once per session.
+
+        The table is parsed on the host from one read of the first sectors (rescue.disk.ptable); the
+        appliance is asked only for what a table cannot say (filesystem type and label: one blkid
+        per partition). parted is used only for layouts the parser leaves to it (logical partitions).
+        """
         if self._disks is not None:
             return self._disks
+        from rescue.disk import ptable
+
         g = self.g
-        devices = g.list_devices()
-        fs_types = {}
-        try:
-            fs_types = g.list_filesystems()
-        except RuntimeError:
-            pass
         out = []
-        for index, (img, dev) in enumerate(zip(self.images, devices)):
+        for index, (img, dev) in enumerate(zip(self.images, g.list_devices())):
             size = g.blockdev_getsize64(dev)
-            try:
-                table = g.part_get_parttype(dev)
-            except RuntimeError:
-                table = None
-            table = {"msdos": "mbr", "gpt": "gpt"}.get(table, None) if table else None
-            signature = disk_guid = None
+            head = g.pread_device(dev, min(size, ptable.HEAD_BYTES), 0) if size else b""
+            raw = ptable.parse(head)
+            if raw.needs_fallback:
+                raw = self._table_via_parted(dev, raw)
             parts: list[Partition] = []
-            if table == "mbr":
-                # Windows' disk signature: 4 bytes at offset 440 of the MBR (MountedDevices and the
-                # BCD's MBR partition devices name partitions by it).
-                signature = int.from_bytes(g.pread_device(dev, 4, 440), "little")
-            elif table == "gpt":
-                try:
-                    disk_guid = g.part_get_disk_guid(dev).upper()
-                except (RuntimeError, AttributeError):
-                    disk_guid = None
-            if table:
-                for p in g.part_list(dev):
-                    num = p["part_num"]
-                    pdev = f"{dev}{num}"
-                    kw: dict = {}
-                    if table == "mbr":
-                        kw["mbr_type"] = g.part_get_mbr_id(dev, num)
-                        kw["bootable"] = bool(g.part_get_bootable(dev, num))
-                    else:
-                        kw["gpt_type"] = g.part_get_gpt_type(dev, num).upper()
-                        kw["gpt_guid"] = g.part_get_gpt_guid(dev, num).upper()
-                        kw["name"] = g.part_get_name(dev, num) or None
-                    fstype = fs_types.get(pdev)
-                    fstype = None if fstype in (None, "unknown", "") else fstype
-                    label = None
-                    if fstype:
-                        try:
-                            label = g.vfs_label(pdev) or None
-                        except RuntimeError:
-                            label = None
-                    parts.append(Partition(disk=index, number=num, device=pdev, start=p["part_start"],
-                                           size=p["part_size"], fstype=fstype, label=label, **kw))
-            elif fs_types.get(dev) not in (None, "unknown"):
-                # A bare filesystem with no partition table: treat the whole disk as partition 1... but
-                # Windows never boots from that; report it as a volume numbered 0.
-                parts.append(Partition(disk=index, number=0, device=dev, start=0, size=size,
-                                       fstype=fs_types.get(dev)))
-            out.append(DiskInfo(index=index, image=img, device=dev, size=size, table=table,
-                                mbr_signature=signature, gpt_guid=disk_guid, partitions=tuple(parts)))
+            for rp in raw.partitions:
+                pdev = f"{dev}{rp.number}"
+                fstype, label = self._blkid(pdev)
+                parts.append(Partition(disk=index, number=rp.number, device=pdev, start=rp.start, size=rp.size,
+                                       mbr_type=rp.mbr_type, bootable=rp.bootable, gpt_type=rp.gpt_type,
+                                       gpt_guid=rp.gpt_guid, name=rp.name, fstype=fstype, label=label))
+            if raw.table is None:
+                fstype, label = self._blkid(dev)
+                if fstype:
+                    # A bare filesystem with no partition table: Windows never boots from that, but
+                    # show it as volume 0 so the user sees what the disk holds.
+                    parts.append(Partition(disk=index, number=0, device=dev, start=0, size=size,
+                                           fstype=fstype, label=label))
+            out.append(DiskInfo(index=index, image=img, device=dev, size=size, table=raw.table,
+                                mbr_signature=raw.mbr_signature, gpt_guid=raw.gpt_guid, partitions=tuple(parts)))
         self._disks = out
         return out
+
+    def _blkid(self, device: str) -> tuple[str | None, str | None]:
+        try:
+            tags = self.g.blkid(device)
+        except RuntimeError:
+            return None, None
+        fstype = tags.get("TYPE") or None
+        if fstype == "BitLocker":
+            fstype = "bitlocker"
+        return fstype, tags.get("LABEL") or None
+
+    def _table_via_parted(self, dev: str, raw):
+        """Slow path (several appliance calls per partition): MBR with logical partitions, GPT on
+        4 KiB sectors. Same record as the host parser."""
+        from rescue.disk import ptable
+
+        g = self.g
+        try:
+            kind = {"msdos": "mbr", "gpt": "gpt"}.get(g.part_get_parttype(dev))
+        except RuntimeError:
+            return ptable.RawTable(None)
+        parts = []
+        for p in g.part_list(dev):
+            num = p["part_num"]
+            if kind == "mbr":
+                parts.append(ptable.RawPartition(num, p["part_start"], p["part_size"],
+                                                 mbr_type=g.part_get_mbr_id(dev, num),
+                                                 bootable=bool(g.part_get_bootable(dev, num))))
+            else:
+                parts.append(ptable.RawPartition(num, p["part_start"], p["part_size"],
+                                                 gpt_type=g.part_get_gpt_type(dev, num).upper(),
+                                                 gpt_guid=g.part_get_gpt_guid(dev, num).upper(),
+                                                 name=g.part_get_name(dev, num) or None))
+        disk_guid = raw.gpt_guid
+        if kind == "gpt" and disk_guid is None:
+            try:
+                disk_guid = g.part_get_disk_guid(dev).upper()
+            except RuntimeError:
+                disk_guid = None
+        return ptable.RawTable(kind, mbr_signature=raw.mbr_signature if kind == "mbr" else None,
+                               gpt_guid=disk_guid, partitions=tuple(parts))
 
     def partitions(self) -> list[Partition]:
         return [p for d in self.disks() for p in d.partitions]
@@ -732,6 +749,10 @@ class DiskSession:
         """Copy the unnamed data stream of MFT record `inode` (e.g. 6 = $Bitmap) to a host file,
         read from the device by ntfscat (works with the volume mounted read-only)."""
         self.g.ntfscat_i(part.device, inode, str(host_path))
+
+    def tar_in(self, host_tar: str | Path, directory: str) -> None:
+        """Unpack a host tar archive into `directory` (thousands of files in one call)."""
+        self.g.tar_in(str(host_tar), directory)
 
     def cluster_size(self, mountpoint: str) -> int:
         """The mounted filesystem's allocation unit (NTFS cluster size as ntfs-3g reports it)."""
