@@ -56,7 +56,9 @@ def run(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except RescueError as exc:
-        err.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False)
+        # The message is plain text (it may hold reg.exe's "[/v NAME]" or a path with brackets).
+        err.print("[bold red]error:[/bold red] ", end="")
+        err.print(str(exc), markup=False, highlight=False)
         code = exc.exit_code
     except KeyboardInterrupt:
         err.print("interrupted; nothing more was written")
@@ -64,8 +66,9 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line, no locals, and how to get the traceback
         if os.environ.get("RESCUE_DEBUG"):
             raise
-        err.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc}. "
-                  "This is a bug in rescue; rerun with RESCUE_DEBUG=1 for the traceback.")
+        err.print("[bold red]internal error:[/bold red] ", end="")
+        err.print(f"{type(exc).__name__}: {exc}. This is a bug in rescue; rerun with RESCUE_DEBUG=1 "
+                  "for the traceback.", markup=False, highlight=False)
         code = ExitCode.BUG
     if argv is None:
         sys.exit(code)

@@ -184,7 +184,8 @@ def plan_fix(target, diagnosis: Diagnosis, facts: dict, opts: FixOptions) -> Pla
     if reg is not None:
         from rescue.hive import Hive
 
-        system = Hive(target.local_copy(reg.system)) if not reg.system.on_host else Hive(reg.system.path)
+        # Plan from the very copy the diagnosis read (pending hive logs replayed), never a second one.
+        system = Hive(reg.system_copy)
         if "pagefile-not-on-temp-drive" in found:
             steps.append(plan_pagefile_reset(system, reg.system, reg.found_pagefiles,
                                              location=f"{opts.temp_drive}\\pagefile.sys 0 0",
