@@ -8,6 +8,9 @@ growing an image file is not a file change the engine could back up.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import sys
 from typing import List, Optional
 
@@ -32,55 +35,6 @@ def _mb(n: int | None) -> str:
 
 
 # --- cleanup ---------------------------------------------------------------------------------------
-def _known_paths_target(tgt, scan):
-    """The command's DiskTarget, but files listed by the scan are addressed by the exact appliance
-    path the scan saw (no case-insensitive resolution: ~20 ms per file under TCG, against ~1.5 ms
-    for the unlink itself), so a plan of thousands of deletions stays fast."""
-    from rescue.errors import NotFoundError
-    from rescue.safety.plan import FileRef
-    from rescue.target import DiskTarget
-
-    known = {FileRef(f.path, scan.disk, scan.partition): f.posix
-             for c in scan.categories if c.included for f in c.files}
-
-    class KnownPaths(DiskTarget):
-        def __init__(self):              # shares the session, layout, workdir and copies
-            self.__dict__.update(tgt.__dict__)
-
-        def _path(self, ref, *, must_exist=False):
-            p = known.get(ref)
-            if p is None:
-                return super()._path(ref, must_exist=must_exist)
-            self.session.mount(self.session.partition(ref.disk, ref.partition), write=self.write)
-            if must_exist and not self._lexists(p):
-                raise NotFoundError(f"{self.describe(ref)} does not exist.")
-            return p
-
-        def _lexists(self, p):
-            try:
-                self.session.lstat(p)
-                return True
-            except RuntimeError:
-                return False
-
-        def exists(self, ref):
-            p = known.get(ref)
-            if p is None:
-                return super().exists(ref)
-            self._path(ref)
-            return self._lexists(p)
-
-        def delete_many(self, refs):
-            """Batch deletion for an engine that offers it: [(ref, reason)] of what failed."""
-            paths = {self._path(r): r for r in refs}
-            return [(paths[p], why) for p, why in self.session.remove_files(list(paths))]
-
-        def close(self):                 # the original target owns the workdir
-            pass
-
-    return KnownPaths()
-
-
 def _render_scan(scan) -> None:
     t = Table(title=f"Cleanup: disk {scan.disk} partition {scan.partition}"
                     + (f" ({scan.letter})" if scan.letter else "")
@@ -93,13 +47,6 @@ def _render_scan(scan) -> None:
                   "yes" if c.included else f"[dim]opt-in: --include {c.key}[/dim]")
     t.add_row("[bold]total (included)[/bold]", f"{scan.file_count:,}", _mb(scan.bytes), _mb(scan.reclaim_bytes), "", "")
     out.print(t)
-    kept = [(c.key, s) for c in scan.categories for s in c.skipped]
-    if kept:
-        out.print("[bold]Kept[/bold] (never deleted):")
-        for key, s in kept[:30]:
-            out.print(f"  {s.path}: {s.reason}")
-        if len(kept) > 30:
-            out.print(f"  … and {len(kept) - 30} more (see --json)")
 
 
 def cleanup(disks: List[str], *, dry_run: bool, yes: bool, json_output: bool, include: List[str],
@@ -123,22 +70,31 @@ def cleanup(disks: List[str], *, dry_run: bool, yes: bool, json_output: bool, in
         if not json_output:
             _render_scan(scan)
         plan = build_plan(scan)
-        fast = _known_paths_target(tgt, scan)
         started = time.monotonic()
-        result = execute(fast, plan, dry_run=dry_run, assume_yes=yes, json_output=json_output,
-                         discard_hive_logs=discard_hive_logs)
+        # The safety engine deletes the listed files in one batch by their exact names (the scan
+        # listed real spellings), keeps the plan and the manifest of what was deleted on the disk,
+        # and reports what could not be deleted. In --json mode its document is folded into ours,
+        # so stdout holds exactly one JSON document.
+        if json_output:
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf):
+                result = execute(tgt, plan, dry_run=dry_run, assume_yes=yes, json_output=True,
+                                 discard_hive_logs=discard_hive_logs)
+            engine = json.loads(buf.getvalue() or "{}")
+        else:
+            result = execute(tgt, plan, dry_run=dry_run, assume_yes=yes, json_output=False,
+                             discard_hive_logs=discard_hive_logs)
         apply_s = time.monotonic() - started
         after = None
-        if getattr(result, "applied", False):
-            mp = tgt.session.mounted(part) or tgt.session.mount(part, write=False)
-            after = tgt.session.usage(mp).free_bytes
+        if result.applied:
+            after = tgt.session.usage(tgt.session.mount(part, write=tgt.write)).free_bytes
         if json_output:
-            print_json({"cleanup": scan.to_json(), "applied": bool(getattr(result, "applied", False)),
-                        "backup_id": getattr(result, "backup_id", None), "free_before": scan.free_bytes,
-                        "free_after": after, "seconds": {"scan": round(scan_s, 2), "apply": round(apply_s, 2)}})
+            print_json({"cleanup": scan.to_json(), "plan": engine.get("plan"), "result": engine.get("result"),
+                        "free_before": scan.free_bytes, "free_after": after,
+                        "seconds": {"scan": round(scan_s, 2), "apply": round(apply_s, 2)}})
         elif after is not None:
             out.print(f"Free space on {scan.letter or 'the Windows volume'}: {_mb(scan.free_bytes)} -> {_mb(after)} "
-                      f"(+{_mb(after - scan.free_bytes)}; {scan.file_count:,} files removed in {apply_s:.1f} s).")
+                      f"(+{_mb(after - scan.free_bytes)}; {len(result.files):,} files removed in {apply_s:.1f} s).")
     return 0
 
 

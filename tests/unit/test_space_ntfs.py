@@ -145,3 +145,15 @@ def test_bitmap_bits_past_the_volume_are_ignored():
 def test_not_ntfs_is_a_clear_error():
     with pytest.raises(ntfs.NtfsFormatError):
         ntfs.Volume(lambda off, n: bytes(n))
+
+
+@need_tools
+def test_file_attributes_in_bulk_match_ntfsinfo(volume):
+    v = ntfs.Volume(_reader(volume))
+    want = {}
+    for name in ("/big.bin", "/small.bin"):
+        dump = _ntfsinfo(volume, "-F", name)
+        inode = int(re.search(r"Dumping Inode (\d+)", dump).group(1))
+        want[inode] = int(re.search(r"File attributes:.*\((0x[0-9a-f]+)\)", dump).group(1), 16)
+    assert v.file_attributes(want) == want
+    assert len(v.records(range(0, 16))) == 16       # the system files: one read
