@@ -89,6 +89,10 @@ class Target:
         else:
             self._copies.pop(ref, None)
 
+    def invalidate(self, ref: FileRef) -> None:
+        """Forget the host copy of `ref` (after the file was changed on the target)."""
+        self._copies.pop(ref, None)
+
     def companion(self, ref: FileRef, suffix: str) -> FileRef:
         """The file next to `ref` with `suffix` appended (e.g. the hive's .LOG1)."""
         return FileRef(ref.path + suffix, ref.disk, ref.partition)

@@ -422,7 +422,7 @@ def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output:
         faults("after-backup")
         after = _apply(target, prep, faults, started, notes)
     except (Exception, KeyboardInterrupt) as exc:
-        forget(target)
+        forget(target, started)
         restored, problems = _rollback(target, manifest, started)
         unrecoverable = [p for p in problems if "not kept" not in p]
         status = "rollback-failed" if unrecoverable else "rolled-back"
@@ -446,7 +446,7 @@ def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output:
             raise
         raise (VerifyError if isinstance(exc, VerifyError) else WriteFailedError)(msg, hint=hint) from None
 
-    forget(target)
+    forget(target, started)
     files = tuple(after)
     entries = tuple(replace(e, after_sha256=after.get(e.file, e.sha256)) for e in manifest.files)
     B.write_manifest(target, replace(manifest, status="applied", files=entries, notes=tuple(notes)))

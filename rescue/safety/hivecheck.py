@@ -86,9 +86,12 @@ def assess(target, ref: FileRef, *, discard_hive_logs: bool = False) -> HiveStat
     return cache[key]
 
 
-def forget(target) -> None:
-    """Drop cached assessments (after the target's files changed, e.g. by an apply or an undo)."""
+def forget(target, refs=()) -> None:
+    """Drop cached assessments and the host copies of `refs` (after the target's files changed,
+    by an apply, a rollback or an undo), so a later read in the same command sees the new bytes."""
     _CACHE.pop(target, None)
+    for ref in refs:
+        target.invalidate(ref)
 
 
 def _assess(target, ref: FileRef, discard: bool) -> HiveState:

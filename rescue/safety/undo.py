@@ -1,7 +1,8 @@
 """`rescue undo`: put back, byte for byte, the files a run changed (issue 3, item 4).
 
-The latest backup still in effect (status applied / in-progress / rollback-failed: a run that was
-killed half-way is undone like any other) or the one named with --backup is restored: every kept
+The latest run's backup still in effect (status applied / in-progress / rollback-failed: a run that
+was killed half-way is undone like any other; repeated undos step back run by run) or the one named
+with --backup (also an undo's own backup: that undoes the undo) is restored: every kept
 file is copied back under a temporary name and renamed over the current one, then its sha256 is
 compared with the manifest; files the run created are removed. Before that, the current state of
 those files is itself backed up (kind "undo"), so an undo can be undone. The restored backup is then
@@ -52,11 +53,17 @@ def choose(target, backup_id: str | None) -> B.Manifest:
             raise NotFoundError(f"Backup {backup_id} is {found.status} (the run stopped before changing anything), "
                                 "so there is nothing to undo.")
         return found
+    # Repeated `rescue undo` steps back through the runs, newest first; an undo itself is undone
+    # only when named (`--backup ID`), so undoing twice never just toggles between two states.
     active = [m for m in backups if m.status in B.ACTIVE]
-    if not active:
-        raise NotFoundError(f"There is no backup to undo on {label}.",
-                            hint=f"`rescue backups {label}` lists the backups and their status.")
-    return active[-1]
+    runs = [m for m in active if m.kind != "undo"]
+    if runs:
+        return runs[-1]
+    if active:
+        raise NotFoundError(f"Every change rescue made on {label} is already undone.",
+                            hint=f"To undo the last undo, name its backup: `rescue undo {label} --backup {active[-1].id}`.")
+    raise NotFoundError(f"There is no backup to undo on {label}.",
+                        hint=f"`rescue backups {label}` lists the backups and their status.")
 
 
 def _table(target, manifest: B.Manifest, states: list[tuple[B.BackupEntry, str]]) -> Table:
@@ -130,7 +137,7 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, assume_yes: boo
                       for e, _ in work]}
     mine = B.make_backup(target, keeps, kind="undo", target_label=label, plan=plan, undoes=manifest.id)
     info(f"Current state backed up as {mine.id} in {B.location(target, mine.id)} (so this undo can be undone).")
-    forget(target)
+    forget(target, [e.file for e, _ in work])
     restored, removed = [], []
     try:
         for e, _ in work:
@@ -161,8 +168,8 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, assume_yes: boo
                         tuple(e.file for e, now in states if (e, now) not in work), len(not_kept))
     if not json_output:
         out.print(f"[green]Restored[/green] {len(restored)} file(s) and removed {len(removed)} from backup {manifest.id}; "
-                  f"each reads back byte-identical (sha256). `rescue undo {label}` again would undo this undo "
-                  f"(backup {mine.id}).")
+                  f"each reads back byte-identical (sha256). `rescue undo {label} --backup {mine.id}` would "
+                  "undo this undo.")
         if not_kept:
             warn(f"{len(not_kept)} file(s) deleted by that run were not kept and were not restored.")
     return finish(result)

@@ -206,3 +206,24 @@ def test_fault_spec_is_validated_and_counts_passages():
     assert f.due("before-rename") and not f.due("mid-upload")
     with pytest.raises(ValueError):
         Faults("somewhere")
+
+
+def test_two_plans_in_one_command_each_see_the_bytes_the_other_wrote(hive):
+    from rescue.safety.apply import safe_hive_copy
+
+    original = hive.read_bytes()
+    with HostFileTarget(str(hive), write=True) as t:
+        for n in (1, 2):
+            with Hive(safe_hive_copy(t, t.main)) as h:      # read after the previous apply
+                cur = h.get(CC, "CrashDumpEnabled")
+            plan = Plan(f"p{n}", (Step("t", "t", (SetValue(t.main, CC, "CrashDumpEnabled", REG_DWORD,
+                                                           encode_dword(n + 5), cur.type, cur.data),)),))
+            assert execute(t, plan, dry_run=False, assume_yes=True, json_output=True).applied
+    with Hive(hive) as h:
+        assert h.get_value(CC, "CrashDumpEnabled") == 7
+    from rescue.safety.undo import undo
+
+    for _ in range(2):
+        with HostFileTarget(str(hive), write=True) as t:
+            undo(t, dry_run=False, assume_yes=True, json_output=True)
+    assert hive.read_bytes() == original

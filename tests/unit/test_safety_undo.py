@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from safety_helpers import make_hive  # noqa: E402
 
 from rescue.cli.main import run  # noqa: E402
-from rescue.errors import ExitCode  # noqa: E402
+from rescue.errors import ExitCode, NotFoundError  # noqa: E402
 from rescue.hive import Hive  # noqa: E402
 from rescue.hive.values import REG_DWORD, encode_dword  # noqa: E402
 from rescue.safety.apply import execute  # noqa: E402
@@ -67,7 +67,9 @@ def test_change_then_undo_is_byte_identical_and_undo_of_undo_reapplies(hive):
     assert changed != original
     r1 = do_undo(hive)
     assert (r1.backup_id, r1.applied) == (first.backup_id, True) and sha(hive) == original
-    r2 = do_undo(hive)                              # the latest backup in effect is the undo's own
+    with pytest.raises(NotFoundError, match="already undone"):
+        do_undo(hive)                               # repeated undo steps back; nothing older here
+    r2 = do_undo(hive, backup_id=r1.undo_backup_id)  # undo of the undo: named explicitly
     assert r2.backup_id == r1.undo_backup_id and sha(hive) == changed
     with HostFileTarget(str(hive)) as t:
         ms = list_backups(t)
