@@ -65,15 +65,40 @@ def main(argv: list[str] | None = None) -> int:
                   f"({disk.stat().st_size / 2**20:.0f} MiB file, 1 GiB disk)\n")
 
     worst = 0
-    code = step("1. Look at the disk (read-only)", ["inspect", str(disk)],
-                "One appliance launch; nothing on the disk changes. Note the partitions, the BCD the "
-                "firmware uses (on the ESP), the Windows version, the drive letters and C:'s free space.")
-    # inspect exits 1 when it has findings: expected on a broken disk. 2 and above are errors.
-    worst = max(worst, code if code >= 2 else 0)
+
+    def run_step(title, argv, explain, ok=(0,)):
+        nonlocal worst
+        code = step(title, argv, explain)
+        if code not in ok:
+            worst = max(worst, code)
+        return code
+
+    d = str(disk)
+    run_step("1. Look at the disk (read-only)", ["inspect", d],
+             "One appliance launch; nothing on the disk changes. Note the partitions, the BCD the "
+             "firmware uses (on the ESP), the Windows version, the drive letters and C:'s free space.", ok=(0, 1))
+    run_step("2. Diagnose every cause the article names (read-only)", ["diagnose", d, "--ram", "2G"],
+             "Exit code 1 means problems were found; the last lines say which commands fix them.", ok=(1,))
+    run_step("3. Grow the disk (article step 2: under 300 MB free)", ["expand", d, "--size", "4G", "--yes"],
+             "The image, the partition and NTFS grow offline; the work happens in an overlay that is "
+             "committed into the VHD only when it checks out.")
+    run_step("4. See the fix's plan without writing anything", ["fix", "no-memory", d, "--ram", "2G", "--dry-run"],
+             "--dry-run opens the disk read-only and prints every change with its before and after.")
+    run_step("5. Fix it", ["fix", "no-memory", d, "--ram", "2G", "--cleanup", "--yes"],
+             "One launch: backup of the BCD and SYSTEM on C:, then every change, each read back; then "
+             "the diagnosis runs again on the result.")
+    run_step("6. Diagnose again: all clear", ["diagnose", d, "--ram", "2G"],
+             "Exit code 0: none of the article's causes is left.")
+    run_step("7. Undo: the BCD and SYSTEM come back byte for byte", ["undo", d, "--yes"],
+             "The backup on the disk restores the originals (the page file and the cleaned files were "
+             "deleted by design and are not restored).")
+    run_step("8. Diagnose once more: the registry and BCD findings are back", ["diagnose", d, "--ram", "2G"],
+             "Exit code 1 again: undo really put the old bytes back.", ok=(1,))
     if worst:
-        console.print(f"[red]The demo stopped: a step failed with exit code {worst}.[/red]")
+        console.print(f"[red]The demo stopped short: a step failed with exit code {worst}.[/red]")
     else:
-        console.print(f"Done. The disk copy is {disk}; run `rescue inspect {disk}` again to look at it.")
+        console.print(f"Done. The disk copy is {disk}; try `rescue bcd enum {disk}` or "
+                      f"`rescue pagefile show {disk}` next.")
     return worst
 
 
