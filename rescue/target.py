@@ -164,7 +164,10 @@ class DiskTarget(Target):
         self.layout = layout
         self.write = session.write
 
-    def _path(self, ref: FileRef, *, must_exist: bool = False) -> str:
+    def _path(self, ref: FileRef, *, must_exist: bool = False, write: bool = False) -> str:
+        """Appliance path of `ref`. Volumes are mounted read-write only for an actual write: an
+        ntfs-3g read-write mount changes the volume's bytes even if nothing is written, and a
+        command whose plan turns out empty must leave the image byte-identical."""
         vol = self.layout.volume(ref.disk, ref.partition) if self.layout is not None else None
         if vol is not None and vol.state == "bitlocker":
             # ntfs-3g would only say "cannot be mounted"; say why, and that nothing was written.
@@ -174,7 +177,7 @@ class DiskTarget(Target):
                 hint="Unlock it first (dislocker with the recovery key, or attach the disk to a Windows VM and "
                      "run `manage-bde -unlock`); nothing was written.")
         part = self.session.partition(ref.disk, ref.partition)
-        mp = self.session.mount(part, write=self.write)
+        mp = self.session.mount(part, write=write and self.write)
         path = mp + win_to_posix(ref.path)
         real = self.session.resolve(path)
         if real is None:
@@ -195,7 +198,7 @@ class DiskTarget(Target):
     def _download(self, ref, dest): self.session.download(self._path(ref, must_exist=True), dest)
 
     def upload_atomic(self, host_file, ref, *, before_rename=None):
-        final = self._path(ref)
+        final = self._path(ref, write=True)
         tmp = final + ".rescue-new"
         self.session.upload(host_file, tmp)
         self.session.sync()
@@ -204,10 +207,17 @@ class DiskTarget(Target):
         self.session.rename(tmp, final)
         self.session.sync()
 
-    def copy(self, src, dst): self.session.copy(self._path(src, must_exist=True), self._path(dst))
-    def delete(self, ref): self.session.remove(self._path(ref, must_exist=True))
-    def rename(self, src, dst): self.session.rename(self._path(src, must_exist=True), self._path(dst))
-    def makedirs(self, ref): self.session.makedirs(self._path(ref))
+    def copy(self, src, dst):
+        target = self._path(dst, write=True)
+        self.session.copy(self._path(src, must_exist=True), target)
+
+    def delete(self, ref): self.session.remove(self._path(ref, must_exist=True, write=True))
+
+    def rename(self, src, dst):
+        target = self._path(dst, write=True)
+        self.session.rename(self._path(src, must_exist=True), target)
+
+    def makedirs(self, ref): self.session.makedirs(self._path(ref, write=True))
 
     def delete_many(self, refs):
         """Batch delete by exact spelling first (no case resolution: ~20 ms saved per file under
@@ -215,7 +225,7 @@ class DiskTarget(Target):
         paths = {}
         for ref in refs:
             part = self.session.partition(ref.disk, ref.partition)
-            paths[self.session.mount(part, write=self.write) + win_to_posix(ref.path)] = ref
+            paths[self.session.mount(part, write=True) + win_to_posix(ref.path)] = ref
         failed = []
         for path, _reason in self.session.remove_files(list(paths)):
             ref = paths[path]
@@ -231,20 +241,21 @@ class DiskTarget(Target):
 
     def write_bytes(self, ref, data):
         if len(data) <= 1 << 20:
-            self.session.write_file(self._path(ref), data)
+            self.session.write_file(self._path(ref, write=True), data)
             return
         # libguestfs messages are capped at a few MiB: larger data goes through a host file.
         host = self.workdir / "write-bytes.tmp"
         host.write_bytes(data)
         try:
-            self.session.upload(host, self._path(ref))
+            self.session.upload(host, self._path(ref, write=True))
         finally:
             host.unlink(missing_ok=True)
     def read_bytes(self, ref): return self.session.read_file(self._path(ref, must_exist=True))
 
     def free_bytes(self, ref):
         part = self.session.partition(ref.disk, ref.partition)
-        return self.session.usage(self.session.mount(part, write=self.write)).free_bytes
+        mp = self.session.mounted(part) or self.session.mount(part, write=False)
+        return self.session.usage(mp).free_bytes
 
     def sync(self): self.session.sync()
 
