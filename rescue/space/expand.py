@@ -143,6 +143,16 @@ def _table_identity(head: bytes, table: str, number: int) -> list:
     return out
 
 
+def _identity_diff(before: list, after: list, table: str) -> str:
+    names = (["boot code and disk signature"] if table == "mbr" else
+             ["disk GUID", "number of entries", "entry size", "first usable sector"])
+    diffs = []
+    for i, (b, a) in enumerate(zip(before, after)):
+        if b != a:
+            diffs.append(names[i] if i < len(names) else f"partition entry {i - len(names) + 1}")
+    return ", ".join(diffs) or "length"
+
+
 # --- the plan --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ExpandPlan:
@@ -342,9 +352,11 @@ def _apply(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
     end_sector = (plan.part_start + plan.new_part_size) // SECTOR - 1
     session.part_resize(0, plan.partition, end_sector)
     after_head = session.read_disk_bytes(0, MiB, 0)
-    if _table_identity(after_head, plan.table, plan.partition) != before_id:
-        raise VerifyError("The partition table changed in more than the Windows partition's end; stopped "
-                          "before the NTFS was touched (the image file has not been changed).")
+    after_id = _table_identity(after_head, plan.table, plan.partition)
+    if after_id != before_id:
+        what = _identity_diff(before_id, after_id, plan.table)
+        raise VerifyError(f"The partition table changed in more than the Windows partition's end ({what}); "
+                          "stopped before the NTFS was touched (the image file has not been changed).")
     grown = session.partition(0, plan.partition)
     if grown.start != plan.part_start or grown.size != plan.new_part_size:
         raise VerifyError(f"Partition {plan.partition} reads back as {grown.size:,} bytes at {grown.start:,}, "
