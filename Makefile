@@ -44,7 +44,7 @@ test-unit: setup
 	$(VENV)/bin/pytest -q -ra -m 'not appliance' $(PYTEST_ARGS)
 
 bench: setup
-	@$(PY) -m rescue.samples.bench
+	@$(PY) tools/bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache $(DEMO_DIR) bench

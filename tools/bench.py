@@ -1,0 +1,176 @@
+"""`make bench`: rescue against the bare appliance and against the generic tools, side by side.
+
+Measured in one run, on copies of the broken Gen2 sample (dynamic VHD):
+  1. `rescue inspect` vs a bare `guestfish --ro -a DISK run` (goal: ratio <= 1.5)
+  2. `rescue inspect` on a 127 GiB dynamic VHD vs a 2 GiB one with the same content (goal <= 1.1)
+  3. `rescue fix no-memory --yes` vs one bare launch (goal <= 1.5), vs the same changes made with the
+     generic tools a Linux user has today (guestfish + hivexregedit, one guestfish call per article
+     step), and on 127 GiB vs 2 GiB.
+Not a test: it prints a table. Runs with TCG as the tests do (set RESCUE_ACCEL to change that).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
+os.environ.setdefault("RESCUE_ACCEL", "tcg")
+RESCUE = str(Path(sys.executable).with_name("rescue"))
+GIB = 1 << 30
+
+# The generic way, article step by article step: each step is one guestfish run (one appliance
+# launch) that downloads a hive, edits it with hivexregedit/hivexget on the host, and uploads it.
+BADMEM = "{5189b25c-5558-4bf2-bca4-289b11bd29e2}"
+EMSSET = "{0ce4991b-e6b3-4b16-b23c-5e0d9250e5d9}"
+BOOTMGR = "{9dea862c-5cdd-4e70-acc1-f32b344d4795}"
+REG_HEAD = "Windows Registry Editor Version 5.00\n\n"
+
+
+def generic_steps(work: Path):
+    """The article's steps as a Linux user does them today, for the Gen2 layout: (title, callable)
+    pairs; each callable runs guestfish once (one appliance launch) with hivexregedit/hivexget on
+    the host between download and upload (guestfish's `!cmd`)."""
+    esp, c = "/dev/sda1", "/dev/sda3"
+    bcd, system = "/EFI/Microsoft/Boot/BCD", "/Windows/System32/config/SYSTEM"
+    b, s = work / "BCD", work / "SYSTEM"
+
+    def merge(dev, path, local, prefix, reg_text, name):
+        def run(disk):
+            reg = work / name
+            reg.write_text(REG_HEAD + reg_text)
+            script = (f"run\nmount {dev} /\ndownload {path} {local}\n"
+                      f"!hivexregedit --merge --prefix '{prefix}' {local} {reg}\nupload {local} {path}\n")
+            return guestfish(disk, script)
+        return run
+
+    def find_default(disk):
+        t = guestfish(disk, f"run\nmount {esp} /\ndownload {bcd} {b}\n", ro=True)
+        default = subprocess.run(["hivexget", str(b), f"Objects\\{BOOTMGR}\\Elements\\23000003", "Element"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        state["default"] = default
+        return t
+
+    def ems_on(disk):
+        return merge(esp, bcd, b, "HKEY_LOCAL_MACHINE\\BCD",
+                     f"[HKEY_LOCAL_MACHINE\\BCD\\Objects\\{state['default']}\\Elements\\260000b0]\n"
+                     "\"Element\"=hex:01\n", "s5.reg")(disk)
+
+    state: dict = {}
+    paging = _hex_multi(["D:\\pagefile.sys 0 0"])
+    dumpfile = _hex_sz("%SystemRoot%\\MEMORY.DMP")
+    sysp = "HKEY_LOCAL_MACHINE\\SYSTEM"
+    bcdp = "HKEY_LOCAL_MACHINE\\BCD"
+    return [
+        ("3 delete badmemorylist", merge(esp, bcd, b, bcdp,
+            f"[-{bcdp}\\Objects\\{BADMEM}\\Elements\\1700000a]\n", "s3.reg")),
+        ("4 page file setting (001, 002)", merge(c, system, s, sysp, "".join(
+            f"[{sysp}\\ControlSet00{n}\\Control\\Session Manager\\Memory Management]\n"
+            f"\"PagingFiles\"=hex(7):{paging}\n\n" for n in (1, 2)), "s4.reg")),
+        ("4 delete pagefile.sys", lambda disk: guestfish(disk, f"run\nmount {c} /\nrm /pagefile.sys\n")),
+        ("5 enum: find the loader id", find_default),
+        ("5 ems {default} on", ems_on),
+        ("5 emssettings port 1, 115200", merge(esp, bcd, b, bcdp,
+            f"[{bcdp}\\Objects\\{EMSSET}\\Elements\\15000022]\n\"Element\"=hex:01,00,00,00,00,00,00,00\n\n"
+            f"[{bcdp}\\Objects\\{EMSSET}\\Elements\\15000023]\n\"Element\"=hex:00,c2,01,00,00,00,00,00\n", "s5b.reg")),
+        ("5c crash dump + NMI (001, 002)", merge(c, system, s, sysp, "".join(
+            f"[{sysp}\\ControlSet00{n}\\Control\\CrashControl]\n"
+            f"\"CrashDumpEnabled\"=dword:00000001\n\"NMICrashDump\"=dword:00000001\n"
+            f"\"DumpFile\"=hex(2):{dumpfile}\n\n" for n in (1, 2)), "s5c.reg")),
+    ]
+
+
+def guestfish(disk: Path, script: str, ro: bool = False) -> float:
+    return timed(["guestfish", "--ro" if ro else "--rw", "--format=vpc", "-a", str(disk)], stdin=script)
+
+
+def _hex_bytes(data: bytes) -> str:
+    return ",".join(f"{x:02x}" for x in data)
+
+
+def _hex_sz(text: str) -> str:
+    return _hex_bytes((text + "\0").encode("utf-16-le"))
+
+
+def _hex_multi(items: list[str]) -> str:
+    return _hex_bytes("".join(i + "\0" for i in items).encode("utf-16-le") + b"\0\0")
+
+
+def timed(argv: list[str], *, stdin: str | None = None, ok=(0,)) -> float:
+    t = time.monotonic()
+    r = subprocess.run(argv, input=stdin, text=True, capture_output=True)
+    if r.returncode not in ok:
+        raise SystemExit(f"{' '.join(argv)} failed ({r.returncode}): {r.stderr.strip()[-500:]}")
+    return time.monotonic() - t
+
+
+def bare_launch(disk: Path) -> float:
+    return timed(["guestfish", "--ro", "--format=vpc", "-a", str(disk), "run"])
+
+
+def sized_copy(raw: Path, size: int, out: Path) -> Path:
+    """The sample's content on a disk of `size` bytes: grow the sparse raw, move the GPT backup
+    header to the new end (sgdisk -e), convert to a dynamic VHD (sparse: unused space costs nothing)."""
+    tmp = out.with_suffix(".raw")
+    subprocess.run(["cp", "--sparse=always", str(raw), str(tmp)], check=True)
+    os.chmod(tmp, 0o644)
+    os.truncate(tmp, size)
+    subprocess.run(["sgdisk", "-e", str(tmp)], check=True, capture_output=True)
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic,force_size=on",
+                    str(tmp), str(out)], check=True)
+    tmp.unlink()
+    return out
+
+
+def main() -> int:
+    from rescue.samples import sample_path
+
+    work = Path(tempfile.mkdtemp(prefix="rescue-bench-"))
+    rows: list[tuple[str, float, str]] = []
+    try:
+        raw = sample_path("gen2-broken.raw")
+        small = sized_copy(raw, 2 * GIB, work / "small.vhd")
+        big = sized_copy(raw, 127 * GIB, work / "big.vhd")
+        print(f"disks: 2 GiB VHD file {small.stat().st_size >> 20} MiB, 127 GiB VHD file "
+              f"{big.stat().st_size >> 20} MiB (same content)", flush=True)
+        bare = bare_launch(small)
+        rows.append(("bare guestfish launch (2 GiB)", bare, ""))
+        ins_small = timed([RESCUE, "inspect", str(small)], ok=(0, 1))
+        rows.append(("rescue inspect (2 GiB)", ins_small, f"{ins_small / bare:.2f}x bare (goal <= 1.5)"))
+        ins_big = timed([RESCUE, "inspect", str(big)], ok=(0, 1))
+        rows.append(("rescue inspect (127 GiB)", ins_big, f"{ins_big / ins_small:.2f}x 2 GiB (goal <= 1.1)"))
+
+        fixes = {}
+        for name, disk in (("2 GiB", small), ("127 GiB", big)):
+            d = work / f"fix-{name.split()[0]}.vhd"
+            shutil.copyfile(disk, d)
+            fixes[name] = timed([RESCUE, "fix", "no-memory", str(d), "--yes"])
+        rows.append(("rescue fix no-memory --yes (2 GiB)", fixes["2 GiB"], f"{fixes['2 GiB'] / bare:.2f}x bare (goal <= 1.5)"))
+        rows.append(("rescue fix no-memory --yes (127 GiB)", fixes["127 GiB"],
+                     f"{fixes['127 GiB'] / fixes['2 GiB']:.2f}x 2 GiB"))
+
+        gdisk = work / "generic.vhd"
+        shutil.copyfile(small, gdisk)
+        total = 0.0
+        steps = generic_steps(work)
+        for _title, step in steps:
+            total += step(gdisk)
+        rows.append((f"generic tools: {len(steps)} guestfish runs + hivexregedit", total,
+                     f"rescue fix is {total / fixes['2 GiB']:.1f}x faster"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'measurement'.ljust(width)}  seconds  ratio")
+    for name, secs, note in rows:
+        print(f"{name.ljust(width)}  {secs:7.1f}  {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
