@@ -22,7 +22,6 @@ from pathlib import Path, PureWindowsPath
 from rescue import __version__
 from rescue.errors import NotFoundError, VerifyError, WriteFailedError
 from rescue.safety.plan import FileRef
-from rescue.target import sha256_file
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -261,7 +260,3 @@ def drop_temp(target, ref: FileRef) -> None:
             target.delete(tmp)
     except (OSError, RuntimeError, NotFoundError):
         pass
-
-
-def host_sha(path: Path) -> str:
-    return sha256_file(path)
