@@ -68,14 +68,9 @@ def store_ref(tgt, store_path: str | None):
 
 def host_copy(tgt, ref, discard_hive_logs: bool):
     """A host copy of the store for reading, pending transaction logs replayed (safety engine)."""
-    try:
-        from rescue.safety.apply import safe_hive_copy
-    except ImportError:  # the safety engine (issue 3) lands separately; a plain copy reads the same
-        return tgt.local_copy(ref)
+    from rescue.safety.apply import safe_hive_copy
+
     return safe_hive_copy(tgt, ref, discard_hive_logs=discard_hive_logs)
-
-
-_host_copy = host_copy   # the name rescue.cli.sections imports
 
 
 def store_label(tgt, ref) -> str:

@@ -27,22 +27,14 @@ def system_ref(target) -> FileRef:
     return FileRef(SYSTEM_HIVE, root.disk, root.partition)
 
 
-def host_copy(target, ref: FileRef, discard_hive_logs: bool = False) -> Path:
-    """A host copy for reading with pending transaction logs replayed (safety engine), or the plain
-    copy while the engine is not there."""
-    try:
-        from rescue.safety.apply import safe_hive_copy
-    except ImportError:
-        return target.local_copy(ref)
-    return safe_hive_copy(target, ref, discard_hive_logs=discard_hive_logs)
-
-
 def open_hive(target, ref: FileRef, discard_hive_logs: bool = False):
     """A read-only `Hive` on a host copy of `ref`; errors name the file on the disk, not the copy."""
     from rescue.errors import CorruptHiveError
     from rescue.hive import Hive
 
-    local = host_copy(target, ref, discard_hive_logs)
+    from rescue.safety.apply import safe_hive_copy
+
+    local = safe_hive_copy(target, ref, discard_hive_logs=discard_hive_logs)
     try:
         return Hive(local)
     except CorruptHiveError as exc:
