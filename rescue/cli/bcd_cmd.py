@@ -14,22 +14,15 @@ from typing import Iterator, List, Optional
 
 import typer
 
+from rescue.cli.options import JSON as _JSON, FORMAT as _FMT, ACCEL as _ACCEL, ROOT as _ROOT, DISCARD_LOGS as _LOGS, DRY_RUN as _DRY, YES as _YES
 from rescue.cli.common import open_target, out, print_json
 from rescue.errors import NotFoundError, NotWindowsError, RescueError, UsageError
 
 ENUM_SETS = ("active", "all", "bootmgr", "firmware", "osloader", "resume", "memdiag", "inherit",
              "device", "bootapp")
 
-_JSON = typer.Option(False, "--json", help="Machine-readable output (stable keys).")
 _STORE = typer.Option(None, "--store", help="Another BCD on the disk, e.g. EFI/Microsoft/Recovery/BCD "
                                             "(default: the store the firmware uses).")
-_FMT = typer.Option(None, "--format", help="Force the image format: raw, vhd, vhdx, qcow2, vmdk.")
-_ACCEL = typer.Option(None, "--accel", help="auto (default), kvm or tcg; env RESCUE_ACCEL.")
-_ROOT = typer.Option(None, "--root", help="DISK:PARTITION of the Windows install when there are several.")
-_LOGS = typer.Option(False, "--discard-hive-logs",
-                     help="Ignore pending .LOG1/.LOG2 transaction logs of the store instead of refusing.")
-_DRY = typer.Option(False, "--dry-run", help="Show the plan and stop (the disk is opened read-only).")
-_YES = typer.Option(False, "--yes", "-y", help="Apply without asking (needed when stdin is not a terminal).")
 _TARGET = typer.Argument(..., help="A disk image / block device, or a BCD hive file.")
 
 

@@ -14,18 +14,14 @@ from typing import List, Optional
 
 import typer
 
+from rescue.cli.options import JSON as _JSON, FORMAT as _FMT, ACCEL as _ACCEL, ROOT as _ROOT, DISCARD_LOGS as _LOGS
 from rescue.cli.common import open_disks, out, print_json
 from rescue.errors import ExitCode, UnsafeStateError
 
 _DISKS = typer.Argument(..., metavar="DISK...", help="OS disk (image or block device), then data disks.")
-_JSON = typer.Option(False, "--json", help="Machine-readable output (stable keys).")
-_FMT = typer.Option(None, "--format", help="Force the image format: raw, vhd, vhdx, qcow2, vmdk.")
-_ACCEL = typer.Option(None, "--accel", help="auto (default), kvm or tcg; env RESCUE_ACCEL.")
-_ROOT = typer.Option(None, "--root", help="DISK:PARTITION of the Windows install when there are several.")
 _RAM = typer.Option(None, "--ram", help="The VM's memory (e.g. 16G), for the dump-space check.")
 _DUMP = typer.Option(None, "--dump-file", help=r"Where the memory dump goes, e.g. F:\MEMORY.DMP on a data disk.")
 _TEMP = typer.Option("D:", "--temp-drive", help="The temporary drive the page file belongs on (Azure: D:).")
-_LOGS = typer.Option(False, "--discard-hive-logs", help="Ignore pending hive transaction logs instead of refusing.")
 
 _MARK = {"found": "[red]FOUND[/red]", "ok": "[green]ok[/green]", "unknown": "[yellow]?[/yellow]"}
 

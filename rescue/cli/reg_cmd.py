@@ -17,18 +17,11 @@ from typing import List, Optional
 
 import typer
 
+from rescue.cli.options import JSON as _JSON, FORMAT as _FMT, ACCEL as _ACCEL, ROOT as _ROOT, DISCARD_LOGS as _LOGS, DRY_RUN as _DRY, YES as _YES
 from rescue.cli.common import err, info, open_target, out, print_json, warn
 from rescue.errors import UsageError
 
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
-_JSON = typer.Option(False, "--json", help="Machine-readable output (stable keys).")
-_FMT = typer.Option(None, "--format", help="Force the image format: raw, vhd, vhdx, qcow2, vmdk.")
-_ACCEL = typer.Option(None, "--accel", help="auto (default), kvm or tcg; env RESCUE_ACCEL.")
-_ROOT = typer.Option(None, "--root", help="DISK:PARTITION of the Windows install when there are several.")
-_LOGS = typer.Option(False, "--discard-hive-logs",
-                     help="Ignore pending .LOG1/.LOG2 transaction logs of the hive instead of refusing.")
-_DRY = typer.Option(False, "--dry-run", help="Show the plan and stop (the disk is opened read-only).")
-_YES = typer.Option(False, "--yes", "-y", help="Apply without asking (needed when stdin is not a terminal).")
 _USER = typer.Option(None, "--user", help="Whose HKCU: a profile folder name under \\Users, or a SID.")
 _TARGET = typer.Argument(..., help="A disk image / block device, or a hive file.")
 _KEY = typer.Argument(..., help="The key as reg.exe spells it, e.g. HKLM\\SYSTEM\\CurrentControlSet\\Control.")
