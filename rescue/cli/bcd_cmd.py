@@ -14,7 +14,15 @@ from typing import Iterator, List, Optional
 
 import typer
 
-from rescue.cli.options import JSON as _JSON, FORMAT as _FMT, ACCEL as _ACCEL, ROOT as _ROOT, DISCARD_LOGS as _LOGS, DRY_RUN as _DRY, YES as _YES
+from rescue.cli.options import (
+    JSON as _JSON,
+    FORMAT as _FMT,
+    ACCEL as _ACCEL,
+    ROOT as _ROOT,
+    DISCARD_LOGS as _LOGS,
+    DRY_RUN as _DRY,
+    YES as _YES,
+)
 from rescue.cli.common import open_target, out, print_json
 from rescue.errors import NotFoundError, NotWindowsError, RescueError, UsageError
 

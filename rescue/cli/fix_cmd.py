@@ -14,7 +14,13 @@ from typing import List, Optional
 
 import typer
 
-from rescue.cli.options import JSON as _JSON, FORMAT as _FMT, ACCEL as _ACCEL, ROOT as _ROOT, DISCARD_LOGS as _LOGS
+from rescue.cli.options import (
+    JSON as _JSON,
+    FORMAT as _FMT,
+    ACCEL as _ACCEL,
+    ROOT as _ROOT,
+    DISCARD_LOGS as _LOGS,
+)
 from rescue.cli.common import open_disks, out, print_json
 from rescue.errors import ExitCode, UnsafeStateError
 

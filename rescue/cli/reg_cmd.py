@@ -17,7 +17,15 @@ from typing import List, Optional
 
 import typer
 
-from rescue.cli.options import JSON as _JSON, FORMAT as _FMT, ACCEL as _ACCEL, ROOT as _ROOT, DISCARD_LOGS as _LOGS, DRY_RUN as _DRY, YES as _YES
+from rescue.cli.options import (
+    JSON as _JSON,
+    FORMAT as _FMT,
+    ACCEL as _ACCEL,
+    ROOT as _ROOT,
+    DISCARD_LOGS as _LOGS,
+    DRY_RUN as _DRY,
+    YES as _YES,
+)
 from rescue.cli.common import err, info, open_target, out, print_json, warn
 from rescue.errors import UsageError
 
