@@ -736,6 +736,12 @@ class DiskSession:
         self.g.part_resize(self.disks_device(disk), number, end_sector)
         self._disks = None
 
+    def reread_partition_table(self, disk: int) -> None:
+        """Make the appliance kernel re-read a partition table written with write_device (BLKRRPART),
+        so partition devices get their new sizes."""
+        self.g.blockdev_rereadpt(self.disks_device(disk))
+        self._disks = None
+
     def ntfsresize(self, part: Partition, size: int | None = None) -> None:
         """Grow (or shrink to `size` bytes) the NTFS on an UNMOUNTED partition with ntfsresize, which
         checks the filesystem's consistency first and refuses a volume marked dirty."""
@@ -744,15 +750,6 @@ class DiskSession:
         opts = {"size": size} if size else {}
         self.g.ntfsresize_opts(part.device, **opts)
         self._disks = None
-
-    def ntfscat_inode(self, part: Partition, inode: int, host_path: str | Path) -> None:
-        """Copy the unnamed data stream of MFT record `inode` (e.g. 6 = $Bitmap) to a host file,
-        read from the device by ntfscat (works with the volume mounted read-only)."""
-        self.g.ntfscat_i(part.device, inode, str(host_path))
-
-    def tar_in(self, host_tar: str | Path, directory: str) -> None:
-        """Unpack a host tar archive into `directory` (thousands of files in one call)."""
-        self.g.tar_in(str(host_tar), directory)
 
     def cluster_size(self, mountpoint: str) -> int:
         """The mounted filesystem's allocation unit (NTFS cluster size as ntfs-3g reports it)."""

@@ -126,6 +126,26 @@ def mbr_entries(sector0: bytes) -> list[bytes]:
     return [sector0[446 + 16 * i:446 + 16 * (i + 1)] for i in range(4)]
 
 
+def _chs(lba: int) -> bytes:
+    """CHS address bytes (head, sector|cylinder high bits, cylinder low) with the 255-head,
+    63-sector geometry Windows uses; (1023, 254, 63) for anything past 8 GiB, as Windows writes."""
+    if lba >= 1024 * 255 * 63:
+        return b"\xfe\xff\xff"
+    c, rest = divmod(lba, 255 * 63)
+    h, s = divmod(rest, 63)
+    return bytes([h, (s + 1) | ((c >> 2) & 0xC0), c & 0xFF])
+
+
+def mbr_resized(sector0: bytes, number: int, end_sector: int) -> bytes:
+    """Sector 0 with primary partition `number` (1-4) ending at `end_sector` (inclusive)."""
+    e = 446 + 16 * (number - 1)
+    start = struct.unpack_from("<I", sector0, e + 8)[0]
+    out = bytearray(sector0)
+    out[e + 5:e + 8] = _chs(end_sector)
+    struct.pack_into("<I", out, e + 12, end_sector - start + 1)
+    return bytes(out)
+
+
 def _table_identity(head: bytes, table: str, number: int) -> list:
     """Everything in the partition table that must not change when partition `number` grows: the
     boot code and disk signature (MBR) or disk GUID (GPT), every other entry byte for byte, and the
@@ -347,10 +367,18 @@ def _apply(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
     session.umount(part)
 
     before_id = _table_identity(head, plan.table, plan.partition)
+    end_sector = (plan.part_start + plan.new_part_size) // SECTOR - 1
     if plan.table == "gpt":
         session.part_expand_gpt(0)
-    end_sector = (plan.part_start + plan.new_part_size) // SECTOR - 1
-    session.part_resize(0, plan.partition, end_sector)
+        session.part_resize(0, plan.partition, end_sector)
+    else:
+        # MBR: only the entry's sector count (and CHS end) change, written here. parted would do the
+        # same but also installs its own boot code when the first byte of the MBR's is zero.
+        for p in session.disks()[0].partitions:      # BLKRRPART needs every partition unmounted
+            if session.mounted(p):
+                session.umount(p)
+        session.write_device(0, mbr_resized(head[:SECTOR], plan.partition, end_sector), 0)
+        session.reread_partition_table(0)
     after_head = session.read_disk_bytes(0, MiB, 0)
     after_id = _table_identity(after_head, plan.table, plan.partition)
     if after_id != before_id:

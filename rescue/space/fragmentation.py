@@ -12,11 +12,9 @@ $DATA runlists give their fragment counts. ntfs-3g's inode numbers are MFT recor
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
-from rescue.space.ntfs import MFT_RECORD_BITMAP, MFT_RECORD_MFT, FreeSpace, NtfsFormatError, Volume, bitmap_free_space, fragments
+from rescue.space.ntfs import MFT_RECORD_MFT, FreeSpace, NtfsFormatError, Volume, bitmap_free_space, fragments
 from rescue.target import win_to_posix
 
 NO_DEFRAGMENTER = ("No NTFS defragmenter exists for Linux, so rescue does not defragment; run Windows' own "
@@ -83,10 +81,7 @@ def report(session, part, *, letter: str | None = None) -> FragReport:
     """Measure one mounted NTFS volume through `session` (read-only)."""
     vol = Volume(lambda off, n: session.read_partition_bytes(part, n, off))
     boot = vol.boot
-    with tempfile.TemporaryDirectory(prefix="rescue-bitmap-") as tmp:
-        bm = Path(tmp) / "Bitmap"
-        session.ntfscat_inode(part, MFT_RECORD_BITMAP, bm)
-        free = bitmap_free_space(bm.read_bytes(), boot.total_clusters)
+    free = bitmap_free_space(vol.bitmap(), boot.total_clusters)
     files = [FileFragments("\\$MFT", 0, fragments(vol.data_runs(MFT_RECORD_MFT)))]
     mp = session.mounted(part) or session.mount(part, write=False)
     for win in WATCHED:

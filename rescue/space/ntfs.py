@@ -229,13 +229,29 @@ class Volume:
             runs += p.runs
         return runs
 
-    def _read_runs(self, runs, size: int) -> bytes:
+    def _read_runs(self, runs, size: int, *, piece: int = 1 << 20) -> bytes:
+        """The first `size` bytes of a non-resident stream, read in pieces of at most 1 MiB."""
         cs, buf = self.boot.cluster_size, bytearray()
         for lcn, length in runs:
-            buf += bytes(length * cs) if lcn is None else self.read(lcn * cs, length * cs)
+            n = min(length * cs, size - len(buf))
+            if lcn is None:
+                buf += bytes(n)
+            else:
+                for off in range(0, n, piece):
+                    buf += self.read(lcn * cs + off, min(piece, n - off))
             if len(buf) >= size:
                 break
         return bytes(buf[:size])
+
+    def bitmap(self) -> bytes:
+        """$Bitmap: one bit per cluster (1 = in use), read through its runlist (no mount needed,
+        and none in the way: works while ntfs-3g has the volume mounted)."""
+        runs = self.data_runs(MFT_RECORD_BITMAP)
+        need = (self.boot.total_clusters + 7) // 8
+        if runs is None:                       # resident (a volume of a few hundred clusters)
+            a = next(a for a in attributes(self.record(MFT_RECORD_BITMAP)) if a.type == AT_DATA and not a.name)
+            return a.value[:need]
+        return self._read_runs(runs, need)
 
 
 def _attribute_list_records(raw: bytes, atype: int) -> list[int]:

@@ -121,3 +121,21 @@ def test_plan_steps_say_what_happens_and_what_cannot_be_undone():
                          table="mbr", partition=2, letter="C:", part_start=MiB, old_part_size=2047 * MiB,
                          new_part_size=2047 * MiB, fs_size=None, fs_free=None)
     assert same.nothing_to_do and "GPT" not in " ".join(same.steps())
+
+
+def test_mbr_resize_changes_only_the_entry_size_and_chs_end():
+    s = bytearray(512)
+    s[:446] = bytes(range(256)) + bytes(190)            # boot code that must survive
+    s[440:444] = b"\x12\x34\x56\x78"
+    s[510:512] = b"\x55\xaa"
+    for i, (boot, typ, start, size) in enumerate([(0x80, 7, 2048, 204800), (0, 7, 206848, 524288)]):
+        e = 446 + 16 * i
+        s[e], s[e + 4] = boot, typ
+        struct.pack_into("<II", s, e + 8, start, size)
+    new = ex.mbr_resized(bytes(s), 2, 2 * GiB // 512 - 1)
+    assert struct.unpack_from("<II", new, 446 + 16 + 8) == (206848, 2 * GiB // 512 - 206848)
+    assert new[:446] == bytes(s[:446]) and new[446:462] == bytes(s[446:462]) and new[510:] == b"\x55\xaa"
+    assert ex._table_identity(new, "mbr", 2) == ex._table_identity(bytes(s), "mbr", 2)
+    # LBA 4194303 = cylinder 261, head 21, sector 16: bytes head, sector | (cyl >> 2 & 0xC0), cyl & 0xFF
+    assert new[446 + 16 + 5:446 + 16 + 8] == bytes([21, 16 | 0x40, 261 & 0xFF])
+    assert ex.mbr_resized(bytes(s), 2, 20 * GiB // 512)[446 + 16 + 5:446 + 16 + 8] == b"\xfe\xff\xff"

@@ -98,9 +98,7 @@ def test_file_runs_match_ntfsinfo(volume):
 @need_tools
 def test_bitmap_matches_ntfsinfo_free_clusters(volume):
     v = ntfs.Volume(_reader(volume))
-    runs = v.data_runs(ntfs.MFT_RECORD_BITMAP)
-    raw = b"".join(_reader(volume)(lcn * v.boot.cluster_size, n * v.boot.cluster_size) for lcn, n in runs)
-    fs = ntfs.bitmap_free_space(raw, v.boot.total_clusters)
+    fs = ntfs.bitmap_free_space(v.bitmap(), v.boot.total_clusters)
     info = _ntfsinfo(volume, "-m")
     assert fs.free_clusters == int(re.search(r"Free Clusters: (\d+)", info).group(1))
     assert 1 <= fs.free_extents and fs.largest_free_extent <= fs.free_clusters
