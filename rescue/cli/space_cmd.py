@@ -31,7 +31,9 @@ _LOGS = typer.Option(False, "--discard-hive-logs", help="Accepted for symmetry w
 
 
 def _mb(n: int | None) -> str:
-    return "?" if n is None else f"{n / 1e6:,.1f} MB"
+    from rescue.space.findings import mb
+
+    return mb(n)
 
 
 # --- cleanup ---------------------------------------------------------------------------------------

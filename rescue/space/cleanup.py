@@ -349,7 +349,9 @@ def scan_volume(session, part, *, include: frozenset[str] = frozenset(), letter:
 
 
 def _mb(n: int) -> str:
-    return f"{n / 1e6:,.1f} MB"
+    from rescue.space.findings import mb
+
+    return mb(n)
 
 
 def build_plan(scan: VolumeScan) -> Plan:

@@ -13,14 +13,21 @@ AZURE_DISK_TIERS_GIB = (4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 def mb(n: int | None) -> str:
-    return "?" if n is None else f"{n / 1e6:,.1f} MB"
+    """Decimal units, as Explorer and the article count ("300 MB"): 12 bytes, 40.9 kB, 8.4 MB, 1.2 GB."""
+    if n is None:
+        return "?"
+    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:,.1f} {unit}"
+    return f"{n} bytes"
 
 
 def suggest_size(disk_bytes: int) -> str:
-    """The next managed-disk size tier above the current disk, at most the article's 1 TB."""
-    gib = disk_bytes / (1 << 30)
+    """The first managed-disk size tier at least 1.5 times the current disk (a 127 GiB disk -> 256G:
+    growing to the next tier, 128 GiB, would gain one), at most the article's 1 TB."""
+    gib = 1.5 * disk_bytes / (1 << 30)
     for t in AZURE_DISK_TIERS_GIB:
-        if t > gib:
+        if t >= gib:
             return "1T" if t == 1024 else f"{t}G"
     return "1T"
 
