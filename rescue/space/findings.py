@@ -6,6 +6,8 @@ The article's rule (step 2): under 300 MB free on the OS disk, Windows cannot cr
 
 from __future__ import annotations
 
+import shlex
+
 from rescue.repairs.findings import FOUND, OK, UNKNOWN, Finding
 
 LOW_SPACE_BYTES = 300 * 1000 * 1000          # "minder dan 300 MB": decimal MB, as Explorer shows it
@@ -33,7 +35,7 @@ def suggest_size(disk_bytes: int) -> str:
 
 
 def space_findings(*, free_bytes: int | None, size_bytes: int | None, letter: str | None = None,
-                   scan=None, frag=None, disk_bytes: int | None = None) -> list[Finding]:
+                   scan=None, frag=None, disk_bytes: int | None = None, disk_path: str | None = None) -> list[Finding]:
     """Findings for the Windows (OS) volume.
 
     free_bytes/size_bytes: the volume's free and total space (None: unknown); scan: a
@@ -69,11 +71,13 @@ def space_findings(*, free_bytes: int | None, size_bytes: int | None, letter: st
         after = free_bytes + (reclaim or 0)
         need = after < LOW_SPACE_BYTES
         size = suggest_size(disk_bytes) if disk_bytes else "1T"
+        # Not `fixable` by `rescue fix`: growing the image is its own command (its own launch, and
+        # not undoable), so the evidence names it.
+        cmd = f"rescue expand {shlex.quote(disk_path) if disk_path else 'DISK'} --size {size}"
         out.append(Finding(
             "space-expand", "OS disk large enough", FOUND if need else OK,
-            (f"even after cleanup {name} would have {mb(after)} free: expand the disk (e.g. --expand {size})"
-             if need else f"{mb(after)} free after cleanup" if reclaim else f"{mb(free_bytes)} free"),
-            fixable=need, fix_option=f"--expand {size}" if need else None))
+            (f"even after cleanup {name} would have {mb(after)} free: grow the disk first with `{cmd}`"
+             if need else f"{mb(after)} free after cleanup" if reclaim else f"{mb(free_bytes)} free")))
     if frag is None:
         out.append(Finding("space-fragmentation", "Free space not badly fragmented", UNKNOWN, "not measured"))
     else:

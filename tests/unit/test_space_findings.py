@@ -47,9 +47,11 @@ def test_low_space_with_enough_to_clean_suggests_cleanup_not_expand():
 
 def test_low_space_cleanup_not_enough_recommends_expand_with_a_size():
     scan = _scan(10 * MB, {"memory-dumps": [("\\Windows\\MEMORY.DMP", 20 * MB, 20 * MB)]})
-    f = _by_id(space_findings(free_bytes=10 * MB, size_bytes=256 * 2**20, scan=scan, disk_bytes=2**30))
-    assert f["space-expand"].status == FOUND and f["space-expand"].fix_option == "--expand 4G"
+    f = _by_id(space_findings(free_bytes=10 * MB, size_bytes=256 * 2**20, scan=scan, disk_bytes=2**30,
+                              disk_path="/vms/os disk.vhd"))
+    assert f["space-expand"].status == FOUND and not f["space-expand"].fixable
     assert "30.0 MB free" in f["space-expand"].evidence
+    assert "`rescue expand '/vms/os disk.vhd' --size 4G`" in f["space-expand"].evidence
 
 
 def test_plenty_of_space_is_healthy():
