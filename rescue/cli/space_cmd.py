@@ -217,7 +217,8 @@ def inspect_section(target):
         fr = None
         warn(f"fragmentation not measured: {exc}")
     findings = space_findings(free_bytes=scan.free_bytes, size_bytes=scan.size_bytes, letter=scan.letter,
-                              scan=scan, frag=fr, disk_bytes=s.disk_size(win.disk))
+                              scan=scan, frag=fr, disk_bytes=s.disk_size(win.disk),
+                              disk_path=s.images[win.disk].path)
     data = space_section_data([scan], [fr] if fr else [])
     data["findings"] = [f.to_json() for f in findings]
 
