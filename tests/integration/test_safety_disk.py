@@ -138,7 +138,7 @@ from rescue.safety.apply import execute
 from rescue.safety.undo import undo
 
 def emit(**kw):
-    print(json.dumps(kw), flush=True)
+    print("@@ " + json.dumps(kw), flush=True)
 
 image, originals, n = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[4])
 with open_disks([image], write=True, quiet=True) as t:
@@ -180,7 +180,7 @@ def test_gen2_sigkill_at_each_step_then_undo_restores_byte_for_byte(disk):
         proc = subprocess.run([sys.executable, "-c", _CHILD, str(image), json.dumps(originals),
                                str(Path(__file__).parent), str(n)],
                               env=env, cwd=REPO, capture_output=True, text=True, timeout=1800)
-        lines = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+        lines = [json.loads(x[3:]) for x in proc.stdout.splitlines() if x.startswith("@@ ")]
         info = {k: v for line in lines for k, v in line.items()}
         assert proc.returncode == -signal.SIGKILL, (point, proc.stderr[-2000:])
         assert "finished" not in info
