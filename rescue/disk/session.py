@@ -43,7 +43,7 @@ HIBERNATION_ADVICE = (
     "Windows was hibernated or shut down with Fast Startup, so its NTFS holds unsaved state: writing "
     "now would corrupt it. Boot the VM to Windows and shut it down fully (`shutdown /s /t 0`, or "
     "disable Fast Startup: `powercfg /h off`), or, if it cannot boot, accept losing the hibernated "
-    "session and run `ntfsfix`/remove hiberfil.sys yourself; rescue never deletes it silently."
+    "session and run `ntfsfix`/remove hiberfil.sys yourself; rescue never deletes it silently. Nothing was written."
 )
 
 
