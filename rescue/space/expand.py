@@ -26,14 +26,12 @@ import json
 import os
 import re
 import struct
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rescue.errors import (InputError, RescueError, UnsafeStateError, UsageError, VerifyError,
-                           WriteFailedError)
+from rescue.errors import UnsafeStateError, UsageError, VerifyError, WriteFailedError
 from rescue.space import imagegrow
 from rescue.space.imagegrow import GiB, MiB, TiB
 

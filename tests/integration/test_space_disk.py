@@ -13,7 +13,6 @@ import io
 import json
 import tarfile
 import struct
-import subprocess
 from pathlib import Path
 
 import pytest
