@@ -195,11 +195,19 @@ def _real_dir(session, mp: str, winpath: str) -> str | None:
         return None
     parts = real[len(mp):].strip("/").split("/")
     cur = mp
+    # Category folders share their parents (\Windows, \Users\x\AppData\Local): each component is
+    # checked once per session (a call costs 2-25 ms under TCG).
+    cache = _dir_checks.setdefault(id(session), {})
     for p in parts:
         cur = f"{cur}/{p}"
-        if not session.is_dir(cur):     # lstat-based: False for a symlink/junction
+        if cur not in cache:
+            cache[cur] = session.is_dir(cur)    # lstat-based: False for a symlink/junction
+        if not cache[cur]:
             return None
     return real
+
+
+_dir_checks: dict[int, dict[str, bool]] = {}
 
 
 def _user_profiles(session, mp: str, skipped: list[Skipped]) -> list[str]:
@@ -335,6 +343,7 @@ def scan_volume(session, part, *, include: frozenset[str] = frozenset(), letter:
                 check_readonly: bool = True, limit: int = SCAN_LIMIT) -> VolumeScan:
     """Scan every category on one (mounted or mountable) volume; metadata only."""
     mp = session.mounted(part) or session.mount(part, write=False)
+    _dir_checks.pop(id(session), None)          # fresh checks for every scan
     cluster = session.cluster_size(mp)
     usage = session.usage(mp)
     attributes_of = _mft_attribute_reader(session, part) if check_readonly else None
