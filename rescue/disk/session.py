@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -406,7 +407,9 @@ class DiskSession:
         fstype = tags.get("TYPE") or None
         if fstype == "BitLocker":
             fstype = "bitlocker"
-        return fstype, tags.get("LABEL") or None
+        # blkid's export format backslash-escapes spaces and shell characters ("System\ Reserved").
+        label = re.sub(r"\\(.)", r"\1", tags.get("LABEL") or "") or None
+        return fstype, label
 
     def _table_via_parted(self, dev: str, raw):
         """Slow path (several appliance calls per partition): MBR with logical partitions, GPT on
