@@ -45,6 +45,7 @@ test-unit: setup
 
 bench: setup
 	@$(PY) tools/bench.py
+	@$(PY) -m rescue.space.bench bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache $(DEMO_DIR) bench

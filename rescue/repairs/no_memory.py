@@ -111,7 +111,8 @@ def _space_findings(target, *, for_cleanup: bool = False) -> tuple[list[Finding]
     except Exception:  # noqa: BLE001  fragmentation is advisory: "not measured", never a failed diagnosis
         frag = None
     return space_findings(free_bytes=scan.free_bytes, size_bytes=scan.size_bytes, letter=scan.letter,
-                          scan=scan, frag=frag, disk_bytes=s.disk_size(win.disk)), scan
+                          scan=scan, frag=frag, disk_bytes=s.disk_size(win.disk),
+                          disk_path=layout.disk_paths[win.disk]), scan
 
 
 def diagnose(target, opts: FixOptions) -> tuple[Diagnosis, dict]:
