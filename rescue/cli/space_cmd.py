@@ -200,25 +200,12 @@ def inspect_section(target):
     fragmentation, and the space findings."""
     from rescue.cli.sections import Section
     from rescue.repairs.findings import FOUND
-    from rescue.space.cleanup import scan_volume
-    from rescue.space.findings import space_findings, space_section_data
-    from rescue.space.fragmentation import report
+    from rescue.space.findings import assess_windows_volume, space_section_data
 
     if not hasattr(target, "session") or target.layout is None or target.layout.root is None:
         return None
-    layout, s = target.layout, target.session
-    win = layout.root
-    vol = layout.volume(win.disk, win.partition)
-    part = s.partition(win.disk, win.partition)
-    scan = scan_volume(s, part, letter=vol.letter if vol else None, check_readonly=False, limit=50_000)
-    try:
-        fr = report(s, part, letter=vol.letter if vol else None)
-    except Exception as exc:  # noqa: BLE001  a damaged volume: the section says so, inspect goes on
-        fr = None
-        warn(f"fragmentation not measured: {exc}")
-    findings = space_findings(free_bytes=scan.free_bytes, size_bytes=scan.size_bytes, letter=scan.letter,
-                              scan=scan, frag=fr, disk_bytes=s.disk_size(win.disk),
-                              disk_path=s.images[win.disk].path)
+    findings, scan, fr = assess_windows_volume(
+        target.session, target.layout, on_frag_error=lambda exc: warn(f"fragmentation not measured: {exc}"))
     data = space_section_data([scan], [fr] if fr else [])
     data["findings"] = [f.to_json() for f in findings]
 

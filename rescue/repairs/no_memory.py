@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from rescue.errors import RescueError
 from rescue.repairs.findings import FOUND, OK, UNKNOWN, Diagnosis, Finding
-from rescue.safety.plan import FileRef, Plan, Step
+from rescue.safety.plan import Plan, Step
 
 EMS_PORT = 1          # article step 5: EMSPORT:1 (COM1, the Azure serial console)
 EMS_BAUDRATE = 115200
@@ -96,23 +96,11 @@ def _bcd_findings(store, why: str | None) -> list[Finding]:
 
 
 def _space_findings(target, *, for_cleanup: bool = False) -> tuple[list[Finding], object]:
-    from rescue.space.cleanup import scan_volume
-    from rescue.space.findings import space_findings
-    from rescue.space.fragmentation import report
+    from rescue.space.findings import assess_windows_volume
 
-    layout, s = target.layout, target.session
-    win = layout.root
-    vol = layout.volume(win.disk, win.partition)
-    part = s.partition(win.disk, win.partition)
     # check_readonly costs an attribute read per file: only when the scan becomes a cleanup plan.
-    scan = scan_volume(s, part, letter=vol.letter if vol else None, check_readonly=for_cleanup, limit=50_000)
-    try:
-        frag = report(s, part, letter=vol.letter if vol else None)
-    except Exception:  # noqa: BLE001  fragmentation is advisory: "not measured", never a failed diagnosis
-        frag = None
-    return space_findings(free_bytes=scan.free_bytes, size_bytes=scan.size_bytes, letter=scan.letter,
-                          scan=scan, frag=frag, disk_bytes=s.disk_size(win.disk),
-                          disk_path=layout.disk_paths[win.disk]), scan
+    findings, scan, _frag = assess_windows_volume(target.session, target.layout, check_readonly=for_cleanup)
+    return findings, scan
 
 
 def diagnose(target, opts: FixOptions) -> tuple[Diagnosis, dict]:

@@ -107,3 +107,27 @@ def space_section_data(scans, frags=()) -> dict:
                      "largest_free_extent_bytes": f.largest_free_bytes if f else None,
                      "free_extents": f.free.free_extents if f else None})
     return {"volumes": vols}
+
+
+def assess_windows_volume(session, layout, *, check_readonly: bool = False, limit: int = 50_000,
+                          on_frag_error=lambda exc: None):
+    """Scan the Windows volume's cleanup categories (bounded, metadata only), measure its free-space
+    fragmentation, and derive the findings: the one sequence `inspect` and `diagnose` both need.
+    Returns (findings, scan, frag); frag is None when it could not be measured (advisory only)."""
+    from rescue.space.cleanup import scan_volume
+    from rescue.space.fragmentation import report
+
+    win = layout.root
+    vol = layout.volume(win.disk, win.partition)
+    letter = vol.letter if vol else None
+    part = session.partition(win.disk, win.partition)
+    scan = scan_volume(session, part, letter=letter, check_readonly=check_readonly, limit=limit)
+    try:
+        frag = report(session, part, letter=letter)
+    except Exception as exc:  # noqa: BLE001  a damaged volume: "not measured", never a failed command
+        frag = None
+        on_frag_error(exc)
+    findings = space_findings(free_bytes=scan.free_bytes, size_bytes=scan.size_bytes, letter=scan.letter,
+                              scan=scan, frag=frag, disk_bytes=session.disk_size(win.disk),
+                              disk_path=layout.disk_paths[win.disk])
+    return findings, scan, frag
