@@ -55,10 +55,12 @@ def is_hive_target(path: str) -> bool:
 
 @contextlib.contextmanager
 def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = None,
-               accel: str | None = None, root: str | None = None, quiet: bool = False) -> Iterator:
+               accel: str | None = None, root: str | None = None, quiet: bool = False,
+               images: Sequence | None = None) -> Iterator:
     """Detect formats, launch ONE appliance with a spinner, discover the Windows layout.
 
-    Yields a `rescue.target.DiskTarget` whose `.session` and `.layout` the command uses.
+    Yields a `rescue.target.DiskTarget` whose `.session` and `.layout` the command uses. `images`:
+    already detected DiskImages for `paths` (e.g. one opened through a staging overlay).
     """
     from rescue.disk.formats import check_not_in_use, check_writable, detect
     from rescue.disk.session import DiskSession
@@ -67,7 +69,7 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
 
     if not paths:
         raise UsageError("Give at least one disk (an image file or a block device).")
-    images = [detect(p, fmt) for p in paths]
+    images = list(images) if images is not None else [detect(p, fmt) for p in paths]
     if write:
         # An appliance left by a killed rescue run may still hold the image's lock: reap our own
         # orphans first, so the in-use check below only refuses for someone else's process.

@@ -32,12 +32,36 @@ _TEMP = typer.Option("D:", "--temp-drive", help="The temporary drive the page fi
 _MARK = {"found": "[red]FOUND[/red]", "ok": "[green]ok[/green]", "unknown": "[yellow]?[/yellow]"}
 
 
-def _options(ram, dump_file, temp_drive, cleanup, discard):
+def _options(ram, dump_file, temp_drive, cleanup, discard, expand=False):
     from rescue.registry.crashdump import parse_size
     from rescue.repairs.no_memory import FixOptions
 
     return FixOptions(ram_bytes=parse_size(ram) if ram else None, dump_file=dump_file, temp_drive=temp_drive,
-                      cleanup=cleanup, discard_hive_logs=discard)
+                      cleanup=cleanup, discard_hive_logs=discard, expand=expand)
+
+
+@contextlib.contextmanager
+def _staged_images(disks, expand: Optional[str], allow_large: bool, dry_run: bool, fmt: Optional[str]):
+    """(images for open_disks, Staging or None). With --expand, disk 0 is opened through a qcow2
+    overlay already SIZE big, so the whole fix (grow, backups, edits) runs in one launch and reaches
+    the image only when `Staging.commit()` is called after it succeeded (rescue.space.staging)."""
+    if not expand:
+        yield None, None
+        return
+    from rescue.disk.formats import check_not_in_use, check_writable, detect
+    from rescue.space.expand import host_checks, target_size
+    from rescue.space.staging import staged
+
+    images = [detect(p, fmt) for p in disks]
+    first = images[0]
+    new_size = first.virtual_size if expand.strip().lower() == "fill" else \
+        target_size(first.virtual_size, size=expand, add=None)
+    host_checks(first, new_size, allow_large=allow_large)
+    if not dry_run:
+        check_writable(first)
+        check_not_in_use(first)
+    with staged(first, new_size, dry_run=dry_run) as stage:
+        yield [stage.working_image, *images[1:]], stage
 
 
 def render_diagnosis(diag, title: str = "Diagnosis: stop error 0xC0000017 (STATUS_NO_MEMORY)") -> None:
@@ -90,6 +114,12 @@ def register(app: typer.Typer) -> None:
     def no_memory(disks: List[str] = _DISKS, ram: Optional[str] = _RAM, dump_file: Optional[str] = _DUMP,
                   temp_drive: str = _TEMP,
                   cleanup: bool = typer.Option(False, "--cleanup", help="Also remove what Disk Cleanup removes (not backed up)."),
+                  expand: Optional[str] = typer.Option(
+                      None, "--expand", metavar="SIZE",
+                      help="Also grow the OS disk image to SIZE (e.g. 127G; the article allows up to 1T) and the "
+                           "Windows partition and NTFS with it; `fill` grows them into a disk already grown "
+                           "(e.g. by `az disk update`). Cannot be undone by `rescue undo`."),
+                  allow_large: bool = typer.Option(False, "--allow-large", help="Allow --expand beyond 1 TiB."),
                   dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; open the disk read-only."),
                   yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking (required without a terminal)."),
                   json_output: bool = _JSON, fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL,
@@ -99,8 +129,9 @@ def register(app: typer.Typer) -> None:
         from rescue.repairs.no_memory import next_steps, plan_fix
         from rescue.safety.apply import execute
 
-        opts = _options(ram, dump_file, temp_drive, cleanup, discard_hive_logs)
-        with open_disks(disks, write=not dry_run, fmt=fmt, accel=accel, root=root) as target:
+        opts = _options(ram, dump_file, temp_drive, cleanup, discard_hive_logs, expand=bool(expand))
+        with _staged_images(disks, expand, allow_large, dry_run, fmt) as (images, stage), \
+                open_disks(disks, write=not dry_run, fmt=fmt, accel=accel, root=root, images=images) as target:
             before, facts = run_diagnose(target, opts)
             if before.blockers:
                 if not json_output:
@@ -131,12 +162,22 @@ def register(app: typer.Typer) -> None:
             target.forget()
             target.layout = refresh_usage(target.session, target.layout)
             after, _ = run_diagnose(target, opts)
+            target.close()
+            target.session.close()
+            # Only now, with the launch over and everything verified in the overlay, does the image
+            # grow and receive the changes (then read back).
+            committed = stage.commit() if stage is not None else None
         if json_output:
             doc["after"] = after.to_json()
+            doc["commit"] = committed.to_json() if committed else None
             print_json(doc)
             return
         render_diagnosis(after, title="After")
-        out.print(f"Backup: {result.backup_id} (undo with `rescue undo {' '.join(disks)}`)")
+        if committed is not None:
+            out.print(f"Committed {committed.committed_bytes:,} changed bytes into {disks[0]} and read them back"
+                      + (" (the image grew; `rescue undo` cannot shrink it)." if committed.image_grown else "."))
+        if result.backup_id:
+            out.print(f"Backup: {result.backup_id} (undo with `rescue undo {' '.join(disks)}`)")
         out.print("[bold]Next steps[/bold]")
         for i, line in enumerate(next_steps(target.layout), 1):
             out.print(f"  {i}. {line}")

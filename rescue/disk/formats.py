@@ -32,6 +32,14 @@ class DiskImage:
     virtual_size: int    # bytes the guest sees
     is_block_device: bool
     subformat: str = ""  # "fixed"/"dynamic" for VHD
+    # A throw-away qcow2 overlay over this image (rescue.space.staging) that the appliance opens
+    # instead: all writes land there until they are committed. Messages still name `path`.
+    staging: str = ""
+
+    @property
+    def open_args(self) -> tuple[str, str]:
+        """(file, qemu format) the appliance opens."""
+        return (self.staging, "qcow2") if self.staging else (self.path, self.format)
 
     @property
     def format_label(self) -> str:

@@ -212,11 +212,12 @@ class DiskSession:
             settings.append("force_tcg")
         g.set_backend_settings(settings)
         for img in self.images:
-            opts = {"format": img.format, "readonly": not self.write}
-            if img.is_block_device:
+            file, fmt = img.open_args
+            opts = {"format": fmt, "readonly": not self.write}
+            if img.is_block_device and not img.staging:
                 opts["cachemode"] = "unsafe" if not self.write else "writeback"
             try:
-                g.add_drive_opts(img.path, **opts)
+                g.add_drive_opts(file, **opts)
             except RuntimeError as exc:
                 raise InputError(f"{img.path} cannot be added: {exc}") from None
         return g

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from dataclasses import dataclass
 
 from rescue.hive import values as V
@@ -141,8 +143,14 @@ def registry_findings(pagefile: PagefileReport | None, crash: CrashDumpReport | 
     # Dump space.
     if dump_space is not None:
         status = UNKNOWN if dump_space.fits is None else (OK if dump_space.fits else FOUND)
+        # The fix can only move the dump to a volume that has the room: a lettered data volume that
+        # fits names the exact option; otherwise the evidence says what to attach (not fixable here).
+        option = None
+        best = dump_space.best_data_volume
+        if status == FOUND and best and best[0] and dump_space.ram_bytes and best[3] >= dump_space.ram_bytes:
+            option = "--dump-file " + shlex.quote(f"{best[0]}\\MEMORY.DMP")
         out.append(Finding("dump-volume-too-small", "dump volume has room for a complete dump (RAM)", status,
-                           dump_space.message, fixable=status == FOUND, fix_option="--dump-file" if status == FOUND else None))
+                           dump_space.message, fixable=option is not None, fix_option=option))
 
     # WHEA bad pages.
     if whea is not None:

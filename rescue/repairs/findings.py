@@ -42,23 +42,15 @@ class Diagnosis:
         return not self.found
 
     def fix_commands(self) -> list[str]:
-        """The exact commands that fix what was found, in order (empty when nothing to fix or blocked).
-
-        Growing the disk is its own command (`rescue expand` works on an overlay and commits it into
-        the image), so it comes first when a finding asks for it; everything else is one
-        `rescue fix no-memory` run."""
+        """The exact command that fixes what was found (empty when nothing to fix or blocked): one
+        `rescue fix no-memory` run with the options the findings ask for (--cleanup, --expand SIZE).
+        A list, so a future finding that needs its own command has a place."""
         fixable = [f for f in self.found if f.fixable]
         if not fixable or self.blockers:
             return []
         disks = " ".join(_quote(d) for d in self.disks)
         opts = sorted({f.fix_option for f in fixable if f.fix_option})
-        expand = [o for o in opts if o.startswith("--expand")]
-        rest = [o for o in opts if not o.startswith("--expand")]
-        cmds = []
-        if expand:
-            cmds.append(f"rescue expand {_quote(self.disks[0])} --size {expand[0].split()[-1]}")
-        cmds.append(" ".join(["rescue fix no-memory", disks, *rest]))
-        return cmds
+        return [" ".join(["rescue fix no-memory", disks, *opts])]
 
     def fix_command(self) -> str | None:
         cmds = self.fix_commands()

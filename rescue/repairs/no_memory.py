@@ -32,6 +32,8 @@ class FixOptions:
     temp_drive: str = "D:"               # Azure's temporary drive
     cleanup: bool = False                # --cleanup: run the Disk Cleanup categories
     discard_hive_logs: bool = False
+    expand: bool = False                 # --expand SIZE: disk 0 is opened through a staging overlay
+                                         # already SIZE big (rescue.space.staging); grow C: into it
 
 
 def _bcd(target, opts: FixOptions):
@@ -154,16 +156,22 @@ def plan_fix(target, diagnosis: Diagnosis, facts: dict, opts: FixOptions) -> Pla
     steps: list[Step] = []
     found = {f.id for f in diagnosis.found}
 
-    # Step 2: free space. Cleanup only when asked (it deletes files without a backup, by design).
+    # Step 2: free space. Growing the disk runs first (a prelude: it makes the room the backup and
+    # the edits may need); cleanup only when asked (it deletes files without a backup, by design).
+    prelude = None
+    if opts.expand:
+        prelude, skipped = _plan_expand(target)
+        if skipped is not None:
+            steps.append(skipped)
     scan = facts.get("scan")
     if opts.cleanup and scan is not None:
         from rescue.space.cleanup import build_plan
 
         steps.extend(build_plan(scan).steps)
-    elif "space-low" in found:
+    elif "space-low" in found and prelude is None:
         steps.append(Step("space.cleanup", "Disk Cleanup categories",
                           skipped="OS volume under 300 MB free: add --cleanup to remove what Disk Cleanup "
-                                  "removes, or grow the disk first with `rescue expand`"))
+                                  "removes, or --expand SIZE to grow the disk"))
     # Step 3: bad-memory list.
     store, ref = facts.get("bcd", (None, None))
     if store is not None:
@@ -191,7 +199,35 @@ def plan_fix(target, diagnosis: Diagnosis, facts: dict, opts: FixOptions) -> Pla
     # Step 5c: crash dumps + NMI in every control set.
     if reg is not None:
         steps.append(plan_crashdump_enable(system, reg.system, dump_file=opts.dump_file or DEFAULT_DUMP_FILE))
-    return Plan(title="Fix stop error 0xC0000017 (STATUS_NO_MEMORY)", steps=tuple(steps))
+    return Plan(title="Fix stop error 0xC0000017 (STATUS_NO_MEMORY)", steps=tuple(steps), prelude=prelude)
+
+
+def _plan_expand(target):
+    """(Prelude, None) growing the Windows partition and NTFS into the staged disk's new size, or
+    (None, skipped Step) when the partition already fills it. Refusals (a recovery partition behind
+    C:, an MBR disk over 2 TiB, ...) raise: the operator asked for --expand, so the whole fix stops
+    before writing anything."""
+    import time
+
+    from rescue.safety.plan import Prelude
+    from rescue.space.expand import apply_in_session, human, make_plan
+
+    session = target.session
+    image = session.images[0]
+    if not image.staging:
+        raise RuntimeError("--expand needs disk 0 opened through a staging overlay")   # caller bug
+    plan = make_plan(session, target.layout, user_path=image.path, format_label=image.format_label,
+                     old_disk_size=image.virtual_size)
+    if plan.nothing_to_do:
+        return None, Step("space.expand", "Grow the OS disk",
+                          skipped=f"the Windows partition already fills the {human(plan.new_disk_size)} disk")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    vol = plan.letter or "the Windows partition"
+    title = (f"Grow {image.path} to {human(plan.new_disk_size)} and {vol} with it" if plan.grows_image
+             else f"Grow {vol} to fill {image.path} ({human(plan.new_disk_size)})")
+    return Prelude("space.expand", title, tuple(plan.steps()),
+                   run=lambda: apply_in_session(session, plan, stamp=stamp),
+                   data={"expand": plan.to_json()}), None
 
 
 def next_steps(layout) -> list[str]:

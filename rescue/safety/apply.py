@@ -47,11 +47,13 @@ class ApplyResult:
     files: tuple[FileRef, ...]           # files written or deleted
     backup_location: str | None = None
     notes: tuple[str, ...] = ()
+    prelude: object = None               # what Plan.prelude.run() returned (has .to_json())
 
     def to_json(self) -> dict:
         return {"applied": self.applied, "dry_run": self.dry_run, "nothing_to_do": self.nothing_to_do,
                 "backup_id": self.backup_id, "backup_location": self.backup_location,
-                "files": [f.to_json() for f in self.files], "notes": list(self.notes)}
+                "files": [f.to_json() for f in self.files], "notes": list(self.notes),
+                "prelude": self.prelude.to_json() if self.prelude is not None else None}
 
 
 # --- fault injection (test hook) ---------------------------------------------------------------
@@ -405,9 +407,21 @@ def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output:
     for w in prep.works:
         if isinstance(w, _HiveWork):
             announce(target, w.state)
-    _check_room(target, prep)
     n_files = len(plan.files_touched())
-    render.confirm(f"Apply {len(plan.changes)} change(s) to {n_files} file(s)?", assume_yes=assume_yes)
+    if plan.prelude is None:
+        _check_room(target, prep)
+        render.confirm(f"Apply {len(plan.changes)} change(s) to {n_files} file(s)?", assume_yes=assume_yes)
+        pre = None
+    else:
+        # The prelude (growing the volume) makes the room the backup may need, so room is checked
+        # after it. Its writes sit in the command's staging overlay until the command commits.
+        question = plan.prelude.title + (f", then apply {len(plan.changes)} change(s) to {n_files} file(s)?"
+                                         if plan.changes else "?")
+        render.confirm(question, assume_yes=assume_yes)
+        pre = plan.prelude.run()
+        _check_room(target, prep)
+        if not plan.changes:
+            return finish(ApplyResult(None, True, False, False, (), prelude=pre))
 
     faults = Faults.from_env()
     label = render.target_label(target)
@@ -452,7 +466,7 @@ def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output:
     B.write_manifest(target, replace(manifest, status="applied", files=entries, notes=tuple(notes)))
     for note in notes[len(prep.notes):]:
         warn(note)
-    result = ApplyResult(manifest.id, True, False, False, files, where, tuple(notes))
+    result = ApplyResult(manifest.id, True, False, False, files, where, tuple(notes), prelude=pre)
     if not json_output:
         out.print(f"[green]Applied[/green] {len(plan.changes)} change(s) to {n_files} file(s); each was read back "
                   f"and matches. Backup {manifest.id} is in {where}; `rescue undo {label}` restores it.")

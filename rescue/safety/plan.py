@@ -9,7 +9,7 @@ volume, or a bare host file), never by appliance device names.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Callable, Union
 
 from rescue.hive.values import decode_value, type_name
 
@@ -163,9 +163,28 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Prelude:
+    """Work that is not a file edit (growing the disk's partition and NTFS, rescue.space.expand),
+    which the plan shows and the one confirmation covers. The engine runs it after the confirmation
+    and before the backup, so the backup and the edits can use the room it makes; the command that
+    owns it opened the disk through a staging overlay (rescue.space.staging), which is why a later
+    failure cannot leave it half done on the real image."""
+
+    action: str
+    title: str
+    lines: tuple[str, ...]
+    run: Callable[[], object] = field(compare=False, repr=False)   # returns a result with .to_json()
+    data: dict = field(default_factory=dict, compare=False)
+
+    def to_json(self) -> dict:
+        return {"action": self.action, "title": self.title, "steps": list(self.lines), **self.data}
+
+
+@dataclass(frozen=True)
 class Plan:
     title: str
     steps: tuple[Step, ...] = ()
+    prelude: Prelude | None = None
 
     @property
     def changes(self) -> tuple[Change, ...]:
@@ -173,7 +192,7 @@ class Plan:
 
     @property
     def empty(self) -> bool:
-        return not self.changes
+        return not self.changes and self.prelude is None
 
     def files_touched(self) -> tuple[FileRef, ...]:
         seen: dict[FileRef, None] = {}
@@ -183,4 +202,5 @@ class Plan:
 
     def to_json(self) -> dict:
         return {"title": self.title, "steps": [s.to_json() for s in self.steps],
-                "files": [f.to_json() for f in self.files_touched()]}
+                "files": [f.to_json() for f in self.files_touched()],
+                "prelude": self.prelude.to_json() if self.prelude else None}

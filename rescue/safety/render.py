@@ -110,6 +110,13 @@ def print_plan(target, plan: Plan) -> None:
     if plan.empty and not plan.steps:
         out.print(f"{plan.title}: nothing to do.")
         return
+    if plan.prelude is not None:
+        pre = Table(title=f"First: {plan.prelude.title}", title_justify="left", expand=False)
+        pre.add_column("#", justify="right", style="dim")
+        pre.add_column("step")
+        for i, line in enumerate(plan.prelude.lines, 1):
+            pre.add_row(str(i), line)
+        out.print(pre)
     out.print(plan_table(target, plan))
     for step in plan.steps:
         for note in step.notes:

@@ -79,20 +79,21 @@ def main(argv: list[str] | None = None) -> int:
              "firmware uses (on the ESP), the Windows version, the drive letters and C:'s free space.", ok=(0, 1))
     run_step("2. Diagnose every cause the article names (read-only)", ["diagnose", d, "--ram", "2G"],
              "Exit code 1 means problems were found; the last lines say which commands fix them.", ok=(1,))
-    run_step("3. Grow the disk (article step 2: under 300 MB free)", ["expand", d, "--size", "4G", "--yes"],
-             "The image, the partition and NTFS grow offline; the work happens in an overlay that is "
-             "committed into the VHD only when it checks out.")
-    run_step("4. See the fix's plan without writing anything", ["fix", "no-memory", d, "--ram", "2G", "--dry-run"],
-             "--dry-run opens the disk read-only and prints every change with its before and after.")
-    run_step("5. Fix it", ["fix", "no-memory", d, "--ram", "2G", "--cleanup", "--yes"],
-             "One launch: backup of the BCD and SYSTEM on C:, then every change, each read back; then "
-             "the diagnosis runs again on the result.")
-    run_step("6. Diagnose again: all clear", ["diagnose", d, "--ram", "2G"],
+    fix = ["fix", "no-memory", d, "--ram", "2G", "--cleanup", "--expand", "4G"]
+    run_step("3. See the fix's plan without writing anything", [*fix, "--dry-run"],
+             "--dry-run opens the disk read-only (through a throw-away overlay) and prints every step: "
+             "growing the disk and C: (article step 2), then each registry and BCD change with its "
+             "before and after.")
+    run_step("4. Fix it: the one command the diagnosis printed", [*fix, "--yes"],
+             "One launch: grow C: (in an overlay), back up the BCD and SYSTEM on C:, apply every change "
+             "and read it back, diagnose the result; only then does the VHD grow and receive the "
+             "changes, which are read back once more.")
+    run_step("5. Diagnose again: all clear", ["diagnose", d, "--ram", "2G"],
              "Exit code 0: none of the article's causes is left.")
-    run_step("7. Undo: the BCD and SYSTEM come back byte for byte", ["undo", d, "--yes"],
+    run_step("6. Undo: the BCD and SYSTEM come back byte for byte", ["undo", d, "--yes"],
              "The backup on the disk restores the originals (the page file and the cleaned files were "
-             "deleted by design and are not restored).")
-    run_step("8. Diagnose once more: the registry and BCD findings are back", ["diagnose", d, "--ram", "2G"],
+             "deleted by design and are not restored; the disk stays grown).")
+    run_step("7. Diagnose once more: the registry and BCD findings are back", ["diagnose", d, "--ram", "2G"],
              "Exit code 1 again: undo really put the old bytes back.", ok=(1,))
     if worst:
         console.print(f"[red]The demo stopped short: a step failed with exit code {worst}.[/red]")

@@ -23,13 +23,10 @@ Windows volume (\\rescue-backup\\expand-<UTC time>\\) before the partition table
 from __future__ import annotations
 
 import json
-import os
 import re
 import struct
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from rescue.errors import UnsafeStateError, UsageError, VerifyError, WriteFailedError
 from rescue.space import imagegrow
@@ -411,33 +408,15 @@ def _apply(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
                         free_before=before.free_bytes, free_after=after.free_bytes)
 
 
-def _overlay_dir(image, dry_run: bool) -> tuple[Path, bool]:
-    """Where the working overlay lives: beside the image (same filesystem, survives a reboot, so an
-    interrupted commit can be finished), else rescue's cache; a temp folder for dry runs."""
-    if dry_run:
-        return Path(tempfile.mkdtemp(prefix="rescue-expand-")), True
-    if not image.is_block_device:
-        d = Path(os.path.abspath(image.path)).parent
-        if os.access(d, os.W_OK):
-            return d, False
-    from rescue.disk import accel as accel_mod
-
-    d = accel_mod.cache_dir() / "expand"
-    d.mkdir(parents=True, exist_ok=True)
-    return d, False
-
-
 def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_run: bool,
         fmt: str | None, accel: str | None, confirm, notify=lambda m: None):
     """The whole command: host checks -> overlay -> ONE launch (facts, plan, `confirm(plan)`, grow
     partition + NTFS, verify) -> grow the image -> commit -> read back. Returns the ExpandPlan (dry
     run, nothing to do) or the ExpandResult. `confirm` prints the plan and raises to stop."""
-    import shutil
-
-    from rescue.disk.formats import DiskImage, check_not_in_use, check_writable, detect
+    from rescue.disk.formats import check_not_in_use, check_writable, detect
     from rescue.disk.session import DiskSession
     from rescue.layout import discover
-    from rescue.space import overlay
+    from rescue.space.staging import staged
 
     seconds: dict[str, float] = {}
     t = time.monotonic()
@@ -447,13 +426,8 @@ def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_
     if not dry_run:
         check_writable(image)
         check_not_in_use(image)
-    where, temporary = _overlay_dir(image, dry_run)
-    ov = where / f".{Path(image.path).name}.rescue-expand-{os.getpid()}.qcow2"
-    overlay.create(image, new_size, ov)
-    keep_overlay = False
-    try:
-        ov_image = DiskImage(path=str(ov), format="qcow2", virtual_size=new_size, is_block_device=False)
-        with DiskSession([ov_image], write=not dry_run, accel=accel, notify=notify) as s:
+    with staged(image, new_size, dry_run=dry_run) as stage:
+        with DiskSession([stage.working_image], write=not dry_run, accel=accel, notify=notify) as s:
             seconds["launch"] = round(s.launch_seconds, 1)
             layout = discover(s)
             plan = make_plan(s, layout, user_path=path, format_label=image.format_label,
@@ -466,31 +440,8 @@ def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             result = apply_in_session(s, plan, stamp=stamp)
             seconds["partition_and_ntfs"] = round(time.monotonic() - t1, 1)
-        t2 = time.monotonic()
-        spans = overlay.changed_extents(ov, old_size=image.virtual_size)
-        want = overlay.digests(str(ov), "qcow2", spans)
-        grown = False
-        if new_size > image.virtual_size:
-            imagegrow.grow(image, new_size)          # journalled: restored byte for byte on failure
-            grown = True
-        seconds["grow_image"] = round(time.monotonic() - t2, 1)
-        t3 = time.monotonic()
-        keep_overlay = True                          # from here on the overlay is the only full copy
-        overlay.commit(ov, image)
-        got = overlay.digests(image.path, image.format, spans)
-        if got != want:
-            raise VerifyError(f"{image.path} does not hold what was written (read back differs).",
-                              hint=f"The changes are kept in {ov}; run `qemu-img commit -f qcow2 {ov}` again.")
-        problem = imagegrow.qemu_check(image.path, image.format) if not image.is_block_device else None
-        if problem:
-            raise VerifyError(f"qemu-img check reports a problem in {image.path} after the change: {problem}")
-        keep_overlay = False
-        seconds["commit_and_verify"] = round(time.monotonic() - t3, 1)
-        seconds["total"] = round(time.monotonic() - t, 1)
-        return replace(result, image_grown=grown, committed_bytes=sum(ln for _, ln in spans),
-                       verified_extents=len(spans), seconds=seconds)
-    finally:
-        if not keep_overlay:
-            ov.unlink(missing_ok=True)
-            if temporary:
-                shutil.rmtree(where, ignore_errors=True)
+        done = stage.commit()
+    seconds.update(done.seconds)
+    seconds["total"] = round(time.monotonic() - t, 1)
+    return replace(result, image_grown=done.image_grown, committed_bytes=done.committed_bytes,
+                   verified_extents=done.verified_extents, seconds=seconds)

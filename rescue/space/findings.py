@@ -9,6 +9,7 @@ from __future__ import annotations
 import shlex
 
 from rescue.repairs.findings import FOUND, OK, UNKNOWN, Finding
+from rescue.space.expand import human
 
 LOW_SPACE_BYTES = 300 * 1000 * 1000          # "minder dan 300 MB": decimal MB, as Explorer shows it
 AZURE_DISK_TIERS_GIB = (4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -71,13 +72,15 @@ def space_findings(*, free_bytes: int | None, size_bytes: int | None, letter: st
         after = free_bytes + (reclaim or 0)
         need = after < LOW_SPACE_BYTES
         size = suggest_size(disk_bytes) if disk_bytes else "1T"
-        # Not `fixable` by `rescue fix`: growing the image is its own command (its own launch, and
-        # not undoable), so the evidence names it.
-        cmd = f"rescue expand {shlex.quote(disk_path) if disk_path else 'DISK'} --size {size}"
+        # `rescue fix no-memory --expand SIZE` grows image, partition and NTFS in the same launch as
+        # the rest of the fix (rescue.space.staging); `rescue expand` does only that.
         out.append(Finding(
             "space-expand", "OS disk large enough", FOUND if need else OK,
-            (f"even after cleanup {name} would have {mb(after)} free: grow the disk first with `{cmd}`"
-             if need else f"{mb(after)} free after cleanup" if reclaim else f"{mb(free_bytes)} free")))
+            (f"even after cleanup {name} would have {mb(after)} free: grow "
+             f"{shlex.quote(disk_path) if disk_path else 'the disk'}"
+             f"{f' (now {human(disk_bytes)})' if disk_bytes else ''} to {size} with `--expand {size}`"
+             if need else f"{mb(after)} free after cleanup" if reclaim else f"{mb(free_bytes)} free"),
+            fixable=need, fix_option=f"--expand {size}" if need else None))
     if frag is None:
         out.append(Finding("space-fragmentation", "Free space not badly fragmented", UNKNOWN, "not measured"))
     else:

@@ -152,7 +152,11 @@ def test_findings_and_whea(tmp_path):
     assert all(f.status == FOUND for f in s.findings)
     assert by["crashdump-disabled"].evidence == "ControlSet001 CrashDumpEnabled 0; ControlSet002 CrashDumpEnabled 0"
     assert by["whea-bad-pages"].evidence.startswith("ControlSet001\\Control\\WHEA BadPages REG_BINARY 16 bytes")
-    assert by["dump-volume-too-small"].fix_option == "--dump-file"
+    # E: (900 MiB free) cannot hold 1 GiB of RAM either: nothing the fix can do, so not fixable.
+    assert by["dump-volume-too-small"].fix_option is None and not by["dump-volume-too-small"].fixable
+    fits = summarize_hive(p, ref=FileRef(str(p)), layout=layout, found=(FOUND_C,), ram_bytes=parse_size("512M"))
+    dump = {f.id: f for f in fits.findings}["dump-volume-too-small"]
+    assert dump.fixable and dump.fix_option == "--dump-file 'E:\\MEMORY.DMP'"    # the exact, quoted option
     data = s.to_json()
     assert json.loads(json.dumps(data))["whea_bad_pages"][0]["data_hex"] == bytes(range(16)).hex()
     step = plan_clear_whea_badpages(Hive(p), FileRef(str(p)))

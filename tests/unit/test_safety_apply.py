@@ -117,7 +117,7 @@ def test_json_output_has_plan_and_result_with_stable_keys(hive, capsys):
     data = json.loads(capsys.readouterr().out)
     assert set(data) == {"plan", "result"}
     assert set(data["result"]) == {"applied", "dry_run", "nothing_to_do", "backup_id", "backup_location",
-                                   "files", "notes"}
+                                   "files", "notes", "prelude"}
     assert data["result"]["applied"] is True and data["plan"]["title"] == "crash dumps on"
 
 

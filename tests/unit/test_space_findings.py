@@ -49,9 +49,12 @@ def test_low_space_cleanup_not_enough_recommends_expand_with_a_size():
     scan = _scan(10 * MB, {"memory-dumps": [("\\Windows\\MEMORY.DMP", 20 * MB, 20 * MB)]})
     f = _by_id(space_findings(free_bytes=10 * MB, size_bytes=256 * 2**20, scan=scan, disk_bytes=2**30,
                               disk_path="/vms/os disk.vhd"))
-    assert f["space-expand"].status == FOUND and not f["space-expand"].fixable
-    assert "30.0 MB free" in f["space-expand"].evidence
-    assert "`rescue expand '/vms/os disk.vhd' --size 4G`" in f["space-expand"].evidence
+    assert f["space-expand"].status == FOUND and f["space-expand"].fix_option == "--expand 4G"
+    assert f["space-expand"].evidence == ("even after cleanup the OS volume would have 30.0 MB free: grow "
+                                          "'/vms/os disk.vhd' (now 1 GiB) to 4G with `--expand 4G`")
+    d = Diagnosis(("/vms/os disk.vhd",), tuple(f.values()))
+    # One command does all of it: cleanup, grow image + partition + NTFS, and the article's edits.
+    assert d.fix_commands() == ["rescue fix no-memory '/vms/os disk.vhd' --cleanup --expand 4G"]
 
 
 def test_plenty_of_space_is_healthy():
