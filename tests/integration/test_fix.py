@@ -109,24 +109,36 @@ def test_fix_then_undo(name, sample_disk, cli, monkeypatch, tmp_path):
     disk = sample_disk(name)
     before = sha(disk)
 
-    if name.endswith(".vhd"):  # dry run: plan shown, not one byte changed
-        res, n = run_cli(cli, monkeypatch, tmp_path, "fix", "no-memory", str(disk), "--dry-run", "--json")
+    old_size = detect(str(disk)).virtual_size
+    # The command diagnose prints for the broken sample (article step 2 included: C: is under 300 MB
+    # and cleanup alone cannot fix it).
+    fix = ["fix", "no-memory", str(disk), "--cleanup", "--expand", "4G"]
+    if name.endswith(".vhd"):  # dry run: plan shown, not one byte changed, no overlay left behind
+        res, n = run_cli(cli, monkeypatch, tmp_path, *fix, "--dry-run", "--json")
         assert res.code == 0, res.err
         assert n == 1 and sha(disk) == before
+        assert not list(disk.parent.glob("*rescue-stage*"))                 # no overlay left behind
         plan = json.loads(res.out)["plan"]
         actions = {s["action"] for s in plan["steps"] if s["changes"]}
         assert {"bcd.badmemory", "bcd.ems", "bcd.emssettings"} <= actions
+        assert plan["prelude"]["action"] == "space.expand"
+        assert plan["prelude"]["expand"]["new_disk_size"] == 4 << 30
 
-    res, n = run_cli(cli, monkeypatch, tmp_path, "fix", "0xC0000017", str(disk), "--yes", "--json")
+    res, n = run_cli(cli, monkeypatch, tmp_path, "fix", "0xC0000017", *fix[2:], "--yes", "--json")
     assert res.code == 0, res.err
     assert n == 1                                                   # one appliance launch for the whole article
     report = json.loads(res.out)
     found_before = {f["id"] for f in report["before"]["findings"] if f["status"] == "found"}
-    assert ARTICLE_IDS <= found_before
+    assert ARTICLE_IDS | {"space-low", "space-expand"} <= found_before
     after = {f["id"]: f["status"] for f in report["after"]["findings"]}
-    assert all(after[i] == "ok" for i in ARTICLE_IDS), after
+    assert all(after[i] == "ok" for i in ARTICLE_IDS | {"space-low", "space-expand"}), after
+    assert report["after"]["healthy"] is True
     backup_id = report["backup"]
     assert backup_id
+    assert report["result"]["prelude"]["free_after"] > 3 << 30
+    assert report["commit"]["image_grown"] is True and report["commit"]["verified_extents"] > 0
+    assert (old_size, detect(str(disk)).virtual_size) == (1 << 30, 4 << 30)
+    assert not list(disk.parent.glob("*rescue-stage*"))                     # the overlay is gone
 
     snapshot = tmp_path / "fixed" / name
     snapshot.parent.mkdir()
@@ -141,6 +153,10 @@ def test_fix_then_undo(name, sample_disk, cli, monkeypatch, tmp_path):
         orig, fixed, undone = (DiskFiles(s, i, tmp_path) for i in range(3))
         check_article_outcome(fixed, name)
         assert backup_id in fixed.listdir(win, "\\rescue-backup")
+        mp = s.mount(fixed.parts[win], write=False)                  # step 2: C: grew with the disk
+        assert s.usage(mp).free_bytes > 3 << 30
+        cab = "\\Windows\\SoftwareDistribution\\Download\\9c1f3b7e2d\\windows10.0-kb5031361-x64.cab"
+        assert orig.exists(win, cab) and not fixed.exists(win, cab)  # --cleanup removed the update cache
         for part, path in ((win, "\\Windows\\System32\\config\\SYSTEM"), (sysp, bcd_path)):
             assert sha(orig.fetch(part, path)) == sha(undone.fetch(part, path)), path   # byte-identical
 

@@ -139,3 +139,29 @@ def test_mbr_resize_changes_only_the_entry_size_and_chs_end():
     # LBA 4194303 = cylinder 261, head 21, sector 16: bytes head, sector | (cyl >> 2 & 0xC0), cyl & 0xFF
     assert new[446 + 16 + 5:446 + 16 + 8] == bytes([21, 16 | 0x40, 261 & 0xFF])
     assert ex.mbr_resized(bytes(s), 2, 20 * GiB // 512)[446 + 16 + 5:446 + 16 + 8] == b"\xfe\xff\xff"
+
+
+# --- `fix no-memory --expand`: limits are checked on the host, before any launch or write ----------
+@pytest.mark.parametrize("size,needle", [
+    ("128M", "only grows disks"),          # smaller than the disk
+    ("2T", "more than the article's 1 TB"),
+    ("lots", "Cannot read the size"),
+])
+def test_fix_expand_refused_on_the_host_before_any_launch(tmp_path, monkeypatch, capsys, size, needle):
+    import hashlib
+
+    from rescue.cli.main import run
+    from rescue.errors import ExitCode
+
+    disk = tmp_path / "os.raw"
+    with open(disk, "wb") as fh:                # 256 MiB, sparse: no appliance is ever started for it
+        fh.truncate(256 << 20)
+    before = hashlib.sha256(disk.read_bytes()).hexdigest()
+    log = tmp_path / "launches.log"
+    monkeypatch.setenv("RESCUE_LAUNCH_LOG", str(log))
+    assert run(["fix", "no-memory", str(disk), "--expand", size, "--yes"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+    assert not log.exists()                                           # no launch
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["os.raw"]   # no overlay left behind
+    assert hashlib.sha256(disk.read_bytes()).hexdigest() == before
