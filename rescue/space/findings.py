@@ -36,7 +36,8 @@ def suggest_size(disk_bytes: int) -> str:
 
 
 def space_findings(*, free_bytes: int | None, size_bytes: int | None, letter: str | None = None,
-                   scan=None, frag=None, disk_bytes: int | None = None, disk_path: str | None = None) -> list[Finding]:
+                   scan=None, frag=None, disk_bytes: int | None = None, disk_path: str | None = None,
+                   block_device: bool = False) -> list[Finding]:
     """Findings for the Windows (OS) volume.
 
     free_bytes/size_bytes: the volume's free and total space (None: unknown); scan: a
@@ -73,14 +74,22 @@ def space_findings(*, free_bytes: int | None, size_bytes: int | None, letter: st
         need = after < LOW_SPACE_BYTES
         size = suggest_size(disk_bytes) if disk_bytes else "1T"
         # `rescue fix no-memory --expand SIZE` grows image, partition and NTFS in the same launch as
-        # the rest of the fix (rescue.space.staging); `rescue expand` does only that.
-        out.append(Finding(
-            "space-expand", "OS disk large enough", FOUND if need else OK,
-            (f"even after cleanup {name} would have {mb(after)} free: grow "
-             f"{shlex.quote(disk_path) if disk_path else 'the disk'}"
-             f"{f' (now {human(disk_bytes)})' if disk_bytes else ''} to {size} with `--expand {size}`"
-             if need else f"{mb(after)} free after cleanup" if reclaim else f"{mb(free_bytes)} free"),
-            fixable=need, fix_option=f"--expand {size}" if need else None))
+        # the rest of the fix (rescue.space.staging); `rescue expand` does only that. A block device
+        # (a cloud disk attached to this VM) can only be grown on the cloud side.
+        where = shlex.quote(disk_path) if disk_path else "the disk"
+        now = f" (now {human(disk_bytes)})" if disk_bytes else ""
+        if not need:
+            ev, option = (f"{mb(after)} free after cleanup" if reclaim else f"{mb(free_bytes)} free"), None
+        elif block_device:
+            gb = int(size[:-1]) * (1024 if size.endswith("T") else 1)
+            ev, option = (f"even after cleanup {name} would have {mb(after)} free: {where}{now} is a block device, "
+                          f"grow it on the cloud side first (Azure, VM deallocated: `az disk update -g RG -n DISK "
+                          f"--size-gb {gb}`), attach it again, then add `--expand fill`"), None
+        else:
+            ev, option = (f"even after cleanup {name} would have {mb(after)} free: grow {where}{now} to {size} "
+                          f"with `--expand {size}`"), f"--expand {size}"
+        out.append(Finding("space-expand", "OS disk large enough", FOUND if need else OK, ev,
+                           fixable=option is not None, fix_option=option))
     if frag is None:
         out.append(Finding("space-fragmentation", "Free space not badly fragmented", UNKNOWN, "not measured"))
     else:
@@ -132,5 +141,6 @@ def assess_windows_volume(session, layout, *, check_readonly: bool = False, limi
         on_frag_error(exc)
     findings = space_findings(free_bytes=scan.free_bytes, size_bytes=scan.size_bytes, letter=scan.letter,
                               scan=scan, frag=frag, disk_bytes=session.disk_size(win.disk),
-                              disk_path=layout.disk_paths[win.disk])
+                              disk_path=layout.disk_paths[win.disk],
+                              block_device=session.images[win.disk].is_block_device)
     return findings, scan, frag

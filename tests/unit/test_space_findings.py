@@ -129,3 +129,14 @@ def test_name_patterns():
 
 def test_sizes_read_like_explorer():
     assert mb(12) == "12 bytes" and mb(41_000) == "41.0 kB" and mb(LOW_SPACE_BYTES) == "300.0 MB"
+
+
+def test_block_device_too_small_says_grow_it_on_the_cloud_side_then_fill():
+    scan = _scan(10 * MB, {})
+    f = _by_id(space_findings(free_bytes=10 * MB, size_bytes=256 * 2**20, scan=scan, disk_bytes=127 * 2**30,
+                              disk_path="/dev/sdc", block_device=True))
+    assert f["space-expand"].status == FOUND and not f["space-expand"].fixable
+    assert f["space-expand"].evidence == (
+        "even after cleanup the OS volume would have 10.0 MB free: /dev/sdc (now 127 GiB) is a block device, "
+        "grow it on the cloud side first (Azure, VM deallocated: `az disk update -g RG -n DISK --size-gb 256`), "
+        "attach it again, then add `--expand fill`")
