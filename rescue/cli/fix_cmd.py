@@ -149,7 +149,7 @@ def register(app: typer.Typer) -> None:
                     result = execute(target, plan, dry_run=dry_run, assume_yes=yes, json_output=True,
                                      discard_hive_logs=discard_hive_logs)
                 doc = {"before": before.to_json(), **json.loads(buf.getvalue()), "after": None,
-                       "backup": result.backup_id}
+                       "backup": result.backup_id, "commit": None}
             else:
                 result = execute(target, plan, dry_run=dry_run, assume_yes=yes, json_output=False,
                                  discard_hive_logs=discard_hive_logs)
