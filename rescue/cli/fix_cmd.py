@@ -161,7 +161,14 @@ def register(app: typer.Typer) -> None:
 
             target.forget()
             target.layout = refresh_usage(target.session, target.layout)
-            after, _ = run_diagnose(target, opts)
+            # The cleanup categories were walked minutes ago in this launch; only the files the
+            # engine deleted (and read back as gone) changed there.
+            prior = None
+            if facts.get("scan") is not None:
+                win = target.layout.root
+                prior = (facts["scan"], {f.path for f in result.files
+                                         if (f.disk, f.partition) == (win.disk, win.partition)})
+            after, _ = run_diagnose(target, opts, prior_scan=prior)
             target.close()
             target.session.close()
             # Only now, with the launch over and everything verified in the overlay, does the image

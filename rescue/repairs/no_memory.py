@@ -97,17 +97,19 @@ def _bcd_findings(store, why: str | None) -> list[Finding]:
     return out
 
 
-def _space_findings(target, *, for_cleanup: bool = False) -> tuple[list[Finding], object]:
+def _space_findings(target, *, for_cleanup: bool = False, prior=None) -> tuple[list[Finding], object]:
     from rescue.space.findings import assess_windows_volume
 
     # check_readonly costs an attribute read per file: only when the scan becomes a cleanup plan.
-    findings, scan, _frag = assess_windows_volume(target.session, target.layout, check_readonly=for_cleanup)
+    findings, scan, _frag = assess_windows_volume(target.session, target.layout, check_readonly=for_cleanup,
+                                                  prior=prior)
     return findings, scan
 
 
-def diagnose(target, opts: FixOptions) -> tuple[Diagnosis, dict]:
+def diagnose(target, opts: FixOptions, *, prior_scan=None) -> tuple[Diagnosis, dict]:
     """Every check, read-only, through the command's one session. Returns the diagnosis and the
-    facts the planner reuses (so nothing is read twice)."""
+    facts the planner reuses (so nothing is read twice). `prior_scan`: (the cleanup scan of an
+    earlier diagnosis in this launch, Windows paths deleted since): reused, not walked again."""
     from rescue.registry.summary import summarize as registry_summary
 
     layout = target.layout
@@ -116,7 +118,7 @@ def diagnose(target, opts: FixOptions) -> tuple[Diagnosis, dict]:
     blocked = bool(findings)
     facts: dict = {}
     try:
-        space, scan = _space_findings(target, for_cleanup=opts.cleanup)
+        space, scan = _space_findings(target, for_cleanup=opts.cleanup, prior=prior_scan)
         facts["scan"] = scan
     except RescueError as exc:
         space = [Finding("space-low", "OS volume has at least 300 MB free", UNKNOWN, str(exc))]

@@ -350,11 +350,9 @@ def _apply(target, prep: _Prepared, faults: Faults, started: list[FileRef], note
                     # Left in place: nothing is lost, the plan just frees less. Not a reason to undo.
                     notes.append(f"could not delete {render.file_label(target, ref)}: {reason}")
                     after.pop(ref, None)
-    target.sync()
-    # Final read-back of everything written, after the last sync.
-    for w in prep.works:
-        if isinstance(w, (_HiveWork, _WriteWork)):
-            _read_back(target, w.ref, w.sha_after)
+    # No sync or second read-back here: each upload synced before and after its rename and was read
+    # back then; deletions since are made durable by the sync that precedes the "applied" manifest's
+    # rename (write_manifest), so no manifest ever claims more than the disk holds.
     return after
 
 

@@ -141,8 +141,8 @@ def write_manifest(target, manifest: Manifest) -> Manifest:
     manifest = replace(manifest, updated=utc_now())
     host = target.workdir / f"manifest-{manifest.id}.json"
     host.write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
+    # upload_atomic syncs before and after its rename: the manifest is durable when it returns.
     target.upload_atomic(host, child(backup_dir(target, manifest.id), MANIFEST))
-    target.sync()
     return manifest
 
 
@@ -212,7 +212,8 @@ def make_backup(target, keeps: list[Keep], *, kind: str, target_label: str, plan
                                    "was made from (it changed meanwhile?); nothing was changed.",
                                    hint="Run the command again.")
         entries.append(BackupEntry(k.file, k.role, existed=True, size=size, sha256=got, stored=name))
-    target.sync()
+    # No sync here: write_manifest's upload syncs before it renames the manifest into place, so the
+    # copies are on disk before any manifest says they are (each sync costs ~0.15 s under TCG).
     manifest = Manifest(id=backup_id, kind=kind, created=utc_now(), status="in-progress", target=target_label,
                         plan=plan, files=tuple(entries), undoes=undoes, notes=notes)
     return write_manifest(target, manifest)

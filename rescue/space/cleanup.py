@@ -22,7 +22,8 @@ Windows.old) are removed entirely, as Disk Cleanup does for them.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+import weakref
+from dataclasses import dataclass, field, replace
 
 from rescue.safety.plan import DeleteFile, FileRef, Plan, Step
 from rescue.target import win_to_posix
@@ -157,6 +158,16 @@ class VolumeScan:
     def category(self, key: str) -> CategoryScan | None:
         return next((c for c in self.categories if c.key == key), None)
 
+    def without(self, removed: set[str], *, size_bytes: int, free_bytes: int) -> "VolumeScan":
+        """This scan after the files in `removed` (Windows paths, any case) were deleted and verified
+        gone by the safety engine, with the volume's usage as it is now. `rescue fix` re-diagnoses
+        with it instead of walking every category folder again in the same launch (nothing else
+        writes to those folders meanwhile)."""
+        low = {p.lower() for p in removed}
+        cats = tuple(replace(c, files=tuple(f for f in c.files if f.path.lower() not in low))
+                     for c in self.categories)
+        return replace(self, categories=cats, size_bytes=size_bytes, free_bytes=free_bytes)
+
     def to_json(self) -> dict:
         return {"disk": self.disk, "partition": self.partition, "letter": self.letter,
                 "cluster_size": self.cluster_size, "size_bytes": self.size_bytes,
@@ -197,7 +208,7 @@ def _real_dir(session, mp: str, winpath: str) -> str | None:
     cur = mp
     # Category folders share their parents (\Windows, \Users\x\AppData\Local): each component is
     # checked once per session (a call costs 2-25 ms under TCG).
-    cache = _dir_checks.setdefault(id(session), {})
+    cache = _dir_checks.setdefault(session, {})
     for p in parts:
         cur = f"{cur}/{p}"
         if cur not in cache:
@@ -207,7 +218,8 @@ def _real_dir(session, mp: str, winpath: str) -> str | None:
     return real
 
 
-_dir_checks: dict[int, dict[str, bool]] = {}
+# Keyed by the session object itself (weakly): an id() could be reused by a later session.
+_dir_checks: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _user_profiles(session, mp: str, skipped: list[Skipped]) -> list[str]:
@@ -343,7 +355,7 @@ def scan_volume(session, part, *, include: frozenset[str] = frozenset(), letter:
                 check_readonly: bool = True, limit: int = SCAN_LIMIT) -> VolumeScan:
     """Scan every category on one (mounted or mountable) volume; metadata only."""
     mp = session.mounted(part) or session.mount(part, write=False)
-    _dir_checks.pop(id(session), None)          # fresh checks for every scan
+    _dir_checks.pop(session, None)          # fresh checks for every scan
     cluster = session.cluster_size(mp)
     usage = session.usage(mp)
     attributes_of = _mft_attribute_reader(session, part) if check_readonly else None

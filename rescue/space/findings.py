@@ -122,10 +122,12 @@ def space_section_data(scans, frags=()) -> dict:
 
 
 def assess_windows_volume(session, layout, *, check_readonly: bool = False, limit: int = 50_000,
-                          on_frag_error=lambda exc: None):
+                          on_frag_error=lambda exc: None, prior=None):
     """Scan the Windows volume's cleanup categories (bounded, metadata only), measure its free-space
     fragmentation, and derive the findings: the one sequence `inspect` and `diagnose` both need.
-    Returns (findings, scan, frag); frag is None when it could not be measured (advisory only)."""
+    `prior`: (an earlier VolumeScan of this launch, Windows paths deleted since) to reuse instead of
+    scanning again. Returns (findings, scan, frag); frag is None when it could not be measured
+    (advisory only)."""
     from rescue.space.cleanup import scan_volume
     from rescue.space.fragmentation import report
 
@@ -133,7 +135,11 @@ def assess_windows_volume(session, layout, *, check_readonly: bool = False, limi
     vol = layout.volume(win.disk, win.partition)
     letter = vol.letter if vol else None
     part = session.partition(win.disk, win.partition)
-    scan = scan_volume(session, part, letter=letter, check_readonly=check_readonly, limit=limit)
+    if prior is not None:
+        usage = session.usage(session.mounted(part) or session.mount(part, write=False))
+        scan = prior[0].without(prior[1], size_bytes=usage.size_bytes, free_bytes=usage.free_bytes)
+    else:
+        scan = scan_volume(session, part, letter=letter, check_readonly=check_readonly, limit=limit)
     try:
         frag = report(session, part, letter=letter)
     except Exception as exc:  # noqa: BLE001  a damaged volume: "not measured", never a failed command
