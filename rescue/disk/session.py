@@ -804,11 +804,6 @@ class DiskSession:
         self.g.ntfsresize_opts(part.device, **opts)
         self._disks = None
 
-    def tar_in(self, host_tar: str | Path, directory: str) -> None:
-        """Unpack a host tar archive into `directory` (thousands of files in one call)."""
-        self._tree_changed()
-        self.g.tar_in(str(host_tar), directory)
-
     def cluster_size(self, mountpoint: str) -> int:
         """The mounted filesystem's allocation unit (NTFS cluster size as ntfs-3g reports it)."""
         st = self.g.statvfs(mountpoint)

@@ -126,7 +126,7 @@ def prepared(tmp_path_factory):
                 info = tarfile.TarInfo(path.lstrip("\\").replace("\\", "/"))
                 info.size = size
                 t.addfile(info, io.BytesIO(_data(path, size)))
-        s.tar_in(tar, mp)
+        s.extract_tar(tar, mp)
         s.set_ntfs_xattr(_posix(mp, READONLY[0]), "system.ntfs_attrib_be", (0x21).to_bytes(4, "big"))
         s.makedirs(_posix(mp, JUNCTION))
         s.set_ntfs_xattr(_posix(mp, JUNCTION), "system.ntfs_reparse_data", _junction_data("C:\\Windows\\System32"))
