@@ -193,40 +193,30 @@ def register(app: typer.Typer) -> None:
                dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
                root=root, discard_hive_logs=discard_hive_logs)
 
-    @bcd.command("ems")
-    def ems_cmd(
-        target: str = _TARGET,
-        ident: str = typer.Argument(..., metavar="ID", help="An OS loader: {default} or its {guid}."),
-        state: str = typer.Argument(..., metavar="on|off"),
-        dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
-        fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-        discard_hive_logs: bool = _LOGS,
-    ) -> None:
-        """Enable or disable EMS for an OS loader entry, like `bcdedit /ems ID ON|OFF`."""
-        from rescue.bcd.edit import plan_ems
+    def toggle(name: str, planner: str, id_help: str, doc: str) -> None:
+        """`bcd ems` and `bcd bootems`: the same shape (ID on|off), a different element."""
+        def cmd(
+            target: str = _TARGET,
+            ident: str = typer.Argument(..., metavar="ID", help=id_help),
+            state: str = typer.Argument(..., metavar="on|off"),
+            dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
+            fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
+            discard_hive_logs: bool = _LOGS,
+        ) -> None:
+            from rescue.bcd import edit
 
-        on = _on_off(state)
-        _apply(target, f"bcd ems {ident} {'on' if on else 'off'}", lambda s, ref: plan_ems(s, ref, ident, on),
-               dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
-               root=root, discard_hive_logs=discard_hive_logs)
+            plan = getattr(edit, planner)
+            on = _on_off(state)
+            _apply(target, f"bcd {name} {ident} {'on' if on else 'off'}", lambda s, ref: plan(s, ref, ident, on),
+                   dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
+                   root=root, discard_hive_logs=discard_hive_logs)
+        cmd.__doc__ = doc
+        bcd.command(name)(cmd)
 
-    @bcd.command("bootems")
-    def bootems_cmd(
-        target: str = _TARGET,
-        ident: str = typer.Argument(..., metavar="ID", help="{bootmgr}, {emssettings}, or any entry."),
-        state: str = typer.Argument(..., metavar="on|off"),
-        dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
-        fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-        discard_hive_logs: bool = _LOGS,
-    ) -> None:
-        """Enable or disable boot-application EMS, like `bcdedit /bootems ID ON|OFF`."""
-        from rescue.bcd.edit import plan_bootems
-
-        on = _on_off(state)
-        _apply(target, f"bcd bootems {ident} {'on' if on else 'off'}",
-               lambda s, ref: plan_bootems(s, ref, ident, on),
-               dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
-               root=root, discard_hive_logs=discard_hive_logs)
+    toggle("ems", "plan_ems", "An OS loader: {default} or its {guid}.",
+           "Enable or disable EMS for an OS loader entry, like `bcdedit /ems ID ON|OFF`.")
+    toggle("bootems", "plan_bootems", "{bootmgr}, {emssettings}, or any entry.",
+           "Enable or disable boot-application EMS, like `bcdedit /bootems ID ON|OFF`.")
 
     @bcd.command("emssettings")
     def emssettings_cmd(
