@@ -329,3 +329,6 @@ def test_cli_writes_through_the_safety_engine(bcd, capsys):
     assert run(["bcd", "emssettings", str(bcd), "EMSPORT:1", "EMSBAUDRATE:115200", "--yes", "--json"]) == 0
     assert "nothing" in capsys.readouterr().out.lower()
     assert run(["bcd", "ems", str(bcd), "{bootmgr}", "on", "--yes"]) == 2
+    assert run(["bcd", "bootems", str(bcd), "{bootmgr}", "off", "--yes"]) == 0
+    bootems = BcdStore.open(bcd).get(C.GUID_BOOTMGR).element(0x16000020)
+    assert (bootems.reg_type, bootems.raw) == (V.REG_BINARY, b"\x00")
