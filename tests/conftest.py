@@ -98,7 +98,7 @@ class SampleHives:
         return build_software_hive(self._path("software", name), **opts)
 
     def bcd(self, name: str | None = None, **opts) -> Path:
-        from rescue.samples.hives import build_bcd_hive
+        from rescue.samples.bcd_store import build_bcd_hive
         return build_bcd_hive(self._path("bcd", name), **opts)
 
     def broken_system(self, generation: str = "gen2", name: str | None = None) -> Path:

@@ -23,7 +23,7 @@ FALLBACK = REPO.parent / "shared" / "realdata" / "bcd" / "regipy_win10_uefi_BCD"
 def main(out: Path) -> int:
     out.unlink(missing_ok=True)
     try:
-        from rescue.samples.hives import build_bcd_hive
+        from rescue.samples.bcd_store import build_bcd_hive
         build_bcd_hive(out, generation="gen2")
         print("sample BCD: rescue.samples.hives.build_bcd_hive(generation='gen2')")
         return 0

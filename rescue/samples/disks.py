@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rescue.samples import CATALOGUE, Sample, WindowsOptions
+from rescue.samples import bcd_store as B
 from rescue.samples import hives as H
 
 MiB = 1 << 20
@@ -180,7 +181,7 @@ def bcd_hive_options(base: str) -> dict:
     ids = ids_for(base)
     extra = ()
     if o.second_windows:
-        extra = ((H.SECOND_LOADER_GUID, "Windows Server 2016",
+        extra = ((B.SECOND_LOADER_GUID, "Windows Server 2016",
                   H.gpt_partition_device(second_os_guid(base), ids.disk_guid)),)
     return dict(generation=o.generation, disk=ids, bad_memory_pfns=o.bad_memory_pfns, ems=o.ems,
                 bootems=o.bootems, bootmgr_bootems=o.bootmgr_bootems, emssettings=o.emssettings,
@@ -277,7 +278,7 @@ def windows_spec(sample: Sample, workdir: Path) -> DiskSpec:
     hivedir = workdir / base
     bcd = hivedir / "BCD"
     hivedir.mkdir(parents=True, exist_ok=True)
-    H.build_bcd_hive(bcd, **bcd_hive_options(base))
+    B.build_bcd_hive(bcd, **bcd_hive_options(base))
     cdirs, cfiles = _windows_volume(base, o, hivedir / "C", product=o.product, build=o.build,
                                     c_guid=None, primary=True, seed=base)
     c_state = "hibernated" if o.hibernated else "ok"

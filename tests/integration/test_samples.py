@@ -23,6 +23,7 @@ from rescue.disk.session import DiskSession
 from rescue.errors import InputError
 from rescue.hive import Hive, read_header
 from rescue.layout import parse_mounted_devices
+from rescue.samples import bcd_store as B
 from rescue.samples import hives as H
 from rescue.samples.disks import (BASIC_DATA_TYPE, BITLOCKER_OEM_ID, ESP_TYPE, MSR_TYPE, ids_for,
                                   real_system_b)
@@ -56,7 +57,7 @@ def test_gen1_and_gen2_samples_through_one_read_only_session():
         assert s.is_file(mp + "/Boot/BCD") and s.is_file(mp + "/bootmgr")
         s.download(mp + "/Boot/BCD", Path(tmp) / "bcd1")
         bcd1 = Hive(Path(tmp) / "bcd1")
-        assert bcd1.get(f"Objects\\{H.LOADER_GUID}\\Elements\\21000001", "Element").data == \
+        assert bcd1.get(f"Objects\\{B.LOADER_GUID}\\Elements\\21000001", "Element").data == \
             H.mbr_partition_device(d1.mbr_signature, c1.start)
 
         # Gen2: GPT with the disk GUID and partition GUIDs the hives name; ESP FAT32, MSR, C:.
@@ -72,7 +73,7 @@ def test_gen1_and_gen2_samples_through_one_read_only_session():
             assert s.is_file(f"{mp}/EFI/Microsoft/Boot/{f}"), f
         s.download(mp + "/EFI/Microsoft/Boot/BCD", Path(tmp) / "bcd2")
         bcd2 = Hive(Path(tmp) / "bcd2")
-        dev = bcd2.get(f"Objects\\{H.LOADER_GUID}\\Elements\\21000001", "Element").data
+        dev = bcd2.get(f"Objects\\{B.LOADER_GUID}\\Elements\\21000001", "Element").data
         assert dev[32:48] == uuid.UUID(c2.gpt_guid).bytes_le and dev[56:72] == uuid.UUID(d2.gpt_guid).bytes_le
         badmem = bcd2.get("Objects\\{5189b25c-5558-4bf2-bca4-289b11bd29e2}\\Elements\\1700000a", "Element").data
         assert badmem == b"".join(struct.pack("<Q", p) for p in samples.BROKEN_PFNS)

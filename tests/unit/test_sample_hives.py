@@ -15,12 +15,13 @@ from rescue.hive import Hive, read_header
 from rescue.hive import values as V
 from rescue.layout import parse_mounted_devices
 from rescue.samples import BROKEN_PFNS, CATALOGUE, identity
+from rescue.samples import bcd_store as B
 from rescue.samples import hives as H
 from rescue.samples.disks import TEMP_DISK_SIGNATURE, ids_for, mounted_devices
 
 MM = "Control\\Session Manager\\Memory Management"
 CC = "Control\\CrashControl"
-LOADER = H.LOADER_GUID
+LOADER = B.LOADER_GUID
 MiB = 1 << 20
 
 
@@ -146,7 +147,7 @@ def test_software_current_version(sample_hives):
 
 # --- BCD -----------------------------------------------------------------------------------------
 GEN2_OBJECTS = {C.GUID_BOOTMGR: C.TYPE_BOOTMGR, C.GUID_FWBOOTMGR: C.TYPE_FWBOOTMGR, LOADER: C.TYPE_OSLOADER,
-                H.RESUME_GUID: C.TYPE_RESUME, C.GUID_MEMDIAG: C.TYPE_MEMDIAG,
+                B.RESUME_GUID: C.TYPE_RESUME, C.GUID_MEMDIAG: C.TYPE_MEMDIAG,
                 C.GUID_BADMEMORY: C.TYPE_INHERIT_ANY, C.GUID_EMSSETTINGS: C.TYPE_INHERIT_ANY,
                 C.GUID_GLOBALSETTINGS: C.TYPE_INHERIT_ANY, C.GUID_DBGSETTINGS: C.TYPE_INHERIT_ANY,
                 C.GUID_BOOTLOADERSETTINGS: C.TYPE_INHERIT_OSLOADER,
@@ -303,12 +304,12 @@ def test_bcd_model_decodes_every_element(sample_hives):
 def test_extra_loaders_and_options(sample_hives):
     ids = identity("two-windows")
     dev2 = H.gpt_partition_device("11111111-2222-4333-8444-555555555555", ids.disk_guid)
-    h = Hive(sample_hives.bcd(generation="gen2", disk=ids, extra_loaders=[(H.SECOND_LOADER_GUID, "Second", dev2)],
+    h = Hive(sample_hives.bcd(generation="gen2", disk=ids, extra_loaders=[(B.SECOND_LOADER_GUID, "Second", dev2)],
                               ems=True, azure_prepared=False, bad_memory_pfns=[0x1234]))
-    assert h.get_value(f"Objects\\{C.GUID_BOOTMGR}\\Elements\\24000001", "Element") == [LOADER, H.SECOND_LOADER_GUID]
-    assert _element(h, H.SECOND_LOADER_GUID, C.OSDEVICE) == (V.REG_BINARY, dev2)
-    assert _element(h, H.SECOND_LOADER_GUID, C.OSLOADER_EMS) == (V.REG_BINARY, b"\x01")
-    assert _element(h, LOADER, H.BOOTSTATUSPOLICY) is None and _element(h, C.GUID_BOOTMGR, H.DISPLAYBOOTMENU) is None
+    assert h.get_value(f"Objects\\{C.GUID_BOOTMGR}\\Elements\\24000001", "Element") == [LOADER, B.SECOND_LOADER_GUID]
+    assert _element(h, B.SECOND_LOADER_GUID, C.OSDEVICE) == (V.REG_BINARY, dev2)
+    assert _element(h, B.SECOND_LOADER_GUID, C.OSLOADER_EMS) == (V.REG_BINARY, b"\x01")
+    assert _element(h, LOADER, B.BOOTSTATUSPOLICY) is None and _element(h, C.GUID_BOOTMGR, B.DISPLAYBOOTMENU) is None
     assert _element(h, C.GUID_BADMEMORY, C.BADMEMORYLIST) == (V.REG_BINARY, struct.pack("<Q", 0x1234))
 
 
