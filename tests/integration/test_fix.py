@@ -103,7 +103,7 @@ def check_article_outcome(files: DiskFiles, name: str) -> None:
     assert not files.exists(win, "\\pagefile.sys")                             # deleted from the VHD
 
 
-@pytest.mark.parametrize("name", ["gen2-broken.vhd", "gen1-broken.vhdx"])
+@pytest.mark.parametrize("name", ["gen2-broken.vhd", "gen1-broken.vhdx", "gen1-broken.vhd", "gen2-broken.vhdx"])
 def test_fix_then_undo(name, sample_disk, cli, monkeypatch, tmp_path):
     pristine = sample_disk(name, dest=tmp_path / "pristine")
     disk = sample_disk(name)
