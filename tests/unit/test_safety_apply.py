@@ -227,3 +227,57 @@ def test_two_plans_in_one_command_each_see_the_bytes_the_other_wrote(hive):
         with HostFileTarget(str(hive), write=True) as t:
             undo(t, dry_run=False, assume_yes=True, json_output=True)
     assert hive.read_bytes() == original
+
+
+# --- a prelude (fix --expand's grow step): shown, covered by the one confirmation, run before the backup
+class _Grown:
+    def to_json(self) -> dict:
+        return {"grown": True}
+
+
+def _with_prelude(events: list, *, changes: bool):
+    from rescue.safety.plan import Prelude
+
+    def plan_for(ref: FileRef) -> Plan:
+        base = crash_plan(ref) if changes else Plan("only grow", ())
+        pre = Prelude("space.expand", "Grow the disk", ("grow partition 3", "grow its NTFS"),
+                      run=lambda: events.append("prelude") or _Grown(), data={"expand": {"new_disk_size": 4}})
+        return Plan(base.title, base.steps, prelude=pre)
+    return plan_for
+
+
+def test_prelude_runs_after_confirmation_and_before_the_backup(hive, capsys, monkeypatch):
+    import rescue.safety.backup as B
+
+    events: list = []
+    real = B.make_backup
+    monkeypatch.setattr(B, "make_backup", lambda *a, **kw: events.append("backup") or real(*a, **kw))
+    result = run(hive, _with_prelude(events, changes=True))
+    out = capsys.readouterr().out
+    assert events == ["prelude", "backup"]
+    assert "First: Grow the disk" in out and "grow its NTFS" in out
+    assert result.applied and result.backup_id and result.prelude.to_json() == {"grown": True}
+    with Hive(hive) as h:
+        assert h.get_value(CC, "CrashDumpEnabled") == 1
+
+
+def test_prelude_declined_or_dry_run_never_runs(hive, monkeypatch, capsys):
+    events: list = []
+    before = tree(hive.parent)
+    run(hive, _with_prelude(events, changes=True), dry_run=True)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("n\n"))
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    with pytest.raises(DeclinedError):
+        run(hive, _with_prelude(events, changes=True), assume_yes=False)
+    assert events == [] and tree(hive.parent) == before
+
+
+def test_prelude_alone_makes_no_backup_folder(hive, capsys):
+    events: list = []
+    before = tree(hive.parent)
+    result = run(hive, _with_prelude(events, changes=False), json_output=True)
+    data = json.loads(capsys.readouterr().out)
+    assert events == ["prelude"] and result.applied and result.backup_id is None
+    assert data["plan"]["prelude"]["expand"] == {"new_disk_size": 4}
+    assert data["result"]["prelude"] == {"grown": True}
+    assert tree(hive.parent) == before
