@@ -192,6 +192,7 @@ class DiskSession:
         self.images = list(images)
         self._ls_cache: dict[str, dict[str, str] | None] = {}   # resolve(): directory listings
         self._devices: list[str] | None = None
+        self._probes: dict[tuple[str, bool], str] = {}                 # ntfs_state() verdicts
         if not self.images:
             raise InputError("No disk given.")
         self.write = write
@@ -459,11 +460,16 @@ class DiskSession:
 
     def ntfs_state(self, part: Partition, *, rw: bool = True) -> str:
         """ntfs-3g's own verdict on whether the volume can be mounted (read-write by default)."""
-        try:
-            code = self.g.ntfs_3g_probe(rw, part.device)
-        except RuntimeError:
-            return "unknown reason"
-        return NTFS_PROBE_STATES.get(code, f"code {code}")
+        # Cached per launch (~0.16 s a probe under TCG; discovery and the write mount both ask). Only
+        # our own writes can change the verdict, and those drop the cache (_volumes_changed).
+        key = (part.device, rw)
+        if key not in self._probes:
+            try:
+                code = self.g.ntfs_3g_probe(rw, part.device)
+            except RuntimeError:
+                return "unknown reason"
+            self._probes[key] = NTFS_PROBE_STATES.get(code, f"code {code}")
+        return self._probes[key]
 
     # --- mounting -----------------------------------------------------------------------------
     def mount(self, part: Partition, *, write: bool = False) -> str:
@@ -530,7 +536,7 @@ class DiskSession:
         return self._mounts.get(part.key)
 
     def umount(self, part: Partition) -> None:
-        self._tree_changed()
+        self._volumes_changed()
         mp = self._mounts.pop(part.key, None)
         self._mount_rw.pop(part.key, None)
         if mp:
@@ -583,6 +589,11 @@ class DiskSession:
         return self._ls_cache[directory]
 
     def _tree_changed(self) -> None:
+        self._ls_cache.clear()
+
+    def _volumes_changed(self) -> None:
+        """A volume was unmounted after writing, resized or overwritten: probe it again."""
+        self._probes.clear()
         self._ls_cache.clear()
 
     def is_file(self, path: str) -> bool:
@@ -671,11 +682,12 @@ class DiskSession:
         self._disks = None
 
     def write_device(self, disk: int, data: bytes, offset: int) -> None:
+        self._volumes_changed()
         self.g.pwrite_device(self.disks_device(disk), data, offset)
         self._disks = None
 
     def mkfs(self, disk: int, number: int, fstype: str, label: str | None = None) -> None:
-        self._tree_changed()
+        self._volumes_changed()
         dev = f"{self.disks_device(disk)}{number}"
         opts = {"label": label} if label else {}
         self.g.mkfs(fstype, dev, **opts)
@@ -779,25 +791,28 @@ class DiskSession:
 
     def part_expand_gpt(self, disk: int) -> None:
         """Move the GPT backup header and table to the end of a grown disk (sgdisk -e)."""
+        self._volumes_changed()
         self.g.part_expand_gpt(self.disks_device(disk))
         self._disks = None
 
     def part_resize(self, disk: int, number: int, end_sector: int) -> None:
         """Move the end of partition `number` to `end_sector` (inclusive); its start, type, GUID and
         contents stay as they are (parted resizepart; no filesystem is touched)."""
+        self._volumes_changed()
         self.g.part_resize(self.disks_device(disk), number, end_sector)
         self._disks = None
 
     def reread_partition_table(self, disk: int) -> None:
         """Make the appliance kernel re-read a partition table written with write_device (BLKRRPART),
         so partition devices get their new sizes."""
+        self._volumes_changed()
         self.g.blockdev_rereadpt(self.disks_device(disk))
         self._disks = None
 
     def ntfsresize(self, part: Partition, size: int | None = None) -> None:
         """Grow (or shrink to `size` bytes) the NTFS on an UNMOUNTED partition with ntfsresize, which
         checks the filesystem's consistency first and refuses a volume marked dirty."""
-        self._tree_changed()
+        self._volumes_changed()
         if self._mounts.get(part.key):
             self.umount(part)
         opts = {"size": size} if size else {}
