@@ -22,9 +22,18 @@ WINRE = "DE94BBA4-06D1-4D40-A16A-BFD50179D6AC"
 BITLOCKER_OEM_ID = b"-FVE-FS-"   # offset 3 of a BitLocker volume's boot sector
 
 
+# blkid recognises these by their own signatures, so a volume it calls one of them is not BitLocker
+# (whose boot sector carries -FVE-FS- instead of "NTFS    "): no boot-sector read for them.
+KNOWN_FILESYSTEMS = {"ntfs", "vfat", "exfat", "ext2", "ext3", "ext4", "xfs", "btrfs", "swap"}
+
+
 def _volume_state(session, part) -> tuple[str, str | None]:
-    head = session.read_partition_bytes(part, 512, 0) if part.size >= 512 else b""
-    if head[3:11] == BITLOCKER_OEM_ID or (part.fstype or "").lower() == "bitlocker":
+    fstype = (part.fstype or "").lower()
+    if fstype in KNOWN_FILESYSTEMS or part.gpt_type == MSR:
+        head = b""
+    else:
+        head = session.read_partition_bytes(part, 512, 0) if part.size >= 512 else b""
+    if head[3:11] == BITLOCKER_OEM_ID or fstype == "bitlocker":
         return "bitlocker", "BitLocker-encrypted: unlock it (e.g. dislocker with the recovery key) first"
     if part.fstype is None:
         return "unformatted", None

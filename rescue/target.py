@@ -44,12 +44,20 @@ class Target:
     def size(self, ref: FileRef) -> int: raise NotImplementedError
     def sha256(self, ref: FileRef) -> str: raise NotImplementedError
     def _download(self, ref: FileRef, dest: Path) -> None: raise NotImplementedError
-    def upload_atomic(self, host_file: Path, ref: FileRef, *, before_rename=None) -> None: raise NotImplementedError
+    def upload_atomic(self, host_file: Path, ref: FileRef, *, before_rename=None,
+                      durable: bool = True) -> None: raise NotImplementedError
     def copy(self, src: FileRef, dst: FileRef) -> None: raise NotImplementedError
     def delete(self, ref: FileRef) -> None: raise NotImplementedError
     def rename(self, src: FileRef, dst: FileRef) -> None: raise NotImplementedError  # atomic, same volume
     def makedirs(self, ref: FileRef) -> None: raise NotImplementedError
     def listdir(self, ref: FileRef) -> list[str]: raise NotImplementedError
+
+    def sha256_folder(self, ref: FileRef) -> dict[str, str]:
+        """{name: sha256} of the files directly in folder `ref` (a disk target does it in one call)."""
+        sep = "/" if ref.on_host else "\\"
+        base = ref.path.rstrip(sep)
+        return {n: self.sha256(FileRef(base + sep + n, ref.disk, ref.partition)) for n in self.listdir(ref)}
+
     def write_bytes(self, ref: FileRef, data: bytes) -> None: raise NotImplementedError
     def read_bytes(self, ref: FileRef) -> bytes: raise NotImplementedError
     def free_bytes(self, ref: FileRef) -> int | None: raise NotImplementedError
@@ -93,6 +101,11 @@ class Target:
         """Forget the host copy of `ref` (after the file was changed on the target)."""
         self._copies.pop(ref, None)
 
+    def adopt(self, ref: FileRef, host_file: Path) -> None:
+        """`host_file` is what `ref` now holds on the target, verified by sha256 after writing it: a
+        later read in this command uses it instead of downloading the file again."""
+        self._copies[ref] = Path(host_file)
+
     def companion(self, ref: FileRef, suffix: str) -> FileRef:
         """The file next to `ref` with `suffix` appended (e.g. the hive's .LOG1)."""
         return FileRef(ref.path + suffix, ref.disk, ref.partition)
@@ -126,7 +139,7 @@ class HostFileTarget(Target):
     def sha256(self, ref): return sha256_file(self._p(ref))
     def _download(self, ref, dest): shutil.copyfile(self._p(ref), dest)
 
-    def upload_atomic(self, host_file, ref, *, before_rename=None):
+    def upload_atomic(self, host_file, ref, *, before_rename=None, durable=True):
         final = self._p(ref)
         tmp = final + ".rescue-new"
         shutil.copyfile(host_file, tmp)
@@ -197,7 +210,9 @@ class DiskTarget(Target):
     def sha256(self, ref): return self.session.sha256(self._path(ref, must_exist=True))
     def _download(self, ref, dest): self.session.download(self._path(ref, must_exist=True), dest)
 
-    def upload_atomic(self, host_file, ref, *, before_rename=None):
+    def upload_atomic(self, host_file, ref, *, before_rename=None, durable=True):
+        """Upload under a temporary name, sync, rename over `ref`; then sync again unless the
+        caller's next step syncs anyway (durable=False: ~0.15 s saved under TCG per file)."""
         final = self._path(ref, write=True)
         tmp = final + ".rescue-new"
         self.session.upload(host_file, tmp)
@@ -205,7 +220,8 @@ class DiskTarget(Target):
         if before_rename:
             before_rename()
         self.session.rename(tmp, final)
-        self.session.sync()
+        if durable:
+            self.session.sync()
 
     def copy(self, src, dst):
         target = self._path(dst, write=True)
@@ -238,6 +254,9 @@ class DiskTarget(Target):
     def listdir(self, ref):
         p = self._path(ref)
         return sorted(self.session.listdir(p)) if self.session.resolve(p) and self.session.is_dir(p) else []
+
+    def sha256_folder(self, ref):
+        return self.session.sha256_folder(self._path(ref, must_exist=True))
 
     def write_bytes(self, ref, data):
         if len(data) <= 1 << 20:

@@ -159,7 +159,8 @@ def register(app: typer.Typer) -> None:
                 return
             from rescue.layout_scan import refresh_usage
 
-            target.forget()
+            # The engine dropped the host copies of every file it changed (keeping the ones it read
+            # back as identical to what it wrote); nothing else changed, so the rest stay valid.
             target.layout = refresh_usage(target.session, target.layout)
             # The cleanup categories were walked minutes ago in this launch; only the files the
             # engine deleted (and read back as gone) changed there.

@@ -387,7 +387,9 @@ class DiskSession:
             parts: list[Partition] = []
             for rp in raw.partitions:
                 pdev = f"{dev}{rp.number}"
-                fstype, label = self._blkid(pdev)
+                # The Microsoft reserved partition never holds a filesystem (UEFI spec / Microsoft
+                # "Windows and GPT FAQ"): no blkid for it (~0.16 s under TCG).
+                fstype, label = (None, None) if (rp.gpt_type or "").upper() == MSR_TYPE_GUID else self._blkid(pdev)
                 parts.append(Partition(disk=index, number=rp.number, device=pdev, start=rp.start, size=rp.size,
                                        mbr_type=rp.mbr_type, bootable=rp.bootable, gpt_type=rp.gpt_type,
                                        gpt_guid=rp.gpt_guid, name=rp.name, fstype=fstype, label=label))
@@ -648,6 +650,22 @@ class DiskSession:
 
     def sha256(self, path: str) -> str:
         return self.g.checksum("sha256", path)
+
+    def sha256_folder(self, path: str) -> dict[str, str]:
+        """{name: sha256} of every file directly in folder `path`, in one call (checksums_out)
+        instead of one per file."""
+        import tempfile as _tempfile
+
+        with _tempfile.NamedTemporaryFile(prefix="rescue-sums-") as tmp:
+            self.g.checksums_out("sha256", path, tmp.name)
+            lines = Path(tmp.name).read_bytes().decode("utf-8", "surrogateescape").splitlines()
+        out = {}
+        for line in lines:
+            digest, _, name = line.partition("  ")
+            name = name[2:] if name.startswith("./") else name
+            if name and "/" not in name:
+                out[name] = digest
+        return out
 
     def sync(self) -> None:
         self.g.sync()

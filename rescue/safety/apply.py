@@ -459,9 +459,14 @@ def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output:
         raise (VerifyError if isinstance(exc, VerifyError) else WriteFailedError)(msg, hint=hint) from None
 
     forget(target, started)
+    for w in prep.works:            # read back equal to these host files: no second download
+        if isinstance(w, (_HiveWork, _WriteWork)) and w.ref in after:
+            target.adopt(w.ref, w.edited if isinstance(w, _HiveWork) else w.host)
     files = tuple(after)
     entries = tuple(replace(e, after_sha256=after.get(e.file, e.sha256)) for e in manifest.files)
-    B.write_manifest(target, replace(manifest, status="applied", files=entries, notes=tuple(notes)))
+    # Not synced here: the session's close syncs; a crash before leaves "in-progress", which undo
+    # treats as in effect, so nothing is lost either way.
+    B.write_manifest(target, replace(manifest, status="applied", files=entries, notes=tuple(notes)), durable=False)
     for note in notes[len(prep.notes):]:
         warn(note)
     result = ApplyResult(manifest.id, True, False, False, files, where, tuple(notes), prelude=pre)

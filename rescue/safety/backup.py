@@ -136,13 +136,14 @@ def _basename(ref: FileRef) -> str:
 
 
 # --- manifests ---------------------------------------------------------------------------------
-def write_manifest(target, manifest: Manifest) -> Manifest:
-    """Replace the backup's manifest atomically (upload under a temporary name, rename)."""
+def write_manifest(target, manifest: Manifest, *, durable: bool = True) -> Manifest:
+    """Replace the backup's manifest atomically (upload under a temporary name, rename). With
+    durable=False the caller's next sync makes the rename durable (the "applied" manifest: the
+    session's close)."""
     manifest = replace(manifest, updated=utc_now())
     host = target.workdir / f"manifest-{manifest.id}.json"
     host.write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
-    # upload_atomic syncs before and after its rename: the manifest is durable when it returns.
-    target.upload_atomic(host, child(backup_dir(target, manifest.id), MANIFEST))
+    target.upload_atomic(host, child(backup_dir(target, manifest.id), MANIFEST), durable=durable)
     return manifest
 
 
@@ -185,11 +186,11 @@ def make_backup(target, keeps: list[Keep], *, kind: str, target_label: str, plan
     """Copy every kept file into a new backup folder on the target, check each copy, then write the
     manifest (status in-progress). Raises WriteFailedError (nothing of the plan written yet)."""
     root = target.backup_root()
-    target.makedirs(root)
     backup_id = new_backup_id(target)
     folder = child(root, backup_id)
-    target.makedirs(folder)
-    entries = []
+    target.makedirs(folder)                  # and the root with it
+    entries: list = []
+    copied: list[tuple[int, Keep, str]] = []
     for i, k in enumerate(keeps):
         if not k.keep:
             entries.append(BackupEntry(k.file, k.role, existed=True, size=k.size, sha256=k.sha256, stored=None))
@@ -198,20 +199,28 @@ def make_backup(target, keeps: list[Keep], *, kind: str, target_label: str, plan
             entries.append(BackupEntry(k.file, k.role, existed=False, size=None, sha256=None, stored=None))
             continue
         name = f"{i:02d}-{_basename(k.file)}"
-        stored = child(folder, name)
         try:
-            target.copy(k.file, stored)
-            got = target.sha256(stored)
-            size = target.size(stored)
+            target.copy(k.file, child(folder, name))
         except (OSError, RuntimeError) as exc:
             raise WriteFailedError(f"Could not back up {target.describe(k.file)} to {location(target, backup_id)} "
                                    f"({_short(exc)}); nothing was changed.") from None
+        entries.append(None)                 # filled in below, in plan order
+        copied.append((len(entries) - 1, k, name))
+    # Every copy checked against the file the plan was made from, the folder hashed in one call.
+    try:
+        sums = target.sha256_folder(folder) if copied else {}
+    except (OSError, RuntimeError) as exc:
+        raise WriteFailedError(f"Could not read back the backup in {location(target, backup_id)} "
+                               f"({_short(exc)}); nothing was changed.") from None
+    for slot, k, name in copied:
+        got = sums.get(name) or target.sha256(child(folder, name))
         want = k.sha256 or target.sha256(k.file)
         if got != want:
             raise WriteFailedError(f"The backup copy of {target.describe(k.file)} does not match the file the plan "
                                    "was made from (it changed meanwhile?); nothing was changed.",
                                    hint="Run the command again.")
-        entries.append(BackupEntry(k.file, k.role, existed=True, size=size, sha256=got, stored=name))
+        size = k.size if k.size is not None else target.size(child(folder, name))
+        entries[slot] = BackupEntry(k.file, k.role, existed=True, size=size, sha256=got, stored=name)
     # No sync here: write_manifest's upload syncs before it renames the manifest into place, so the
     # copies are on disk before any manifest says they are (each sync costs ~0.15 s under TCG).
     manifest = Manifest(id=backup_id, kind=kind, created=utc_now(), status="in-progress", target=target_label,
