@@ -187,7 +187,7 @@ def register(app: typer.Typer) -> None:
         if result.backup_id:
             out.print(f"Backup: {result.backup_id} (undo with `rescue undo {' '.join(disks)}`)")
         out.print("[bold]Next steps[/bold]")
-        for i, line in enumerate(next_steps(target.layout), 1):
+        for i, line in enumerate(next_steps(target.layout, grown=result.prelude is not None), 1):
             out.print(f"  {i}. {line}")
 
     fix_app.command("no-memory")(no_memory)

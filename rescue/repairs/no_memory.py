@@ -232,10 +232,10 @@ def _plan_expand(target):
                    data={"expand": plan.to_json()}), None
 
 
-def next_steps(layout) -> list[str]:
+def next_steps(layout, *, grown: bool = False) -> list[str]:
     """What the operator does once the disk is repaired (article step 6)."""
     disk = layout.disk_paths[0]
-    return [
+    steps = [
         "Detach the repaired disk from this machine (do not boot it here).",
         f"Make it the VM's OS disk again: on Azure `az vm repair restore -g RG -n VM` (if you used "
         f"`az vm repair create`) or `az vm update -g RG -n VM --os-disk <disk id>`; for a downloaded "
@@ -244,3 +244,8 @@ def next_steps(layout) -> list[str]:
         "Start the VM and watch the serial console (EMS is on: Azure portal → Serial console).",
         "If it boots, run `defrag C: /u /x /g` inside Windows when the fragmentation report asked for it.",
     ]
+    if grown:
+        # ntfsresize marks the volume it grew for a consistency check at the next Windows boot.
+        steps.insert(3, "At that first boot Windows checks the grown C: (chkdsk, scheduled by ntfsresize); "
+                        "let it finish, it can take a few minutes.")
+    return steps

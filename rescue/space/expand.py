@@ -254,9 +254,11 @@ def make_plan(session, layout, *, user_path: str, format_label: str, old_disk_si
     except NtfsFormatError as exc:
         raise UnsafeStateError(f"The NTFS on {where} cannot be read: {exc}") from None
     if dirty:
-        raise UnsafeStateError(f"The NTFS on {where} is marked dirty (Windows scheduled chkdsk on it).",
-                               hint="Run `chkdsk C: /f` in Windows (or let it run at boot) first; ntfsresize "
-                                    "refuses such a volume. Nothing was written.")
+        raise UnsafeStateError(f"The NTFS on {where} is marked dirty (a check by chkdsk is scheduled).",
+                               hint="Boot Windows once and let chkdsk finish (ntfsresize itself marks a volume "
+                                    "it has grown this way, so a disk grown by rescue needs one boot before it "
+                                    "can grow again), or run `chkdsk C: /f`; ntfsresize refuses such a volume. "
+                                    "Nothing was written.")
     if info.table not in ("gpt", "mbr"):
         raise UnsafeStateError("The disk has no MBR or GPT partition table.")
     if info.table == "mbr" and part.number > 4:
