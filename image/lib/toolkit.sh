@@ -110,4 +110,5 @@ got=$(chroot "$ROOT" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin /usr/loca
 [ "$got" = "rescue $VERSION" ] || { echo "toolkit: 'rescue --version' in the image said: $got" >&2; exit 1; }
 chroot "$ROOT" /usr/bin/python3 -c 'import guestfs, hivex' || { echo "toolkit: guestfs/hivex missing in the image" >&2; exit 1; }
 echo "$KEY" > "$CACHE"/toolkit.stamp
-echo "toolkit: rescue $VERSION ($SRC_COMMIT${DIRTY/yes/ + uncommitted changes}) installed in $(( $(date +%s) - start )) s"
+dirty_note=""; [ "$DIRTY" = yes ] && dirty_note=" + uncommitted changes"
+echo "toolkit: rescue $VERSION ($SRC_COMMIT$dirty_note) installed in $(( $(date +%s) - start )) s"
