@@ -58,7 +58,7 @@ IMAGE_APT_PACKAGES := mmdebstrap mtools dosfstools e2fsprogs fdisk squashfs-tool
 # image-test boots the disk (BIOS, UEFI + Secure Boot) and the ISO under TCG; IMAGE_TEST_ARGS may
 # narrow it, e.g. IMAGE_TEST_ARGS="--only bios" or "--attach blank" (no sample disk build).
 # image-test-full also runs `rescue inspect` on the sample inside each boot (the appliance under KVM
-# on qemu's emulated AMD SVM: ~1.5 min per boot; TCG inside TCG would take over 45 min).
+# on qemu's emulated AMD SVM: 1-2 min per boot; TCG inside TCG would take over 45 min).
 IMAGE_TEST_ARGS ?=
 
 image: venv
