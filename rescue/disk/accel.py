@@ -86,7 +86,8 @@ def plan(cli_value: str | None) -> list[str]:
 
 
 def kvm_timeout() -> float:
-    """A KVM launch takes 2-5 s; one that has not finished in this time is taken as hung."""
+    """Seconds a KVM launch may go without any appliance output before it is taken as hung (a
+    working one prints every few seconds; nested KVM that hangs prints nothing)."""
     return float(os.environ.get("RESCUE_KVM_TIMEOUT", "45"))
 
 

@@ -209,10 +209,11 @@ class DiskSession:
     # --- lifecycle --------------------------------------------------------------------------
     def _new_handle(self, accel: str) -> guestfs.GuestFS:
         g = guestfs.GuestFS(python_return_dict=True, close_on_exit=False)
-        # The environment may carry force_tcg (tests, CI); the explicit choice wins.
-        settings = [s for s in (g.get_backend_settings() or []) if s != "force_tcg"]
-        if accel == "tcg":
-            settings.append("force_tcg")
+        # The environment may carry force_tcg/force_kvm (tests, CI); the explicit choice wins. KVM
+        # is forced too: libguestfs' default `accel=kvm:tcg` would let qemu fall back to TCG
+        # silently while we believe (and remember) that KVM works.
+        settings = [s for s in (g.get_backend_settings() or []) if s not in ("force_tcg", "force_kvm")]
+        settings.append("force_tcg" if accel == "tcg" else "force_kvm")
         g.set_backend_settings(settings)
         for img in self.images:
             file, fmt = img.open_args
@@ -225,23 +226,39 @@ class DiskSession:
                 raise InputError(f"{img.path} cannot be added: {exc}") from None
         return g
 
-    def _launch_with_timeout(self, g: guestfs.GuestFS, timeout: float) -> None:
-        """g.launch() with a watchdog: a launch that has not finished by `timeout` gets its qemu
-        killed, which makes launch() return with an error, reported as TimeoutError.
+    def _launch_with_timeout(self, g: guestfs.GuestFS, timeout: float, *, stall: float | None = None) -> None:
+        """g.launch() with a watchdog: a launch that has not finished by `timeout`, or (with `stall`)
+        that has printed nothing for `stall` seconds, gets its qemu killed, which makes launch()
+        return with an error, reported as TimeoutError.
+
+        Progress is the appliance's console output (libguestfs EVENT_APPLIANCE, delivered without
+        verbose mode: qemu, supermin, /init, udev; the longest silence in a TCG launch here is the
+        kernel boot, ~5 s). A hung nested-KVM kernel prints nothing, while a slow but working KVM
+        (emulated SVM inside the rescue image: ~60 s launches) keeps printing.
 
         The launch runs in the main thread on purpose: libguestfs keeps its error handler per
         thread, and the Python binding silences it only in the creating thread. Ctrl-C reaches qemu
         too (same process group), so an interrupted launch returns promptly and leaves no qemu.
         """
         fired = threading.Event()
+        done = threading.Event()
+        started = last = time.monotonic()
+
+        def progress(_event, _handle, _buf, _array) -> None:
+            nonlocal last
+            last = time.monotonic()
 
         def watchdog() -> None:
-            fired.set()
-            self._kill_qemu()
+            while not done.wait(0.5):
+                now = time.monotonic()
+                if now - started > timeout or (stall is not None and now - last > stall):
+                    fired.set()
+                    self._kill_qemu()
+                    return
 
-        timer = threading.Timer(timeout, watchdog)
-        timer.daemon = True
-        timer.start()
+        handle = g.set_event_callback(progress, guestfs.EVENT_APPLIANCE) if stall is not None else None
+        thread = threading.Thread(target=watchdog, daemon=True)
+        thread.start()
         try:
             g.launch()
         except RuntimeError:
@@ -249,7 +266,9 @@ class DiskSession:
                 raise TimeoutError from None
             raise
         finally:
-            timer.cancel()
+            done.set()
+            if handle is not None:
+                g.delete_event_callback(handle)
         if fired.is_set():
             raise TimeoutError
 
@@ -267,16 +286,20 @@ class DiskSession:
         for i, accel in enumerate(attempts):
             g = self._new_handle(accel)
             last = i == len(attempts) - 1
-            timeout = accel_mod.launch_timeout() if last else accel_mod.kvm_timeout()
             try:
-                self._launch_with_timeout(g, timeout)
+                # A KVM try that may fall back is cut short when it stops making progress; the last
+                # try only by the overall bound.
+                self._launch_with_timeout(g, accel_mod.launch_timeout(),
+                                          stall=None if last else accel_mod.kvm_timeout())
             except TimeoutError:
                 self._close_handle(g)
                 if last:
                     raise ApplianceError(
-                        f"The libguestfs appliance did not start within {int(timeout)} s ({accel}).",
-                        hint="Try --accel tcg, or check `libguestfs-test-tool`.") from None
-                why = f"KVM launch made no progress in {int(timeout)} s"
+                        f"The libguestfs appliance did not start within {int(accel_mod.launch_timeout())} s "
+                        f"({accel}).",
+                        hint="Try --accel tcg, or check `libguestfs-test-tool`; RESCUE_LAUNCH_TIMEOUT "
+                             "raises the limit.") from None
+                why = f"KVM launch made no progress for {int(accel_mod.kvm_timeout())} s"
             except KeyboardInterrupt:
                 self._kill_qemu()
                 self._close_handle(g)

@@ -53,3 +53,19 @@ def test_launch_that_does_not_finish_is_killed(tiny_disk, monkeypatch):
         DiskSession([tiny_disk], accel="tcg").launch()
     assert time.monotonic() - started < 60
     assert _descendant_qemu_pids(os.getpid()) == []
+
+
+def test_launch_that_stops_printing_is_killed_as_hung(tiny_disk):
+    """The KVM try of `auto` is cut short by silence, not by total time: the appliance kernel's
+    silent boot (~5 s under TCG) outlasts a 1 s stall limit, so the watchdog kills qemu while a
+    60 s overall bound is far away. (Hung nested KVM is exactly such a silence, forever.)"""
+    s = DiskSession([tiny_disk], accel="tcg")
+    g = s._new_handle("tcg")
+    started = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError):
+            s._launch_with_timeout(g, 60, stall=1)
+    finally:
+        s._close_handle(g)
+    assert time.monotonic() - started < 30
+    assert _descendant_qemu_pids(os.getpid()) == []
