@@ -162,7 +162,10 @@ def detect(path: str, forced_format: str | None = None) -> DiskImage:
         else:
             virtual = 0
 
-    if fmt in ("vhdx", "qcow2", "vmdk"):
+    if fmt in ("vpc", "vhdx", "qcow2", "vmdk"):
+        # The size the guest sees is qemu's reading of the image, so ask qemu. For VHD it is not
+        # always the footer's current_size: qemu sizes VHDs from images by Virtual PC or older qemu
+        # by their CHS geometry (block/vpc.c), so a footer-only answer could be off by megabytes.
         info = _qemu_img_info(path, fmt)
         virtual = int(info.get("virtual-size", 0))
         if fmt == "qcow2" and info.get("backing-filename"):

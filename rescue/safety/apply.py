@@ -9,8 +9,9 @@ Order, and why:
 2. Room for the backup and the temporary copies is checked, then the user confirms.
 3. The backup is made on the target and each copy is compared (sha256) with the bytes the plan was
    made from: this also proves the file did not change since it was read.
-4. Each file is uploaded under a temporary name beside the original and renamed over it (rename is
-   atomic: a crash leaves the old or the new file), then read back (sha256 == the host file).
+4. Each new file is staged under a temporary name beside its original; one sync makes the backup
+   and the staged copies durable; then each is renamed over its original in plan order (rename is
+   atomic: a crash leaves the old or the new file), synced, and read back (sha256 == the host file).
    A replayed or log-discarded hive's .LOG1/.LOG2 are emptied only AFTER the hive is in place: the
    hive written by hivex is clean, so Windows ignores the logs from then on; emptying them first
    and crashing before the upload would leave a dirty hive whose logs are gone.
@@ -62,8 +63,10 @@ class Faults:
     with SIGKILL (as a crash, power loss or OOM kill would) or, with the "raise:" prefix, raises
     OSError (a failed write, which exercises the rollback). Syntax: `[raise:]point[@n]`, several
     separated by commas; `@n` fires the n-th time the point is reached (default the first).
-    Points: after-backup, mid-upload (half of the file written under its temporary name),
-    before-rename, after-rename. Used by tests/integration/test_safety_disk.py."""
+    Points, in the order an apply reaches them: mid-upload (half of a file written under its
+    temporary name), after-backup (the backup and every staged copy synced, no original changed
+    yet), before-rename, after-rename (that file switched and synced). Used by
+    tests/integration/test_safety_disk.py."""
 
     def __init__(self, spec: str | None):
         self.armed: dict[str, tuple[int, bool]] = {}
@@ -293,16 +296,14 @@ def _check_room(target, prep: _Prepared) -> None:
 
 
 # --- applying ----------------------------------------------------------------------------------
-def _upload(target, host: Path, ref: FileRef, faults: Faults | None) -> None:
-    if faults is not None and faults.due("mid-upload"):
+def _stage(target, host: Path, ref: FileRef, faults: Faults) -> None:
+    if faults.due("mid-upload"):
         # What a crash in the middle of the upload leaves: part of the file under its temporary name.
         data = host.read_bytes()
         target.write_bytes(target.companion(ref, B.TEMP_SUFFIX), data[: len(data) // 2])
         target.sync()
         faults.fire("mid-upload")
-    target.upload_atomic(host, ref, before_rename=(lambda: faults("before-rename")) if faults else None)
-    if faults is not None:
-        faults("after-rename")
+    target.stage(host, ref)
 
 
 def _read_back(target, ref: FileRef, want: str) -> None:
@@ -313,27 +314,45 @@ def _read_back(target, ref: FileRef, want: str) -> None:
 
 
 def _apply(target, prep: _Prepared, faults: Faults, started: list[FileRef], notes: list[str]) -> dict:
-    """Write every work item; returns {ref: sha256 after} (None for deleted) of the files changed."""
+    """Write every work item; returns {ref: sha256 after} (None for deleted) of the files changed.
+
+    Syncs cost ~0.15 s each under TCG, so they are placed where the crash guarantees need them:
+    every new file is staged beside its original, then ONE sync makes the backup (made unsynced)
+    and the staged copies durable before any original changes; then the files are switched one at
+    a time in plan order, each rename synced before the next, so a crash leaves the first k files
+    new and the rest old (undo restores either)."""
     after: dict[FileRef, str | None] = {}
-    empty = target.workdir / "empty"
-    empty.write_bytes(b"")
+    uploads = [w for w in prep.works if isinstance(w, (_HiveWork, _WriteWork))]
+    for w in uploads:
+        started.append(w.ref)            # a failure from here on drops the staged copy (rollback)
+        _stage(target, w.edited if isinstance(w, _HiveWork) else w.host, w.ref, faults)
+    target.sync()
+    faults("after-backup")
+    for w in uploads:
+        faults("before-rename")
+        target.switch(w.ref)
+        target.sync()
+        faults("after-rename")
+        _read_back(target, w.ref, w.sha_after)
+        after[w.ref] = w.sha_after
+    # A replayed or log-discarded hive's logs are emptied only now that the hive is in place, synced
+    # (a crash before leaves the new hive with logs Windows ignores: the hive is clean).
+    logs = [lg for w in uploads if isinstance(w, _HiveWork) for lg in w.state.pending_logs]
+    if logs:
+        empty = target.workdir / "empty"
+        empty.write_bytes(b"")
+        for lg in logs:
+            started.append(lg.ref)
+            target.stage(empty, lg.ref)
+        target.sync()
+        for lg in logs:
+            target.switch(lg.ref)
+            _read_back(target, lg.ref, EMPTY_SHA256)
+            after[lg.ref] = EMPTY_SHA256
     for w in prep.works:
-        if isinstance(w, _HiveWork):
-            started.append(w.ref)
-            _upload(target, w.edited, w.ref, faults)
-            _read_back(target, w.ref, w.sha_after)
-            after[w.ref] = w.sha_after
-            for lg in w.state.pending_logs:
-                started.append(lg.ref)
-                target.upload_atomic(empty, lg.ref)
-                _read_back(target, lg.ref, EMPTY_SHA256)
-                after[lg.ref] = EMPTY_SHA256
-        elif isinstance(w, _WriteWork):
-            started.append(w.ref)
-            _upload(target, w.host, w.ref, faults)
-            _read_back(target, w.ref, w.sha_after)
-            after[w.ref] = w.sha_after
-        elif w.kept:
+        if not isinstance(w, _DeleteWork):
+            continue
+        if w.kept:
             started.extend(w.refs)
             for ref in w.refs:
                 target.delete(ref)
@@ -350,9 +369,9 @@ def _apply(target, prep: _Prepared, faults: Faults, started: list[FileRef], note
                     # Left in place: nothing is lost, the plan just frees less. Not a reason to undo.
                     notes.append(f"could not delete {render.file_label(target, ref)}: {reason}")
                     after.pop(ref, None)
-    # No sync or second read-back here: each upload synced before and after its rename and was read
-    # back then; deletions since are made durable by the sync that precedes the "applied" manifest's
-    # rename (write_manifest), so no manifest ever claims more than the disk holds.
+    # No sync here: the emptied logs' renames and the deletions are made durable by the sync that
+    # precedes the "applied" manifest's rename (write_manifest), so no manifest ever claims more
+    # than the disk holds.
     return after
 
 
@@ -423,15 +442,15 @@ def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output:
 
     faults = Faults.from_env()
     label = render.target_label(target)
+    # Not synced yet: _apply syncs once after staging the new files, before it changes anything.
     manifest = B.make_backup(target, prep.keeps, kind="apply", target_label=label, plan=plan.to_json(),
-                             notes=tuple(prep.notes))
+                             notes=tuple(prep.notes), synced=False)
     where = B.location(target, manifest.id)
     info(f"Backup {manifest.id} written to {where}.")
 
     started: list[FileRef] = []
     notes = list(prep.notes)
     try:
-        faults("after-backup")
         after = _apply(target, prep, faults, started, notes)
     except (Exception, KeyboardInterrupt) as exc:
         forget(target, started)

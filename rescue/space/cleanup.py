@@ -266,7 +266,7 @@ def scan_category(session, mp: str, cat: Category, *, included: bool, cluster_si
                     skipped.append(Skipped(winroot, "category folder is a junction or link: not entered"))
                 continue
             folders.append(_to_windows(mp, real))
-            tree, cut = session.lstat_tree(real, limit=limit)
+            tree, cut = session.lstat_tree(real, limit=limit, recursive=root.recursive)
             truncated = truncated or cut
             for e in tree:
                 rel = e.path[len(real):].strip("/")

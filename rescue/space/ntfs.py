@@ -167,7 +167,7 @@ class Volume:
 
     def __init__(self, read: Reader):
         self.read = CachedReader(read)
-        self.boot = parse_boot_sector(read(0, 512))
+        self.boot = parse_boot_sector(self.read(0, 512))     # the first chunk: often holds the MFT too
         self._mft_runs: list[tuple[int | None, int]] | None = None
         rec0 = self._record_at(self.boot.mft_lcn * self.boot.cluster_size)
         self._mft_runs = [r for a in attributes(rec0) if a.type == AT_DATA and not a.name for r in a.runs]

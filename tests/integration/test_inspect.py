@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 
 import pytest
 
@@ -21,12 +22,41 @@ def sha(p) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-def test_every_format_reads_the_same_tables(sample_disk):
+def _set_vhd_current_size(path, size: int) -> None:
+    """Rewrite a qemu-made dynamic VHD's footer (both copies: first and last 512 bytes) with another
+    current_size (offset 48) and a valid checksum (offset 64: one's complement of the byte sum)."""
+    with open(path, "r+b") as fh:
+        end = fh.seek(0, 2)
+        for at in (0, end - 512):
+            fh.seek(at)
+            footer = bytearray(fh.read(512))
+            assert footer[:8] == b"conectix" and footer[28:32] == b"qemu"    # creator: sized by CHS
+            footer[48:56] = size.to_bytes(8, "big")
+            footer[64:68] = b"\0\0\0\0"
+            footer[64:68] = (~sum(footer) & 0xFFFFFFFF).to_bytes(4, "big")
+            fh.seek(at)
+            fh.write(footer)
+
+
+def test_every_format_reads_the_same_tables(sample_disk, tmp_path):
     names = [f"{g}-broken.{f}" for g in ("gen1", "gen2") for f in ("vhd", "vhdx", "qcow2", "raw")]
     images = [detect(str(sample_disk(n))) for n in names]
     assert [i.format for i in images] == ["vpc", "vhdx", "qcow2", "raw"] * 2
-    with DiskSession(images) as s:                       # one launch, eight disks, read-only
+    # A VHD as Virtual PC / older qemu write them (creator "qemu"): qemu sizes it by its CHS
+    # geometry, not by the footer's current_size, and rescue must agree with what the guest sees.
+    chs = tmp_path / "chs.vhd"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic",
+                    str(sample_disk("gen2-broken.raw")), str(chs)], check=True)
+    _set_vhd_current_size(chs, 1 << 30)      # the footer now disagrees with the geometry
+    images.append(detect(str(chs)))
+    with DiskSession(images) as s:                       # one launch, nine disks, read-only
         disks = s.disks()
+        # Device names and sizes come from the host (no list_devices / blockdev_getsize64 in the
+        # appliance): what the appliance says must match, the CHS-sized VHD included.
+        assert [s.disks_device(i) for i in range(len(images))] == list(s.g.list_devices())
+        assert [d.size for d in disks] == [s.g.blockdev_getsize64(d.device) for d in disks]
+        assert disks[-1].size != 1 << 30                                  # the CHS size, not the footer's
+    disks = disks[:-1]
     for i, name in enumerate(names):
         d = disks[i]
         ref = disks[0] if name.startswith("gen1") else disks[4]

@@ -39,6 +39,41 @@ def test_detects_each_format(tmp_path, mbr_raw, fmt, opts, label):
     assert img.virtual_size >= 64 * 1024 * 1024
 
 
+def test_vhd_size_is_what_qemu_shows_the_guest(tmp_path, mbr_raw):
+    """The appliance is never asked for a disk's size: detect() must give the guest's view. For a
+    VHD whose creator is Virtual PC or older qemu, qemu sizes it by CHS geometry, not by the
+    footer's current_size (here rewritten to disagree)."""
+    import json
+
+    out = tmp_path / "chs.vhd"
+    qemu_img("convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic", str(mbr_raw), str(out))
+    with open(out, "r+b") as fh:
+        end = fh.seek(0, 2)
+        for at in (0, end - 512):
+            fh.seek(at)
+            footer = bytearray(fh.read(512))
+            assert footer[28:32] == b"qemu"
+            footer[48:56] = (60 << 20).to_bytes(8, "big")
+            footer[64:68] = b"\0\0\0\0"
+            footer[64:68] = (~sum(footer) & 0xFFFFFFFF).to_bytes(4, "big")
+            fh.seek(at)
+            fh.write(footer)
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(out)], check=True,
+                                     capture_output=True, text=True).stdout)
+    assert detect(str(out)).virtual_size == info["virtual-size"] != 60 << 20
+
+
+def test_appliance_device_names_follow_the_order_disks_were_added(mbr_raw):
+    from rescue.disk.session import DiskSession
+
+    img = detect(str(mbr_raw))
+    s = DiskSession([img] * 28)                  # not launched: names need no appliance
+    assert [s.disks_device(i) for i in (0, 1, 25, 26, 27)] == \
+        ["/dev/sda", "/dev/sdb", "/dev/sdz", "/dev/sdaa", "/dev/sdab"]
+    with pytest.raises(IndexError):
+        s.disks_device(28)
+
+
 def test_raw_with_partition_table(mbr_raw):
     img = detect(str(mbr_raw))
     assert (img.format, img.virtual_size, img.is_block_device) == ("raw", 64 * 1024 * 1024, False)
