@@ -21,7 +21,7 @@ class ExitCode:
     NOT_FOUND = 7         # a key, value, BCD object or element, or backup that does not exist
     WRITE_FAILED = 8      # a write failed; what was applied was rolled back from the backup
     VERIFY_FAILED = 9     # read-back after a write did not match the plan
-    APPLIANCE = 10        # the libguestfs appliance could not be launched
+    APPLIANCE = 10        # the libguestfs appliance could not be launched, or hung
     DECLINED = 11         # the user answered "no" at the confirmation prompt
     INTERRUPTED = 130     # Ctrl-C
     BUG = 70              # an unexpected internal error
@@ -79,6 +79,12 @@ class VerifyError(RescueError):
 
 class ApplianceError(RescueError):
     exit_code = ExitCode.APPLIANCE
+
+
+class InterruptedWriteError(RescueError):
+    """Ctrl-C at a point where "nothing more was written" would not be true: the message says
+    what state the disk is in and how to finish."""
+    exit_code = ExitCode.INTERRUPTED
 
 
 class DeclinedError(RescueError):

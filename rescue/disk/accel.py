@@ -94,3 +94,10 @@ def kvm_timeout() -> float:
 def launch_timeout() -> float:
     """Upper bound for any launch (TCG included, ~15-20 s here) so nothing ever hangs forever."""
     return float(os.environ.get("RESCUE_LAUNCH_TIMEOUT", "600"))
+
+
+def call_timeout() -> float:
+    """Upper bound for one appliance call after the launch. The slowest real calls under TCG (a
+    cp or sync of a big hive, ntfsresize of a large volume) take seconds to a minute or two; a call
+    still running after this long is hung, and the appliance is stopped rather than waited on."""
+    return float(os.environ.get("RESCUE_CALL_TIMEOUT", "900"))

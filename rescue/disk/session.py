@@ -191,6 +191,53 @@ def reap_orphans() -> int:
     return reaped
 
 
+class _WatchedHandle:
+    """The launched guestfs handle with every call timed: a call still running after `limit`
+    seconds gets the appliance's qemu killed (which makes the call return) and raises
+    ApplianceError, so a hung appliance ends the command with a message instead of waiting forever.
+    libguestfs releases the GIL during a call, so the watching thread runs meanwhile."""
+
+    def __init__(self, handle: guestfs.GuestFS, limit: float, kill: Callable[[], None]):
+        self.handle, self.limit, self._kill = handle, limit, kill
+        self._since: float | None = None
+        self._name = ""
+        self.fired = False
+        self._stop = threading.Event()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def __getattr__(self, name: str):
+        attr = getattr(self.handle, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            self._since, self._name = time.monotonic(), name
+            try:
+                return attr(*args, **kwargs)
+            except RuntimeError:
+                if self.fired:
+                    raise ApplianceError(
+                        f"The libguestfs appliance stopped responding: `{self._name}` ran for more than "
+                        f"{int(self.limit)} s, so it was stopped.",
+                        hint="Run the command again (a backup made so far is listed by `rescue undo`); "
+                             "RESCUE_CALL_TIMEOUT raises the limit.") from None
+                raise
+            finally:
+                self._since = None
+        return call
+
+    def _watch(self) -> None:
+        while not self._stop.wait(1.0):
+            since = self._since
+            if since is not None and time.monotonic() - since > self.limit:
+                self.fired = True
+                self._kill()
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 class DiskSession:
     """One libguestfs appliance over the given disks. Use as a context manager."""
 
@@ -206,7 +253,7 @@ class DiskSession:
         self.notify = notify or (lambda msg: None)
         self.accel_used: str | None = None
         self.launch_seconds: float = 0.0
-        self._g: guestfs.GuestFS | None = None
+        self._g: _WatchedHandle | None = None
         self._mounts: dict[str, str] = {}     # partition key -> mount point
         self._mount_rw: dict[str, bool] = {}
         self._disks: list[DiskInfo] | None = None
@@ -319,7 +366,7 @@ class DiskSession:
                     raise err from None
                 why = "KVM launch failed (qemu could not run the appliance with KVM)"
             else:
-                self._g = g
+                self._g = _WatchedHandle(g, accel_mod.call_timeout(), self._kill_qemu)
                 self.accel_used = accel
                 if accel == "kvm" and len(attempts) > 1:
                     accel_mod.remember("kvm", "kvm launch finished")
@@ -358,14 +405,14 @@ class DiskSession:
         except (RuntimeError, OSError):
             self._record = None
 
-    def _close_handle(self, g: guestfs.GuestFS) -> None:
+    def _close_handle(self, g) -> None:
         try:
             g.shutdown()
-        except RuntimeError:
+        except (RuntimeError, ApplianceError):
             pass
         try:
             g.close()
-        except RuntimeError:
+        except (RuntimeError, ApplianceError):
             pass
 
     def close(self) -> None:
@@ -373,8 +420,10 @@ class DiskSession:
             return
         g, self._g = self._g, None
         # shutdown() unmounts everything and syncs before it stops the appliance (autosync, set in
-        # _new_handle for write sessions): no umount_all + sync of our own (~0.4 s under TCG).
+        # _new_handle for write sessions): no umount_all + sync of our own (~0.4 s under TCG). It is
+        # timed like any call: a hung shutdown gets qemu killed.
         self._close_handle(g)
+        g.stop()
         if self._record:
             self._record.unlink(missing_ok=True)
 
@@ -388,6 +437,7 @@ class DiskSession:
 
     @property
     def g(self) -> guestfs.GuestFS:
+        """The handle (its calls timed: _WatchedHandle)."""
         if self._g is None:
             raise RuntimeError("DiskSession used before launch()")
         return self._g

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
-from rescue.errors import VerifyError
+from rescue.errors import InterruptedWriteError, VerifyError
 from rescue.space import imagegrow, overlay
 
 
@@ -85,7 +85,13 @@ class Staging:
         seconds["grow_image"] = round(time.monotonic() - t, 1)
         t = time.monotonic()
         self._keep = True                                 # from here on the overlay is the only full copy
-        overlay.commit(self.overlay, self.image)
+        try:
+            overlay.commit(self.overlay, self.image)
+        except KeyboardInterrupt:
+            raise InterruptedWriteError(
+                f"Interrupted while writing the staged changes into {self.image.path}: it may hold only "
+                "part of them.", hint=f"The changes are kept in {self.overlay}; finish with "
+                f"`qemu-img commit -f qcow2 {self.overlay}`, then check with `rescue diagnose`.") from None
         got = overlay.digests(self.image.path, self.image.format, spans)
         if got != want:
             raise VerifyError(f"{self.image.path} does not hold what was written (read back differs).",

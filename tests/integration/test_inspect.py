@@ -46,7 +46,7 @@ def test_every_format_reads_the_same_tables(sample_disk, tmp_path):
     # geometry, not by the footer's current_size, and rescue must agree with what the guest sees.
     chs = tmp_path / "chs.vhd"
     subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic",
-                    str(sample_disk("gen2-broken.raw")), str(chs)], check=True)
+                    images[7].path, str(chs)], check=True)
     _set_vhd_current_size(chs, 1 << 30)      # the footer now disagrees with the geometry
     images.append(detect(str(chs)))
     with DiskSession(images) as s:                       # one launch, nine disks, read-only

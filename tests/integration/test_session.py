@@ -69,3 +69,19 @@ def test_launch_that_stops_printing_is_killed_as_hung(tiny_disk):
         s._close_handle(g)
     assert time.monotonic() - started < 30
     assert _descendant_qemu_pids(os.getpid()) == []
+
+
+def test_a_hung_call_after_the_launch_is_stopped(tiny_disk, monkeypatch):
+    """Every call after the launch is bounded too (RESCUE_CALL_TIMEOUT): a call that does not
+    return (here the appliance's own `sleep`) gets qemu killed and ends as ApplianceError, one
+    sentence, within seconds of the bound; the session still closes and leaves no qemu."""
+    monkeypatch.setenv("RESCUE_CALL_TIMEOUT", "3")
+    with DiskSession([tiny_disk], accel="tcg") as s:
+        assert s.disks()[0].table is None              # ordinary calls are not disturbed
+        started = time.monotonic()
+        with pytest.raises(ApplianceError, match=r"stopped responding: `sleep` ran for more than 3 s"):
+            s.g.sleep(600)
+        assert time.monotonic() - started < 30
+        with pytest.raises(ApplianceError):            # the appliance is gone: later calls say so too
+            s.g.ls("/")
+    assert _descendant_qemu_pids(os.getpid()) == []

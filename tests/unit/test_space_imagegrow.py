@@ -154,3 +154,27 @@ def test_vhd_geometry_matches_qemu(tmp_path, size):
 
 def test_crc32c_known_value():
     assert ig.crc32c(b"123456789") == 0xE3069283     # the standard CRC-32C check value
+
+
+def test_ctrl_c_during_the_commit_keeps_the_overlay_and_says_how_to_finish(tmp_path, monkeypatch):
+    """Ctrl-C in `qemu-img commit` leaves the image partly written: the overlay is the only full
+    copy, so it stays, and the message gives the command that finishes the job (exit code 130)."""
+    from rescue.errors import ExitCode, InterruptedWriteError
+    from rescue.space import overlay, staging
+
+    raw = tmp_path / "disk.raw"
+    with open(raw, "wb") as fh:
+        fh.truncate(SRC)
+        fh.seek(510)
+        fh.write(b"\x55\xaa")
+    image = detect(str(raw))
+
+    def interrupted(*_args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(overlay, "commit", interrupted)
+    with pytest.raises(InterruptedWriteError) as info:
+        with staging.staged(image, 2 * SRC, dry_run=False) as st:
+            st.commit()
+    err = info.value
+    assert err.exit_code == ExitCode.INTERRUPTED and "may hold only part of them" in err.message
+    assert st.overlay.exists() and f"qemu-img commit -f qcow2 {st.overlay}" in err.hint
