@@ -25,7 +25,6 @@ import re
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -33,7 +32,14 @@ import guestfs
 
 from rescue.disk import accel as accel_mod
 from rescue.disk.formats import DiskImage
+from rescue.disk.processes import descendant_qemu_pids, reap_orphans, runs_dir, start_time
+from rescue.disk.records import DiskInfo, Partition, TreeEntry, VolumeUsage
 from rescue.errors import ApplianceError, InputError, RescueError, UnsafeStateError
+
+# Re-exported: callers and tests import these from here.
+__all__ = ["DiskSession", "DiskInfo", "Partition", "TreeEntry", "VolumeUsage", "reap_orphans",
+           "descendant_qemu_pids", "HIBERNATION_ADVICE"]
+_descendant_qemu_pids = descendant_qemu_pids
 
 ESP_TYPE_GUID = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 MSR_TYPE_GUID = "E3C9E316-0B5C-4DB8-817D-F92DF00215AE"
@@ -53,142 +59,6 @@ HIBERNATION_ADVICE = (
     "disable Fast Startup: `powercfg /h off`), or, if it cannot boot, accept losing the hibernated "
     "session and run `ntfsfix`/remove hiberfil.sys yourself; rescue never deletes it silently. Nothing was written."
 )
-
-
-@dataclass(frozen=True)
-class Partition:
-    disk: int                 # index into DiskSession.images
-    number: int               # 1-based, as users and Windows' "Partition N" count
-    device: str               # appliance device, internal only
-    start: int                # byte offset on the disk
-    size: int
-    mbr_type: int | None = None
-    bootable: bool = False
-    gpt_type: str | None = None
-    gpt_guid: str | None = None
-    name: str | None = None
-    fstype: str | None = None
-    label: str | None = None
-
-    @property
-    def key(self) -> str:
-        return f"d{self.disk}p{self.number}"
-
-
-@dataclass(frozen=True)
-class DiskInfo:
-    index: int
-    image: DiskImage
-    device: str
-    size: int
-    table: str | None         # "mbr", "gpt" or None
-    mbr_signature: int | None
-    gpt_guid: str | None
-    partitions: tuple[Partition, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True)
-class VolumeUsage:
-    size_bytes: int
-    free_bytes: int
-
-    @property
-    def used_bytes(self) -> int:
-        return self.size_bytes - self.free_bytes
-
-
-def _descendant_qemu_pids(root_pid: int) -> list[int]:
-    """qemu processes started (directly or through a helper) by `root_pid`."""
-    children: dict[int, list[int]] = {}
-    comms: dict[int, str] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        comm = stat[stat.find("(") + 1: stat.rfind(")")]
-        ppid = int(stat[stat.rfind(")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-        comms[int(entry)] = comm
-    out, todo = [], [root_pid]
-    while todo:
-        pid = todo.pop()
-        for child in children.get(pid, []):
-            if comms.get(child, "").startswith("qemu"):
-                out.append(child)
-            todo.append(child)
-    return out
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
-def _runs_dir() -> Path:
-    return accel_mod.cache_dir() / "appliances"
-
-
-def _start_time(pid: int) -> int | None:
-    """The process's start time (clock ticks since boot, /proc/<pid>/stat field 22): with the pid it
-    names one process for good, since pids are reused (pid_max is often 32768)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            stat = fh.read()
-        return int(stat[stat.rfind(")") + 2:].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def reap_orphans() -> int:
-    """Kill appliances left by a rescue process that died (SIGKILL, OOM, lost SSH session).
-
-    libguestfs' recovery process normally does this, but a killed parent has been seen leaving qemu
-    alive and holding the image's lock; the next run must not find the image "in use" because of
-    our own orphan. Each session records its qemu pid; a record whose owner is gone is reaped.
-    Start times recorded with the pids make sure a reused pid is never mistaken for the owner
-    (which would keep an orphan) or for the qemu (which would kill someone else's process).
-    """
-    reaped = 0
-    d = _runs_dir()
-    if not d.is_dir():
-        return 0
-    for rec in d.glob("*.json"):
-        try:
-            data = json.loads(rec.read_text())
-            owner, qemu = int(data["owner"]), int(data["qemu"])
-        except (OSError, ValueError, KeyError):
-            rec.unlink(missing_ok=True)
-            continue
-        if _pid_alive(owner) and data.get("owner_start") in (None, _start_time(owner)):
-            continue
-        try:
-            with open(f"/proc/{qemu}/cmdline", "rb") as fh:
-                is_qemu = b"qemu" in fh.read()
-        except OSError:
-            is_qemu = False
-        if is_qemu and data.get("qemu_start") not in (None, _start_time(qemu)):
-            is_qemu = False                   # the pid now belongs to another qemu: not ours
-        if is_qemu:
-            try:
-                os.kill(qemu, signal.SIGKILL)
-                reaped += 1
-                for _ in range(50):  # wait for the lock to go away with the process
-                    if not _pid_alive(qemu):
-                        break
-                    time.sleep(0.1)
-            except ProcessLookupError:
-                pass
-        rec.unlink(missing_ok=True)
-    return reaped
 
 
 class _WatchedHandle:
@@ -328,7 +198,7 @@ class DiskSession:
             raise TimeoutError
 
     def _kill_qemu(self) -> None:
-        for pid in _descendant_qemu_pids(os.getpid()):
+        for pid in descendant_qemu_pids(os.getpid()):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -395,12 +265,12 @@ class DiskSession:
     def _write_record(self) -> None:
         try:
             qemu = self._g.get_pid()
-            d = _runs_dir()
+            d = runs_dir()
             d.mkdir(parents=True, exist_ok=True)
             self._record = d / f"{os.getpid()}-{qemu}.json"
             self._record.write_text(json.dumps({"owner": os.getpid(), "qemu": qemu,
-                                                "owner_start": _start_time(os.getpid()),
-                                                "qemu_start": _start_time(qemu),
+                                                "owner_start": start_time(os.getpid()),
+                                                "qemu_start": start_time(qemu),
                                                 "disks": [i.path for i in self.images]}))
         except (RuntimeError, OSError):
             self._record = None
@@ -1037,15 +907,3 @@ class DiskSession:
 
         target = "/sysroot" + path
         self.g.debug("sh", [f"setfattr -h -n {shlex.quote(name)} -v 0x{value.hex()} {shlex.quote(target)}"])
-
-
-@dataclass(frozen=True)
-class TreeEntry:
-    """One directory entry as lstat(2) sees it inside the appliance."""
-
-    path: str            # appliance path
-    kind: str            # "file" | "dir" | "link" (junctions and reparse points too) | "other"
-    size: int            # st_size
-    allocated: int       # st_blocks * 512: clusters for non-resident data, a small number if resident
-    inode: int           # ntfs-3g: the MFT record number
-    nlink: int

@@ -1,4 +1,4 @@
-"""The orphan-appliance reaper (rescue.disk.session.reap_orphans) with real processes: an appliance
+"""The orphan-appliance reaper (rescue.disk.processes.reap_orphans) with real processes: an appliance
 whose rescue process died is killed; a live owner's is not; a recorded pid now used by another
 process (pids are reused) is never killed."""
 
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from rescue.disk import session as S
+from rescue.disk import processes as S
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_the_appliance_of_a_dead_owner_is_killed_and_its_record_removed(runs):
     q = fake_qemu()
     time.sleep(0.2)
     try:
-        record(runs, dead_pid(), q.pid, qemu_start=S._start_time(q.pid))
+        record(runs, dead_pid(), q.pid, qemu_start=S.start_time(q.pid))
         assert S.reap_orphans() == 1
         assert wait_dead(q)
         assert not list(runs.glob("*.json"))
@@ -62,7 +62,7 @@ def test_a_live_owners_appliance_is_left_alone(runs):
     q = fake_qemu()
     time.sleep(0.2)
     try:
-        record(runs, os.getpid(), q.pid, owner_start=S._start_time(os.getpid()), qemu_start=S._start_time(q.pid))
+        record(runs, os.getpid(), q.pid, owner_start=S.start_time(os.getpid()), qemu_start=S.start_time(q.pid))
         assert S.reap_orphans() == 0
         assert q.poll() is None and list(runs.glob("*.json"))
     finally:
@@ -73,7 +73,7 @@ def test_a_reused_qemu_pid_is_not_killed(runs):
     q = fake_qemu()
     time.sleep(0.2)
     try:
-        record(runs, dead_pid(), q.pid, qemu_start=S._start_time(q.pid) - 1)   # another process's start
+        record(runs, dead_pid(), q.pid, qemu_start=S.start_time(q.pid) - 1)   # another process's start
         assert S.reap_orphans() == 0
         assert q.poll() is None and not list(runs.glob("*.json"))
     finally:
@@ -85,8 +85,8 @@ def test_a_reused_owner_pid_does_not_keep_the_orphan_alive(runs):
     time.sleep(0.2)
     try:
         # The owner's pid is alive, but it is another process now (different start time).
-        record(runs, os.getpid(), q.pid, owner_start=S._start_time(os.getpid()) - 1,
-               qemu_start=S._start_time(q.pid))
+        record(runs, os.getpid(), q.pid, owner_start=S.start_time(os.getpid()) - 1,
+               qemu_start=S.start_time(q.pid))
         assert S.reap_orphans() == 1 and wait_dead(q)
     finally:
         q.kill()
