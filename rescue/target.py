@@ -206,7 +206,10 @@ class HostFileTarget(Target):
         os.replace(self._p(src), self._p(dst))
         self._written(self._p(dst))
 
-    def makedirs(self, ref): os.makedirs(self._p(ref), exist_ok=True)
+    def makedirs(self, ref):
+        os.makedirs(self._p(ref), exist_ok=True)
+        self._written(self._p(ref))          # its entry in the parent folder is synced with it
+
     def listdir(self, ref): return sorted(os.listdir(self._p(ref))) if os.path.isdir(self._p(ref)) else []
 
     def write_bytes(self, ref, data):

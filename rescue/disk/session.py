@@ -590,14 +590,11 @@ class DiskSession:
     CHUNK = 2 << 20
 
     def _read_chunks(self, path: str) -> Iterator[bytes]:
+        # Until a read returns nothing: pread(2) may return less than asked before the end.
         offset = 0
-        while True:
-            data = self.g.pread(path, self.CHUNK, offset)
-            if data:
-                yield data
-                offset += len(data)
-            if len(data) < self.CHUNK:
-                return
+        while data := self.g.pread(path, self.CHUNK, offset):
+            yield data
+            offset += len(data)
 
     def read_file(self, path: str) -> bytes:
         return b"".join(self._read_chunks(path))
@@ -660,10 +657,11 @@ class DiskSession:
         """{name: sha256} of every file directly in folder `path`: one listing and one lstat call,
         then a few small files hashed on the host; many files or big ones in one checksums_out."""
         names = list(self.g.ls(path))
-        stats = self.g.lstatnslist(path, names) if names else []
-        files = [(n, st["st_size"]) for n, st in zip(names, stats) if st["st_mode"] & 0o170000 == 0o100000]
-        if len(files) <= 64 and sum(size for _n, size in files) <= self.HASH_ON_HOST:
-            return {n: self._sha256_on_host(f"{path}/{n}") for n, _size in files}
+        if len(names) <= 64:
+            stats = self.g.lstatnslist(path, names) if names else []
+            files = [(n, st["st_size"]) for n, st in zip(names, stats) if st["st_mode"] & 0o170000 == 0o100000]
+            if sum(size for _n, size in files) <= self.HASH_ON_HOST:
+                return {n: self._sha256_on_host(f"{path}/{n}") for n, _size in files}
         import tempfile as _tempfile
 
         with _tempfile.NamedTemporaryFile(prefix="rescue-sums-") as tmp:
