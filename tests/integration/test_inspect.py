@@ -1,41 +1,29 @@
 """`rescue inspect` on the sample disks: every format, Gen1/Gen2, data disks, and every bad input.
 
-Launch budget: one launch reads all eight format variants; each inspect is one launch; inputs that
-are rejected on the host (missing, truncated, not a disk) launch nothing.
+Launch budget: one launch reads all eight format variants and a CHS-sized VHD; each inspect is one
+launch; inputs that are rejected on the host (missing, truncated, not a disk) launch nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from rescue.disk.formats import detect
 from rescue.disk.session import DiskSession
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from image_helpers import set_vhd_current_size  # noqa: E402
+
 pytestmark = pytest.mark.appliance
 
 
 def sha(p) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
-
-
-def _set_vhd_current_size(path, size: int) -> None:
-    """Rewrite a qemu-made dynamic VHD's footer (both copies: first and last 512 bytes) with another
-    current_size (offset 48) and a valid checksum (offset 64: one's complement of the byte sum)."""
-    with open(path, "r+b") as fh:
-        end = fh.seek(0, 2)
-        for at in (0, end - 512):
-            fh.seek(at)
-            footer = bytearray(fh.read(512))
-            assert footer[:8] == b"conectix" and footer[28:32] == b"qemu"    # creator: sized by CHS
-            footer[48:56] = size.to_bytes(8, "big")
-            footer[64:68] = b"\0\0\0\0"
-            footer[64:68] = (~sum(footer) & 0xFFFFFFFF).to_bytes(4, "big")
-            fh.seek(at)
-            fh.write(footer)
 
 
 def test_every_format_reads_the_same_tables(sample_disk, tmp_path):
@@ -47,7 +35,7 @@ def test_every_format_reads_the_same_tables(sample_disk, tmp_path):
     chs = tmp_path / "chs.vhd"
     subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic",
                     images[7].path, str(chs)], check=True)
-    _set_vhd_current_size(chs, 1 << 30)      # the footer now disagrees with the geometry
+    set_vhd_current_size(chs, 1 << 30)      # the footer now disagrees with the geometry
     images.append(detect(str(chs)))
     with DiskSession(images) as s:                       # one launch, nine disks, read-only
         disks = s.disks()

@@ -2,11 +2,16 @@
 
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from rescue.disk.formats import detect
 from rescue.errors import InputError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from image_helpers import set_vhd_current_size  # noqa: E402
 
 
 def qemu_img(*args):
@@ -47,17 +52,7 @@ def test_vhd_size_is_what_qemu_shows_the_guest(tmp_path, mbr_raw):
 
     out = tmp_path / "chs.vhd"
     qemu_img("convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic", str(mbr_raw), str(out))
-    with open(out, "r+b") as fh:
-        end = fh.seek(0, 2)
-        for at in (0, end - 512):
-            fh.seek(at)
-            footer = bytearray(fh.read(512))
-            assert footer[28:32] == b"qemu"
-            footer[48:56] = (60 << 20).to_bytes(8, "big")
-            footer[64:68] = b"\0\0\0\0"
-            footer[64:68] = (~sum(footer) & 0xFFFFFFFF).to_bytes(4, "big")
-            fh.seek(at)
-            fh.write(footer)
+    set_vhd_current_size(out, 60 << 20)
     info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(out)], check=True,
                                      capture_output=True, text=True).stdout)
     assert detect(str(out)).virtual_size == info["virtual-size"] != 60 << 20
