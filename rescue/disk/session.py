@@ -36,10 +36,9 @@ from rescue.disk.processes import descendant_qemu_pids, reap_orphans, runs_dir, 
 from rescue.disk.records import DiskInfo, Partition, TreeEntry, VolumeUsage
 from rescue.errors import ApplianceError, InputError, RescueError, UnsafeStateError
 
-# Re-exported: callers and tests import these from here.
+# Re-exported: callers import the records and the reaper from here.
 __all__ = ["DiskSession", "DiskInfo", "Partition", "TreeEntry", "VolumeUsage", "reap_orphans",
-           "descendant_qemu_pids", "HIBERNATION_ADVICE"]
-_descendant_qemu_pids = descendant_qemu_pids
+           "HIBERNATION_ADVICE"]
 
 ESP_TYPE_GUID = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 MSR_TYPE_GUID = "E3C9E316-0B5C-4DB8-817D-F92DF00215AE"
@@ -605,17 +604,19 @@ class DiskSession:
                 fh.write(data)
 
     def upload(self, host_path: str | Path, path: str) -> None:
-        self._tree_changed()
         with open(host_path, "rb") as fh:
-            self.g.write(path, fh.read(self.CHUNK))        # creates or truncates
-            while data := fh.read(self.CHUNK):
-                self.g.write_append(path, data)
+            self._write_chunks(path, iter(lambda: fh.read(self.CHUNK), b""))
 
     def write_file(self, path: str, data: bytes) -> None:
+        self._write_chunks(path, (data[i:i + self.CHUNK] for i in range(0, len(data), self.CHUNK)))
+
+    def _write_chunks(self, path: str, chunks: Iterator[bytes]) -> None:
+        """The first chunk creates or truncates the file (also when there is none: an empty file),
+        the others are appended."""
         self._tree_changed()
-        self.g.write(path, data[:self.CHUNK])
-        for i in range(self.CHUNK, len(data), self.CHUNK):
-            self.g.write_append(path, data[i:i + self.CHUNK])
+        self.g.write(path, next(chunks, b""))
+        for data in chunks:
+            self.g.write_append(path, data)
 
     def rename(self, src: str, dst: str) -> None:
         """rename(2) inside one volume: atomic, so a crash leaves the old or the new file."""

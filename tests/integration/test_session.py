@@ -7,7 +7,8 @@ import pytest
 
 from rescue.disk import accel
 from rescue.disk.formats import detect
-from rescue.disk.session import DiskSession, _descendant_qemu_pids
+from rescue.disk.processes import descendant_qemu_pids
+from rescue.disk.session import DiskSession
 from rescue.errors import ApplianceError
 
 pytestmark = pytest.mark.appliance
@@ -42,7 +43,7 @@ def test_auto_falls_back_to_tcg_once_and_remembers(tiny_disk, tmp_path, monkeypa
     with DiskSession([tiny_disk], accel="auto", notify=messages.append) as s:
         assert s.accel_used == "tcg"
     assert messages == []  # said once, not on every run
-    assert _descendant_qemu_pids(os.getpid()) == []
+    assert descendant_qemu_pids(os.getpid()) == []
 
 
 def test_launch_that_does_not_finish_is_killed(tiny_disk, monkeypatch):
@@ -52,7 +53,7 @@ def test_launch_that_does_not_finish_is_killed(tiny_disk, monkeypatch):
     with pytest.raises(ApplianceError, match="did not start within 2 s"):
         DiskSession([tiny_disk], accel="tcg").launch()
     assert time.monotonic() - started < 60
-    assert _descendant_qemu_pids(os.getpid()) == []
+    assert descendant_qemu_pids(os.getpid()) == []
 
 
 def test_launch_that_stops_printing_is_killed_as_hung(tiny_disk):
@@ -68,7 +69,7 @@ def test_launch_that_stops_printing_is_killed_as_hung(tiny_disk):
     finally:
         s._close_handle(g)
     assert time.monotonic() - started < 30
-    assert _descendant_qemu_pids(os.getpid()) == []
+    assert descendant_qemu_pids(os.getpid()) == []
 
 
 def test_a_hung_call_after_the_launch_is_stopped(tiny_disk, monkeypatch):
@@ -84,4 +85,4 @@ def test_a_hung_call_after_the_launch_is_stopped(tiny_disk, monkeypatch):
         assert time.monotonic() - started < 30
         with pytest.raises(ApplianceError):            # the appliance is gone: later calls say so too
             s.g.ls("/")
-    assert _descendant_qemu_pids(os.getpid()) == []
+    assert descendant_qemu_pids(os.getpid()) == []
