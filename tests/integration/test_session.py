@@ -86,3 +86,66 @@ def test_a_hung_call_after_the_launch_is_stopped(tiny_disk, monkeypatch):
         with pytest.raises(ApplianceError):            # the appliance is gone: later calls say so too
             s.g.ls("/")
     assert descendant_qemu_pids(os.getpid()) == []
+
+
+def test_cheap_file_calls_match_the_streaming_ones_on_real_ntfs(tmp_path):
+    """The file methods use pread/write chunks, host-side hashing and an ls walk instead of
+    download/upload/checksum/find0 (much cheaper under TCG). On a real NTFS volume they must give
+    exactly what the streaming calls give: at chunk boundaries (0 bytes, exactly 2 MiB, 2 MiB + 1),
+    past the host-hashing bound (9 MiB), for a folder hashed either way, and for a tree small
+    enough to walk and one big enough to go to find0. One launch."""
+    import hashlib
+    import random
+
+    raw = tmp_path / "scratch.raw"
+    with open(raw, "wb") as fh:
+        fh.truncate(96 << 20)
+    rng = random.Random(7)
+    chunk = DiskSession.CHUNK
+    sizes = {"empty": 0, "one-chunk": chunk, "chunk-plus-one": chunk + 1, "big": 9 << 20, "small": 45056}
+    blobs = {name: rng.randbytes(size) for name, size in sizes.items()}
+    with DiskSession([detect(str(raw))], write=True, accel="tcg") as s:
+        s.init_table(0, "mbr")
+        s.add_partition(0, 2048, (96 << 11) - 1)
+        s.mkfs(0, 1, "ntfs")
+        mp = s.mount(s.partition(0, 1), write=True)
+        s.makedirs(f"{mp}/files")
+        for name, data in blobs.items():
+            if name == "chunk-plus-one":
+                host = tmp_path / name
+                host.write_bytes(data)
+                s.upload(host, f"{mp}/files/{name}")              # from a host file
+            else:
+                s.write_file(f"{mp}/files/{name}", data)          # from memory
+        s.sync()
+        g = s.g
+        for name, data in blobs.items():
+            path = f"{mp}/files/{name}"
+            assert s.read_file(path) == data, name
+            s.download(path, tmp_path / f"got-{name}")
+            assert (tmp_path / f"got-{name}").read_bytes() == data, name
+            assert s.sha256(path) == g.checksum("sha256", path) == hashlib.sha256(data).hexdigest(), name
+        # Folder hashes: the big file sends it to checksums_out, a folder of small files is hashed here.
+        want = {n: hashlib.sha256(d).hexdigest() for n, d in blobs.items()}
+        assert s.sha256_folder(f"{mp}/files") == want
+        s.makedirs(f"{mp}/small")
+        for n in ("a", "b"):
+            s.write_file(f"{mp}/small/{n}", n.encode())
+        assert s.sha256_folder(f"{mp}/small") == {n: hashlib.sha256(n.encode()).hexdigest() for n in "ab"}
+        # Trees: 3 folders (walked) and 20 folders (find0), with a file in each and a link.
+        for top, n in (("few", 3), ("many", 20)):
+            for i in range(n):
+                s.makedirs(f"{mp}/{top}/d{i}/sub")
+                s.write_file(f"{mp}/{top}/d{i}/sub/f", b"x" * i)
+            g.ln_s("/etc", f"{mp}/{top}/link")
+
+            def key(entries):
+                return sorted((e.path, e.kind, e.size) for e in entries)
+            tree, cut = s.lstat_tree(f"{mp}/{top}")
+            ref, ref_cut = s._lstat_tree_find0(f"{mp}/{top}", None)
+            assert not cut and not ref_cut and key(tree) == key(ref) and len(tree) == 3 * n + 1
+            assert [e.kind for e in tree if e.path.endswith("/link")] == ["link"]      # never followed
+            top_only, _ = s.lstat_tree(f"{mp}/{top}", recursive=False)
+            assert key(top_only) == key(e for e in ref if e.path.count("/") == f"{mp}/{top}".count("/") + 1)
+            limited, cut = s.lstat_tree(f"{mp}/{top}", limit=5)
+            assert cut and len(limited) == 5
