@@ -174,10 +174,13 @@ def safe_hive_copy(target, ref: FileRef, *, discard_hive_logs: bool = False) -> 
     return state.base
 
 
-def announce(target, state: HiveState, *, reading: bool = False) -> None:
-    """Say once per command (on stderr) what was found about a hive that is not clean."""
-    from rescue.cli.common import info, warn
+def announce(target, state: HiveState, *, reading: bool = False, reporter=None) -> None:
+    """Say once per command what was found about a hive that is not clean (through the command's
+    reporter: the CLI puts it on stderr)."""
+    from rescue.report import SILENT
 
+    reporter = reporter or getattr(target, "reporter", None) or SILENT
+    info, warn = reporter.info, reporter.warn
     told = _CACHE.setdefault(target, {}).setdefault("told", set())
     if state.verdict == "clean" or state.ref in told:
         return
