@@ -55,6 +55,7 @@ class RepairContext:
 
     @property
     def on_disk(self) -> bool:
+        """Working on attached disks through the appliance (False: a hive file on the host)."""
         return getattr(self.target, "session", None) is not None
 
     @property

@@ -76,6 +76,9 @@ def hive_path(ctx: RepairContext, name: str) -> Path:
 
 
 def hive_ref(ctx: RepairContext, name: str) -> FileRef:
+    given = ctx.known(f"hiveref:{name}")
+    if given is not None:
+        return given
     if not ctx.on_disk:
         return ctx.target.main
     root = ctx.layout.require_root()
@@ -127,10 +130,11 @@ def space(ctx: RepairContext, *, for_cleanup: bool = False) -> SpaceSource:
             raise SourceError(finding, exc) from None
         return SpaceSource(tuple(findings), scan)
 
-    if not ctx.on_disk:
+    key = f"space:{for_cleanup}"
+    if not ctx.on_disk and ctx.known(key) is None:
         raise SourceError(Finding("space-low", "OS volume has at least 300 MB free", UNKNOWN,
                                   "a hive file has no volume"), RescueError("no volume"))
-    return ctx.memo(f"space:{for_cleanup}", load)
+    return ctx.memo(key, load)
 
 
 def space_scan(ctx: RepairContext) -> Optional[Any]:
@@ -140,3 +144,20 @@ def space_scan(ctx: RepairContext) -> Optional[Any]:
         if src is not None:
             return src.scan
     return None
+
+
+# --- giving sources directly (validation cases build them on the host) --------------------------------
+def preset_hive(ctx: RepairContext, name: str, path: Path) -> None:
+    ctx.preset(f"hive:{name}:{discard_logs(ctx)}", Path(path))
+    ctx.preset(f"hiveref:{name}", FileRef(str(path)))
+
+
+def preset_bcd(ctx: RepairContext, path: Path) -> None:
+    from rescue.bcd.model import BcdStore
+
+    ref = FileRef(str(path))
+    ctx.preset(f"bcd:{discard_logs(ctx)}", BcdSource(BcdStore.open(Path(path), name=str(path)), ref))
+
+
+def preset_space(ctx: RepairContext, findings: Tuple[Finding, ...], scan: Any, *, for_cleanup: bool = False) -> None:
+    ctx.preset(f"space:{for_cleanup}", SpaceSource(tuple(findings), scan))
