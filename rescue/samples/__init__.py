@@ -27,6 +27,12 @@ Bases (CATALOGUE):
   hibernated                  gen2-broken plus \\hiberfil.sys starting "HIBR" (ntfs-3g: hibernated).
   two-windows                 gen2 layout with two Windows volumes (p3 Server 2019, p4 Server 2016),
                               both in the BCD display order.
+  gen1-boot-broken /          ControlSet001 (current) in the 0x7B state: storvsc Start 3, a vmbus
+  gen2-boot-broken            StartOverride 0=3, DiskDrive UpperFilters naming "cbtfilter" (no service)
+                              and Volume LowerFilters naming "contosoflt" (a third-party boot-start
+                              driver whose .sys is missing); ControlSet002 (last known good) healthy.
+  gen2-registry-broken        SYSTEM with a damaged first hive bin; RegBack holds good copies of
+                              SYSTEM, SOFTWARE, SAM, SECURITY, DEFAULT.
   dirty-hive                  gen2 layout whose SYSTEM is dirty (sequence numbers differ) with
                               non-empty SYSTEM.LOG1/.LOG2: the real regipy SYSTEM_B + logs from
                               ../shared/realdata when present (C:'s GPT GUID is then the one its
@@ -80,6 +86,10 @@ class WindowsOptions:
     bitlocker: bool = False
     dirty_hive: bool = False
     second_windows: bool = False
+    # system scenarios (inaccessible-boot-device, driver, registry, last-known-good)
+    boot_stack_broken: bool = False               # ControlSet001 only: the 0x7B state (BOOT_BROKEN_*)
+    corrupt_hive: str | None = None               # this hive's first hbin header is damaged
+    regback: bool = False                         # config\RegBack holds copies of the healthy hives
 
 
 BROKEN = dict(c_size_mib=256, pagefile_on="C:", crash_dumps=False, nmi=False,
@@ -121,6 +131,16 @@ CATALOGUE: dict[str, Sample] = {s.base: s for s in (
          c_size_mib=256),
     _win("dirty-hive", "Gen2 broken sample whose SYSTEM hive is dirty with pending .LOG1/.LOG2",
          dirty_hive=True, **{**BROKEN, "c_size_mib": None, "pagefile_mib": 4, "download_cache_mib": 0}),
+    # --- system scenarios: inaccessible-boot-device, driver, registry, last-known-good ---
+    # ControlSet001 (current) in the 0x7B state with a third-party boot filter whose file is gone;
+    # ControlSet002 (last known good) as Windows ships it.
+    _win("gen1-boot-broken", "Gen1 Windows Server 2016 whose current control set cannot reach its disk (0x7B)",
+         **_G1, boot_stack_broken=True),
+    _win("gen2-boot-broken", "Gen2 Windows Server 2019 whose current control set cannot reach its disk (0x7B)",
+         boot_stack_broken=True),
+    # SYSTEM damaged (first hive bin), RegBack holding good copies of every hive.
+    _win("gen2-registry-broken", "Gen2 Windows Server 2019 with a corrupt SYSTEM hive and a filled RegBack",
+         corrupt_hive="SYSTEM", regback=True),
 )}
 
 

@@ -162,12 +162,31 @@ CLEANUP_FILES = _CLEANUP_FILES = (
 )
 
 
+# The 0x7B state of the boot-broken samples (ControlSet001 only): the storage driver demand start,
+# vmbus overridden to demand start, a DiskDrive upper filter left behind by an uninstalled backup
+# agent (no service key) and a third-party volume filter whose .sys is gone.
+BOOT_BROKEN_FILE = "contosoflt.sys"
+BOOT_BROKEN_SERVICES = (
+    H.ServiceSpec("storvsc", 3, 1, "Base", "System32\\drivers\\storvsc.sys", 3),
+    H.ServiceSpec("vmbus", 0, 1, "System Bus Extender", "System32\\drivers\\vmbus.sys", 3,
+                  start_override=(("0", 3),)),
+    H.ServiceSpec("contosoflt", 0, 1, "FSFilter Bottom", f"System32\\drivers\\{BOOT_BROKEN_FILE}", 1),
+)
+BOOT_BROKEN_FILTERS = {
+    H.DISK_DRIVE_CLASS: H.ClassFilters(("partmgr", "cbtfilter"), ("EhStorClass",), "DiskDrive"),
+    H.VOLUME_CLASS: H.ClassFilters(("volsnap",), ("fvevol", "contosoflt", "iorate"), "Volume"),
+}
+
+
 def system_hive_options(base: str, *, c_guid: str | None = None, seed: str | None = None) -> dict:
     """The build_system_hive options of a Windows sample's SYSTEM (also used by the
     `sample_hives` fixture, so unit tests get the very hive the disk holds)."""
     o = CATALOGUE[base].windows
     seed = seed or base
-    return dict(current=o.current, control_sets=o.control_sets,
+    extra = {}
+    if o.boot_stack_broken:
+        extra = dict(set_services={1: BOOT_BROKEN_SERVICES}, set_class_filters={1: BOOT_BROKEN_FILTERS})
+    return dict(**extra, current=o.current, control_sets=o.control_sets,
                 mounted_devices=mounted_devices(base, c_guid=c_guid, seed=seed),
                 pagefile_on=o.pagefile_on, crash_dumps=o.crash_dumps, nmi=o.nmi,
                 whea_bad_pages=o.whea_bad_pages,
@@ -220,7 +239,16 @@ def _windows_volume(base: str, o: WindowsOptions, hivedir: Path, *, product: str
     H.build_plain_hive(hivedir / "DEFAULT", root_name="ROOT", file_name="DEFAULT",
                        keys=["Control Panel\\International"],
                        values=[("Control Panel\\International", "LocaleName", V.REG_SZ, V.encode_sz("en-US"))])
+    H.build_plain_hive(hivedir / "COMPONENTS", root_name="ROOT", file_name="COMPONENTS",
+                       keys=["CanonicalData\\Catalogs", "CanonicalData\\Deployments", "DerivedData\\Components"])
     H.build_user_hive(hivedir / "NTUSER.DAT")
+    drivers = _driver_standins(system, omit={BOOT_BROKEN_FILE} if o.boot_stack_broken else set())
+    regback = []
+    if o.regback and primary:
+        regback = [FileSpec(f"{cfg}\\RegBack\\{n}", (hivedir / n).read_bytes())
+                   for n in ("SYSTEM", "SOFTWARE", "SAM", "SECURITY", "DEFAULT")]
+    if o.corrupt_hive and primary:
+        damage_hbin(hivedir / o.corrupt_hive)
 
     ext = "efi" if gen2 else "exe"
     dirs = ("\\Windows\\System32\\config\\RegBack", "\\Windows\\System32\\drivers", "\\Windows\\Temp",
@@ -233,12 +261,13 @@ def _windows_volume(base: str, o: WindowsOptions, hivedir: Path, *, product: str
              FileSpec(f"{cfg}\\SAM", host=hivedir / "SAM"),
              FileSpec(f"{cfg}\\SECURITY", host=hivedir / "SECURITY"),
              FileSpec(f"{cfg}\\DEFAULT", host=hivedir / "DEFAULT"),
+             FileSpec(f"{cfg}\\COMPONENTS", host=hivedir / "COMPONENTS"),
+             *regback, *drivers,
              FileSpec("\\Users\\azureuser\\NTUSER.DAT", host=hivedir / "NTUSER.DAT"),
              FileSpec(f"\\Windows\\System32\\winload.{ext}", _exe(f"winload.{ext}")),
              FileSpec(f"\\Windows\\System32\\winresume.{ext}", _exe(f"winresume.{ext}")),
              FileSpec("\\Windows\\System32\\ntoskrnl.exe", _exe("ntoskrnl.exe")),
              FileSpec("\\Windows\\System32\\hal.dll", _exe("hal.dll")),
-             FileSpec("\\Windows\\System32\\drivers\\ntfs.sys", _exe("ntfs.sys")),
              FileSpec("\\Windows\\explorer.exe", _exe("explorer.exe")),
              FileSpec("\\Users\\azureuser\\Desktop\\notes.txt",
                       _text(f"{product} (build {build}) sample volume built by rescue.samples.\n"))]
@@ -254,6 +283,43 @@ def _windows_volume(base: str, o: WindowsOptions, hivedir: Path, *, product: str
         # start "hibr"/"HIBR" (ntfs-3g libntfs-3g/volume.c, ntfs_volume_check_hiberfile).
         files.append(FileSpec("\\hiberfil.sys", b"HIBR" + bytes(64 * 1024 - 4)))
     return dirs, tuple(files)
+
+
+def damage_hbin(path: Path) -> None:
+    """Break a hive the way a torn write does: the first hive bin's header loses its "hbin"
+    signature (REGF format: every 4 KiB-aligned bin starts "hbin"), so neither Windows nor hivex
+    will load it."""
+    data = bytearray(path.read_bytes())
+    data[4096:4100] = b"\0\0\0\0"
+    path.write_bytes(bytes(data))
+
+
+def _driver_standins(system: Path, *, omit: set[str]) -> list[FileSpec]:
+    """A stand-in file for every boot/system-start driver image the SYSTEM hive names (any control
+    set) under \\Windows, except the file names in `omit` (what a sample wants missing), and ntfs.sys."""
+    from rescue.hive import Hive
+
+    paths = {"\\windows\\system32\\drivers\\ntfs.sys": "\\Windows\\System32\\drivers\\ntfs.sys"}
+    h = Hive(system)
+    try:
+        for cs in (c for c in h.child_names("") if c.lower().startswith("controlset")):
+            for name in h.child_names(f"{cs}\\Services"):
+                key = f"{cs}\\Services\\{name}"
+                start, typ = h.get_value(key, "Start"), h.get_value(key, "Type")
+                if start not in (0, 1) or typ not in (1, 2):
+                    continue
+                image = str(h.get_value(key, "ImagePath") or f"System32\\drivers\\{name}.sys")
+                low = image.lower().lstrip("\\")
+                if low.startswith("systemroot\\"):
+                    image, low = image.lstrip("\\")[len("systemroot\\"):], low[len("systemroot\\"):]
+                if not low.startswith("system32\\"):
+                    continue            # \\??\\C:\\... images: none in the samples' own hives
+                full = "\\Windows\\" + image
+                if full.split("\\")[-1].lower() not in {o.lower() for o in omit}:
+                    paths.setdefault(full.lower(), full)
+    finally:
+        h.close()
+    return [FileSpec(p, _exe(p.split("\\")[-1])) for p in sorted(paths.values())]
 
 
 def _esp_files(bcd: Path) -> tuple[tuple[str, ...], tuple[FileSpec, ...]]:

@@ -20,7 +20,7 @@ import struct
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from rescue.hive import Hive, write_minimal_hive
 from rescue.hive import values as V
@@ -159,6 +159,108 @@ def default_existing_page_files(pagefile_on: str | None) -> list[str]:
     return [f"\\??\\{'C' if drive == '?' else drive}:\\pagefile.sys"]
 
 
+# --- services and device classes ------------------------------------------------------------------
+SERVICE_KERNEL_DRIVER, SERVICE_FILE_SYSTEM_DRIVER = 1, 2
+DISK_DRIVE_CLASS = "{4d36e967-e325-11ce-bfc1-08002be10318}"
+VOLUME_CLASS = "{71a27cdd-812a-11d0-bec7-08002be2092f}"
+SCSI_ADAPTER_CLASS = "{4d36e97b-e325-11ce-bfc1-08002be10318}"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One Services\\NAME key. `start=None` means "no key" (in `set_services`: remove it)."""
+
+    name: str
+    start: int | None
+    type: int = SERVICE_KERNEL_DRIVER
+    group: str | None = None
+    image: str | None = None               # ImagePath (REG_EXPAND_SZ); None: no value
+    error_control: int = 1
+    start_override: tuple[tuple[str, int], ...] = ()   # StartOverride values ("0" -> 3, ...)
+
+
+@dataclass(frozen=True)
+class ClassFilters:
+    upper: tuple[str, ...] = ()
+    lower: tuple[str, ...] = ()
+    name: str = ""                          # the class's Class value ("DiskDrive")
+
+
+def _drv(name: str, start: int, group: str | None, file: str | None = None, error_control: int = 3) -> ServiceSpec:
+    return ServiceSpec(name, start, SERVICE_KERNEL_DRIVER, group,
+                       f"System32\\drivers\\{file or name + '.sys'}", error_control)
+
+
+# The first five are what the samples always had; the rest is the boot storage stack with the
+# Start values and groups Windows 10 / Server 2019 ship (realdata SYSTEM_B): every one boot start.
+STANDARD_SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("disk", 0, 1, None, "System32\\drivers\\disk.sys"),
+    ServiceSpec("volmgr", 0, 1, "System Bus Extender", "System32\\drivers\\volmgr.sys"),
+    ServiceSpec("Ntfs", 3, SERVICE_FILE_SYSTEM_DRIVER, "Boot File System", None),
+    ServiceSpec("sacdrv", 3, 1, None, "System32\\drivers\\sacdrv.sys"),
+    ServiceSpec("Tcpip", 0, 1, "PNP_TDI", "System32\\drivers\\tcpip.sys"),
+    _drv("ACPI", 0, "Core", "ACPI.sys"),
+    _drv("pci", 0, "Boot Bus Extender"),
+    _drv("vdrvroot", 0, "Boot Bus Extender"),
+    _drv("vmbus", 0, "System Bus Extender"),
+    _drv("storvsc", 0, "Base"),
+    _drv("stornvme", 0, "SCSI Miniport"),
+    _drv("partmgr", 0, "Boot Bus Extender"),
+    _drv("volsnap", 0, None),
+    _drv("mountmgr", 0, "System Bus Extender", error_control=1),
+    _drv("EhStorClass", 0, "SCSI Class", error_control=1),
+    _drv("fvevol", 0, "PnP Filter"),
+    _drv("iorate", 0, "PnP Filter"),
+)
+
+# Windows Server 2019's filters on the storage classes (Windows 10 adds stdcfltn and rdyboost).
+STANDARD_CLASS_FILTERS: dict[str, ClassFilters] = {
+    DISK_DRIVE_CLASS: ClassFilters(("partmgr",), ("EhStorClass",), "DiskDrive"),
+    VOLUME_CLASS: ClassFilters(("volsnap",), ("fvevol", "iorate"), "Volume"),
+    SCSI_ADAPTER_CLASS: ClassFilters((), (), "SCSIAdapter"),
+}
+
+
+def _services_of(n: int, services: Sequence[ServiceSpec] | None,
+                 set_services: Mapping[int, Sequence[ServiceSpec]] | None) -> list[ServiceSpec]:
+    merged = {s.name.lower(): s for s in (STANDARD_SERVICES if services is None else services)}
+    for s in (set_services or {}).get(n, ()):
+        merged[s.name.lower()] = s
+    return [s for s in merged.values() if s.start is not None]
+
+
+def _write_service(h: Hive, services_key: str, spec: ServiceSpec) -> None:
+    key = f"{services_key}\\{spec.name}"
+    _dword(h, key, "Start", spec.start)
+    _dword(h, key, "Type", spec.type)
+    _dword(h, key, "ErrorControl", spec.error_control)
+    if spec.group is not None:
+        _sz(h, key, "Group", spec.group)
+    if spec.image:
+        _sz(h, key, "ImagePath", spec.image, expand=True)
+    for name, value in spec.start_override:
+        _dword(h, f"{key}\\StartOverride", name, value)
+
+
+def _write_class_filters(h: Hive, key: str, f: ClassFilters) -> None:
+    h.ensure_key(key)
+    if f.name:
+        _sz(h, key, "Class", f.name)
+    if f.upper:
+        _multi(h, key, "UpperFilters", f.upper)
+    if f.lower:
+        _multi(h, key, "LowerFilters", f.lower)
+
+
+def driver_files(services: Sequence[ServiceSpec]) -> list[str]:
+    """File names under System32\\drivers that `services` name (what a sample volume must hold)."""
+    out = []
+    for s in services:
+        if s.start is not None and s.image and s.image.lower().startswith("system32\\drivers\\"):
+            out.append(s.image.split("\\")[-1])
+    return out
+
+
 # --- SYSTEM --------------------------------------------------------------------------------------
 def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Iterable[int] = (1, 2),
                       last_known_good: int | None = None, failed: int = 0,
@@ -168,7 +270,12 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
                       crash_dumps: bool | int = True, nmi: bool = True, auto_reboot: bool = True,
                       dump_file: str = "%SystemRoot%\\MEMORY.DMP",
                       whea_bad_pages: bytes | None = None, computer_name: str = "WINSRV-AZ01",
-                      boot_partition: int = 1, root_name: str = "ROOT") -> Path:
+                      boot_partition: int = 1, root_name: str = "ROOT",
+                      services: Sequence[ServiceSpec] | None = None,
+                      set_services: Mapping[int, Sequence[ServiceSpec]] | None = None,
+                      class_filters: Mapping[str, ClassFilters] | None = None,
+                      set_class_filters: Mapping[int, Mapping[str, ClassFilters]] | None = None,
+                      select: Mapping[str, int] | None = None) -> Path:
     """Write a SYSTEM hive.
 
     `mounted_devices`: (letter like "C:" or a full value name, data) pairs, in order.
@@ -177,7 +284,13 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
     False = 0 (disabled), or a CrashDumpEnabled number. `nmi`: NMICrashDump=1 when True, absent when
     False (as in every real hive). `whea_bad_pages`: REG_BINARY value `Control\\WHEA\\BadPages`
     (where builds 19042+ keep PFA bad pages; Microsoft, "How to Manage the PFA Memory List").
-    Every control set gets the same settings.
+    `services`: the Services entries of every control set (None: STANDARD_SERVICES, the boot
+    storage stack with the Start values Windows Server 2019 ships); `set_services` adds or replaces
+    entries (by name) in one control set, and an entry with `start=None` removes that service's key
+    there. `class_filters` / `set_class_filters` do the same for the device classes' UpperFilters /
+    LowerFilters under Control\\Class (None: STANDARD_CLASS_FILTERS). `select` overrides Select values
+    after the defaults (e.g. {"Current": 3} for a Current naming a missing control set).
+    Every control set gets the same settings unless `set_*` says otherwise.
     """
     sets = sorted(set(control_sets))
     h = _new_hive(path, root_name, "SYSTEM", 5)
@@ -186,6 +299,8 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
     _dword(h, "Select", "Failed", failed)
     _dword(h, "Select", "LastKnownGood", last_known_good if last_known_good is not None else
            next((s for s in sets if s != current), current))
+    for name, value in (select or {}).items():
+        _dword(h, "Select", name, value)
     pf = list(paging_files) if paging_files is not None else default_paging_files(pagefile_on)
     epf = (list(existing_page_files) if existing_page_files is not None
            else default_existing_page_files(pagefile_on))
@@ -239,18 +354,14 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
         if whea_bad_pages is not None:
             h.set(f"{ctl}\\WHEA", "BadPages", V.REG_BINARY, bytes(whea_bad_pages))
 
-        # A handful of services, shaped like the real ones (Start/Type/ErrorControl/ImagePath).
-        for svc, start, typ, image in (("disk", 0, 1, "System32\\drivers\\disk.sys"),
-                                       ("volmgr", 0, 1, "System32\\drivers\\volmgr.sys"),
-                                       ("Ntfs", 3, 2, None),
-                                       ("sacdrv", 3, 1, "System32\\drivers\\sacdrv.sys"),
-                                       ("Tcpip", 0, 1, "System32\\drivers\\tcpip.sys")):
-            key = f"{cs}\\Services\\{svc}"
-            _dword(h, key, "Start", start)
-            _dword(h, key, "Type", typ)
-            _dword(h, key, "ErrorControl", 1)
-            if image:
-                _sz(h, key, "ImagePath", image, expand=True)
+        # Services shaped like the real ones (Start/Type/ErrorControl/Group/ImagePath, as in
+        # realdata's Windows 10 SYSTEM_B), then the storage device classes' filter lists.
+        for spec in _services_of(n, services, set_services):
+            _write_service(h, f"{cs}\\Services", spec)
+        filters = dict(STANDARD_CLASS_FILTERS if class_filters is None else class_filters)
+        filters.update((set_class_filters or {}).get(n, {}))
+        for guid, f in filters.items():
+            _write_class_filters(h, f"{ctl}\\Class\\{guid}", f)
         h.ensure_key(f"{cs}\\Enum")
         h.ensure_key(f"{cs}\\Hardware Profiles")
 
