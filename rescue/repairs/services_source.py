@@ -1,0 +1,107 @@
+"""The SYSTEM hive's current control set as the boot scenarios read it, and which driver files
+exist: read once per command and shared (inaccessible-boot-device, driver, `rescue services`).
+
+File presence comes from one listing per folder the drivers' images are in (\\Windows\\System32\\
+drivers, a vendor's subfolder, ...), cached for the command: never one call per file. A hive file
+given as the target has no volume: presence is then unknown (None) unless a validation case gave a
+listing (`preset_listing`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, Optional, Tuple
+
+from rescue.errors import RescueError
+from rescue.repairs import sources
+from rescue.repairs.context import RepairContext
+from rescue.repairs.sources import SourceError, unreadable
+from rescue.safety.plan import FileRef
+
+# Device setup classes whose filters sit on the path to the boot disk (Microsoft, "System-defined
+# device setup classes available to vendors"; the same set as repair-script-library's
+# win-fix-inaccessible-boot-device.ps1 plus Storage Volume Shadow Copies).
+STORAGE_CLASSES = (
+    ("{4d36e967-e325-11ce-bfc1-08002be10318}", "DiskDrive"),        # Disk drives
+    ("{71a27cdd-812a-11d0-bec7-08002be2092f}", "Volume"),           # Storage volumes
+    ("{4d36e97b-e325-11ce-bfc1-08002be10318}", "SCSIAdapter"),      # Storage controllers
+    ("{533c5b84-ec70-11d2-9505-00c04f79deaf}", "VolumeSnapshot"),   # Storage volume shadow copies
+    ("{4d36e96a-e325-11ce-bfc1-08002be10318}", "HDC"),              # IDE ATA/ATAPI controllers
+)
+
+
+@dataclass(frozen=True)
+class SystemServices:
+    """Services and storage-class filters of the control set Windows boots."""
+
+    ref: FileRef                      # the SYSTEM hive
+    path: Path                        # its host copy (pending logs replayed)
+    control_set: object               # rescue.registry.services.ControlSetRef
+    services: Dict[str, object]       # lower-case name -> Service
+    filters: Tuple[object, ...]       # ClassFilter of STORAGE_CLASSES
+
+    def service(self, name: str):
+        return self.services.get(name.lower())
+
+    @property
+    def where(self) -> str:
+        return self.control_set.describe()
+
+
+def system_services(ctx: RepairContext) -> SystemServices:
+    def load() -> SystemServices:
+        from rescue.hive import Hive
+        from rescue.registry.services import current_control_set, read_class_filters, read_services
+
+        path = sources.hive_path(ctx, "SYSTEM")
+        try:
+            hive = Hive(path)
+            try:
+                cs = current_control_set(hive)
+                services = {s.name.lower(): s for s in read_services(hive, cs)}
+                filters = read_class_filters(hive, cs, (g for g, _ in STORAGE_CLASSES))
+            finally:
+                hive.close()
+        except RescueError as exc:
+            raise SourceError(unreadable("SYSTEM", exc), exc) from None
+        return SystemServices(sources.hive_ref(ctx, "SYSTEM"), Path(path), cs, services, filters)
+
+    return ctx.memo(f"system-services:{sources.discard_logs(ctx)}", load)
+
+
+# --- which files exist -------------------------------------------------------------------------
+def _listing_key(folder: str) -> str:
+    return f"listing:{folder.lower().rstrip(chr(92))}"
+
+
+def folder_listing(ctx: RepairContext, folder: str) -> Optional[frozenset]:
+    """Lower-case names in `folder` of the Windows volume (one listing per command), or None
+    when there is no volume to look at."""
+    key = _listing_key(folder)
+    given = ctx.known(key)
+    if given is not None:
+        return given
+    if not ctx.on_disk:
+        return None
+
+    def load() -> frozenset:
+        root = ctx.layout.require_root()
+        return frozenset(n.lower() for n in ctx.target.listdir(FileRef(folder, root.disk, root.partition)))
+
+    return ctx.memo(key, load)
+
+
+def file_present(ctx: RepairContext, path: Optional[str]) -> Optional[bool]:
+    """True/False for a file on the Windows volume; None when it cannot be told (no volume, or an
+    image on another volume)."""
+    if not path:
+        return None
+    folder, _, name = path.rpartition("\\")
+    listing = folder_listing(ctx, folder)
+    return None if listing is None else name.lower() in listing
+
+
+def preset_listing(ctx: RepairContext, folder: str, names: Iterable[str]) -> None:
+    """Give a folder's listing directly (validation cases)."""
+    ctx.preset(_listing_key(folder), frozenset(n.lower() for n in names))
