@@ -41,6 +41,10 @@ class RepairContext:
         # the prelude makes).
         self.diagnosis: Any = None
         self.prelude: Any = None
+        # The scenario whose fix the operator asked for (set by the runner's fix; None in a
+        # diagnosis): a check whose "problem" is a request, such as booting the last known good
+        # control set, is found only when asked for, so a triage of a healthy disk stays clean.
+        self.fixing: Optional[str] = None
 
     def finding(self, check_id: str) -> Any:
         """The finding of another check in the diagnosis being planned from (None if absent)."""

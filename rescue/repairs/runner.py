@@ -186,6 +186,7 @@ def run_fix(target: Any, scenario: Scenario, options: OptionValues, *, dry_run: 
 
     reporter = target.reporter
     ctx = RepairContext(target, options, reporter=reporter)
+    ctx.fixing = scenario.name
     before = diagnose(ctx, (scenario,))
     if before.blockers:
         reporter.show(target, DiagnosisView(before, f"Before: {scenario.title}"))
