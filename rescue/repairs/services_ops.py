@@ -1,0 +1,129 @@
+"""`rescue services list|disable|enable`: the drivers Windows loads before anything else, and the
+one edit an article asks for (Start=4 on the driver a stop error names, or back).
+
+Reads the control set Windows boots (Select\\Current) through the same shared source as the
+inaccessible-boot-device and driver scenarios; file presence from one listing per folder. Writes
+are plans for the safety engine (backup, read-back, undo), never direct edits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from rescue.errors import NotFoundError, UsageError
+from rescue.repairs.context import RepairContext
+from rescue.repairs.services_source import file_present, system_services
+from rescue.safety.plan import Plan, Step
+
+DISABLED = 4
+
+
+@dataclass(frozen=True)
+class DriverEntry:
+    service: object                 # rescue.registry.services.Service
+    present: Optional[bool]         # image file on the Windows volume (None: cannot tell)
+
+    def to_json(self) -> dict:
+        return self.service.to_json(self.present)
+
+
+@dataclass(frozen=True)
+class DriverList:
+    control_set: str                # "ControlSet001 (Select\\Current)"
+    everything: bool                # Windows' own drivers included
+    drivers: Tuple[DriverEntry, ...]
+
+    def to_json(self) -> dict:
+        return {"control_set": self.control_set, "all": self.everything,
+                "drivers": [d.to_json() for d in self.drivers]}
+
+
+def list_drivers(ctx: RepairContext, *, everything: bool = False) -> DriverList:
+    """Boot- and system-start drivers (third-party only unless `everything`), boot start first."""
+    src = system_services(ctx)
+    chosen = [s for s in src.services.values() if s.loads_early and (everything or not s.inbox)]
+    chosen.sort(key=lambda s: (s.start, s.name.lower()))
+    return DriverList(src.where, everything, tuple(DriverEntry(s, file_present(ctx, s.file)) for s in chosen))
+
+
+def _service(ctx: RepairContext, name: str):
+    src = system_services(ctx)
+    s = src.service(name)
+    if s is None:
+        raise NotFoundError(f"{src.where} has no service named {name}.",
+                            hint="`rescue services list DISK --all` shows the boot and system start drivers.")
+    return src, s
+
+
+def plan_disable(ctx: RepairContext, name: str) -> Plan:
+    from rescue.hive import Hive
+    from rescue.registry.service_edits import set_start
+    from rescue.registry.services import BOOT_CRITICAL
+
+    src, s = _service(ctx, name)
+    title = f"Disable {s.name} ({src.control_set.key})"
+    if s.name.lower() in BOOT_CRITICAL:
+        raise UsageError(f"{s.name} is on the path to the disk or the network; disabling it would stop the boot "
+                         "(0x7B) or cut the VM off. Nothing was written.",
+                         hint="Restore its file, or boot the last known good set (rescue fix last-known-good).")
+    if s.start == DISABLED:
+        return Plan(title, (Step("services.disable", title, skipped=f"{s.name} is already disabled (Start 4)"),))
+    hive = Hive(src.path)
+    try:
+        change = set_start(hive, src.ref, src.control_set.key, s.name, DISABLED, f"disable {s.name}")
+    finally:
+        hive.close()
+    return Plan(title, (Step("services.disable", title, (change,),
+                             notes=(f"{s.name} was Start {s.start_text}; the backup keeps it (rescue undo)",)),))
+
+
+def previous_start(ctx: RepairContext, name: str) -> Optional[Tuple[int, str]]:
+    """(Start, where) of the same service in another control set, when it is not disabled there:
+    what Windows had before the driver was disabled in the current set only."""
+    from rescue.hive import Hive
+    from rescue.registry.services import ControlSetRef, read_service
+
+    src = system_services(ctx)
+    hive = Hive(src.path)
+    try:
+        for key in hive.child_names(""):
+            if not key.lower().startswith("controlset") or key.lower() == src.control_set.key.lower():
+                continue
+            try:
+                other = ControlSetRef(int(key[len("ControlSet"):]))
+            except ValueError:
+                continue
+            s = read_service(hive, other, name)
+            if s is not None and s.start is not None and s.start != DISABLED:
+                return s.start, other.key
+    finally:
+        hive.close()
+    return None
+
+
+def plan_enable(ctx: RepairContext, name: str, start: Optional[int]) -> Plan:
+    from rescue.hive import Hive
+    from rescue.registry.service_edits import set_start
+    from rescue.registry.services import start_name
+
+    src, s = _service(ctx, name)
+    title = f"Enable {s.name} ({src.control_set.key})"
+    notes: Tuple[str, ...] = ()
+    if start is None:
+        found = previous_start(ctx, s.name)
+        if found is None:
+            if s.start != DISABLED:
+                return Plan(title, (Step("services.enable", title, skipped=f"{s.name} is not disabled (Start {s.start_text})"),))
+            raise UsageError(f"No other control set says how {s.name} started before it was disabled.",
+                             hint="Give it: --start boot|system|automatic|demand.")
+        start, where = found
+        notes = (f"Start {start_name(start)} ({start}), as in {where}",)
+    if s.start == start:
+        return Plan(title, (Step("services.enable", title, skipped=f"{s.name} already has Start {s.start_text}"),))
+    hive = Hive(src.path)
+    try:
+        change = set_start(hive, src.ref, src.control_set.key, s.name, start, f"enable {s.name}")
+    finally:
+        hive.close()
+    return Plan(title, (Step("services.enable", title, (change,), notes=notes),))
