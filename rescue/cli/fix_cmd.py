@@ -176,7 +176,7 @@ def _diagnose_command() -> Callable:
         selected = tuple(dict.fromkeys(get(n) for n in a["scenario"])) if a.get("scenario") else scenarios()
         # Options of scenarios registered after this command was built (or fix-only ones) read as
         # their defaults.
-        every = {o.name: o for s in selected for o in s.options if not o.diagnose}
+        every = {o.name: o for s in selected for o in s.options}
         every.update({o.name: o for o in options})
         values = _values(list(every.values()), a, discard_hive_logs=a["discard_hive_logs"])
         disks = a["disks"]
@@ -211,15 +211,21 @@ def render_triage(diag, selected, *, narrowed: bool) -> None:
     blockers = [f for f in diag.findings if f.scenario is None]
     if blockers:
         render_diagnosis(Diagnosis(diag.disks, tuple(blockers)), title="Unsafe states (block every fix)")
-    quiet = []
+    quiet, blind = [], []
     for s in selected:
         mine = diag.of_scenario(s.name)
+        if not mine and s.checks:
+            # Every check needed a source already reported unreadable under another scenario.
+            blind.append(s.name)
+            continue
         if not narrowed and len(selected) > 1 and all(f.status == OK for f in mine):
             quiet.append(s.name)
             continue
         render_diagnosis(Diagnosis(diag.disks, mine), title=f"{s.name}: {s.title}")
     if quiet:
         out.print(f"No problem found by: {', '.join(quiet)}.")
+    if blind:
+        out.print(f"Could not check (a source above is unreadable): {', '.join(blind)}.")
     if diag.blockers:
         out.print("[red]A fix is blocked until the unsafe state above is cleared; nothing can be written safely.[/red]")
     elif diag.healthy:
