@@ -113,7 +113,9 @@ class Service:
         if self.file is None:
             return "image outside the Windows volume"
         folder = self.file.rsplit("\\", 1)[0].lower()
-        if folder not in (DRIVERS_DIR.lower(), "\\windows\\system32"):
+        # Windows 10+ loads some inbox drivers from the driver store (netvsc.inf_amd64_...).
+        if folder not in (DRIVERS_DIR.lower(), "\\windows\\system32") and \
+                not folder.startswith("\\windows\\system32\\driverstore\\filerepository\\"):
             return f"image outside {DRIVERS_DIR}"
         return None
 

@@ -1,0 +1,118 @@
+"""rescue.registry.services (ImagePath resolution, third-party by name and place) and
+`rescue services list|disable|enable` on a SYSTEM hive file (no appliance; read back with
+python-hivex, not rescue's hive reader)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import hivex
+import pytest
+
+from rescue.registry.services import Service, resolve_image
+from rescue.samples import hives as H
+from rescue.samples.disks import BOOT_BROKEN_FILTERS, BOOT_BROKEN_SERVICES
+
+
+@pytest.mark.parametrize("name,image,type_,want", [
+    ("disk", "System32\\drivers\\disk.sys", 1, "\\Windows\\System32\\drivers\\disk.sys"),
+    ("storvsc", "\\SystemRoot\\system32\\drivers\\storvsc.sys", 1, "\\Windows\\system32\\drivers\\storvsc.sys"),
+    ("Ntfs", None, 2, "\\Windows\\System32\\drivers\\Ntfs.sys"),
+    ("Ntfs", "", 2, "\\Windows\\System32\\drivers\\Ntfs.sys"),
+    ("MpKslb", "\\??\\C:\\ProgramData\\Microsoft\\Windows Defender\\x\\MpKslb.sys", 1,
+     "\\ProgramData\\Microsoft\\Windows Defender\\x\\MpKslb.sys"),
+    ("other", "\\??\\E:\\agent\\other.sys", 1, None),
+    ("clfs", "System32\\CLFS.sys", 1, "\\Windows\\System32\\CLFS.sys"),
+    ("svc", None, 16, None),
+])
+def test_resolve_image(name, image, type_, want):
+    assert resolve_image(name, image, type_) == want
+
+
+def _svc(name, file):
+    return Service(name, 0, 1, None, None, 1, (), file)
+
+
+def test_third_party_by_name_and_place():
+    assert _svc("disk", "\\Windows\\System32\\drivers\\disk.sys").inbox
+    assert _svc("netvsc", "\\Windows\\System32\\DriverStore\\FileRepository\\netvsc.inf_amd64_1\\netvsc.sys").inbox
+    assert _svc("csagent", "\\Windows\\System32\\drivers\\CrowdStrike\\csagent.sys").third_party_reason == \
+        "not a driver Windows installs"
+    assert _svc("disk", "\\Program Files\\Vendor\\disk.sys").third_party_reason == \
+        "image outside \\Windows\\System32\\drivers"
+    assert _svc("disk", None).third_party_reason == "image outside the Windows volume"
+
+
+@pytest.fixture
+def system(tmp_path):
+    return H.build_system_hive(tmp_path / "SYSTEM", set_services={1: BOOT_BROKEN_SERVICES},
+                               set_class_filters={1: BOOT_BROKEN_FILTERS})
+
+
+def _start(path, cs, name):
+    h = hivex.Hivex(str(path))
+    node = h.root()
+    for part in (cs, "Services", name):
+        node = h.node_get_child(node, part)
+    v = next(v for v in h.node_values(node) if h.value_key(v) == "Start")
+    return h.value_dword(v)
+
+
+def _sha(p):
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def test_list_json(system, cli):
+    r = cli("services", "list", system, "--json")
+    assert r.code == 0, r.err
+    doc = r.json()
+    assert doc["control_set"] == "ControlSet001 (Select\\Current)"
+    assert [(d["name"], d["start_type"], d["group"], d["third_party"], d["file_present"]) for d in doc["drivers"]] == \
+        [("contosoflt", "boot", "FSFilter Bottom", True, None)]
+    everything = cli("services", "list", system, "--all", "--json").json()["drivers"]
+    assert {"vmbus", "disk"} <= {d["name"] for d in everything} and "storvsc" not in {d["name"] for d in everything}
+    assert len(everything) == 15                                          # storvsc is demand start here
+    assert "contosoflt" in cli("services", "list", system).out
+
+
+def test_disable_dry_run_then_disable_enable_undo(system, cli):
+    before = _sha(system)
+    r = cli("services", "disable", system, "contosoflt", "--dry-run", "--json")
+    assert r.code == 0 and _sha(system) == before
+    assert r.json()["plan"]["steps"][0]["changes"][0]["after"]["value"] == 4
+
+    assert cli("services", "disable", system, "contosoflt", "--yes").code == 0
+    assert _start(system, "ControlSet001", "contosoflt") == 4
+    assert _start(system, "ControlSet001", "storvsc") == 3               # nothing else changed
+    assert "contosoflt" not in cli("services", "list", system).out
+
+    # contosoflt only exists in ControlSet001: no other set says how it started.
+    r = cli("services", "enable", system, "contosoflt")
+    assert r.code == 2 and "--start" in r.err
+    assert cli("services", "enable", system, "contosoflt", "--start", "boot", "--yes").code == 0
+    assert _start(system, "ControlSet001", "contosoflt") == 0
+
+    assert cli("undo", system, "--yes").code == 0                        # the enable
+    assert cli("undo", system, "--yes").code == 0                        # the disable
+    assert _sha(system) == before
+
+
+def test_enable_takes_the_other_control_set(tmp_path, cli):
+    p = H.build_system_hive(tmp_path / "SYSTEM", set_services={1: (H.ServiceSpec(
+        "contosoflt", 4, 1, "FSFilter Bottom", "System32\\drivers\\contosoflt.sys"),), 2: (H.ServiceSpec(
+            "contosoflt", 1, 1, "FSFilter Bottom", "System32\\drivers\\contosoflt.sys"),)})
+    r = cli("services", "enable", p, "contosoflt", "--yes", "--json")
+    assert r.code == 0, r.err
+    assert r.json()["plan"]["steps"][0]["notes"] == ["Start system (1), as in ControlSet002"]
+    assert _start(p, "ControlSet001", "contosoflt") == 1
+
+
+def test_refusals(system, cli):
+    before = _sha(system)
+    r = cli("services", "disable", system, "storvsc", "--yes")
+    assert r.code == 2 and "path to the disk" in r.err and "Traceback" not in r.err
+    r = cli("services", "disable", system, "nosuchdriver", "--yes")
+    assert r.code == 7 and "no service named nosuchdriver" in r.err
+    r = cli("services", "enable", system, "contosoflt", "--start", "disabled")
+    assert r.code == 2
+    assert _sha(system) == before
