@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from rescue.errors import NotFoundError, UsageError
+from rescue.registry.services import Service
 from rescue.repairs.context import RepairContext
-from rescue.repairs.services_source import file_present, system_services
+from rescue.repairs.services_source import SystemServices, file_present, system_services
 from rescue.safety.plan import Plan, Step
 
 DISABLED = 4
@@ -21,7 +22,7 @@ DISABLED = 4
 
 @dataclass(frozen=True)
 class DriverEntry:
-    service: object                 # rescue.registry.services.Service
+    service: Service
     present: Optional[bool]         # image file on the Windows volume (None: cannot tell)
 
     def to_json(self) -> dict:
@@ -47,7 +48,7 @@ def list_drivers(ctx: RepairContext, *, everything: bool = False) -> DriverList:
     return DriverList(src.where, everything, tuple(DriverEntry(s, file_present(ctx, s.file)) for s in chosen))
 
 
-def _service(ctx: RepairContext, name: str):
+def _service(ctx: RepairContext, name: str) -> Tuple[SystemServices, Service]:
     src = system_services(ctx)
     s = src.service(name)
     if s is None:
@@ -74,6 +75,7 @@ def plan_disable(ctx: RepairContext, name: str) -> Plan:
         change = set_start(hive, src.ref, src.control_set.key, s.name, DISABLED, f"disable {s.name}")
     finally:
         hive.close()
+    assert change is not None           # Start is not 4 (checked above)
     return Plan(title, (Step("services.disable", title, (change,),
                              notes=(f"{s.name} was Start {s.start_text}; the backup keeps it (rescue undo)",)),))
 
@@ -126,4 +128,6 @@ def plan_enable(ctx: RepairContext, name: str, start: Optional[int]) -> Plan:
         change = set_start(hive, src.ref, src.control_set.key, s.name, start, f"enable {s.name}")
     finally:
         hive.close()
+    if change is None:
+        return Plan(title, (Step("services.enable", title, skipped=f"{s.name} already has Start {start}"),))
     return Plan(title, (Step("services.enable", title, (change,), notes=notes),))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Optional, Tuple
 
 from rescue.errors import RescueError
+from rescue.registry.services import ClassFilter, ControlSetRef, Service
 from rescue.repairs import sources
 from rescue.repairs.context import RepairContext
 from rescue.repairs.sources import SourceError, unreadable
@@ -37,11 +38,11 @@ class SystemServices:
 
     ref: FileRef                      # the SYSTEM hive
     path: Path                        # its host copy (pending logs replayed)
-    control_set: object               # rescue.registry.services.ControlSetRef
-    services: Dict[str, object]       # lower-case name -> Service
-    filters: Tuple[object, ...]       # ClassFilter of STORAGE_CLASSES
+    control_set: ControlSetRef
+    services: Dict[str, Service]      # lower-case name -> Service
+    filters: Tuple[ClassFilter, ...]  # of STORAGE_CLASSES
 
-    def service(self, name: str):
+    def service(self, name: str) -> Optional[Service]:
         return self.services.get(name.lower())
 
     @property

@@ -110,8 +110,7 @@ def _regback(ctx: RepairContext, name: str) -> RegBackCopy:
 
 def verdicts(ctx: RepairContext) -> Tuple[HiveVerdict, ...]:
     def load() -> Tuple[HiveVerdict, ...]:
-        refs = [(n, _ref(ctx, n)) for n in HIVES]
-        refs = [(n, r) for n, r in refs if r is not None]
+        refs: List[Tuple[str, FileRef]] = [(n, r) for n in HIVES if (r := _ref(ctx, n)) is not None]
         if not refs and not ctx.on_disk:
             main = ctx.target.main           # a bare hive file: check that one
             refs = [(Path(main.path).name, main)]
