@@ -231,6 +231,7 @@ def _services_of(n: int, services: Sequence[ServiceSpec] | None,
 
 def _write_service(h: Hive, services_key: str, spec: ServiceSpec) -> None:
     key = f"{services_key}\\{spec.name}"
+    assert spec.start is not None           # removed entries are filtered out by _services_of
     _dword(h, key, "Start", spec.start)
     _dword(h, key, "Type", spec.type)
     _dword(h, key, "ErrorControl", spec.error_control)
