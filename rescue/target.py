@@ -400,12 +400,12 @@ def open_target(path: str, *, write: bool = False, fmt: str | None = None, accel
     if is_hive_target(path):
         if extra_disks:
             raise UsageError("Extra disks make no sense with a bare hive file.")
-        t = HostFileTarget(path, write=write, reporter=reporter)
+        host = HostFileTarget(path, write=write, reporter=reporter)
         try:
-            yield t
+            yield host
         finally:
-            t.close()
+            host.close()
         return
     with open_disks([path, *extra_disks], write=write, fmt=fmt, accel=accel, root=root,
-                    reporter=reporter) as t:
-        yield t
+                    reporter=reporter) as disks:
+        yield disks

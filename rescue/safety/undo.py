@@ -118,7 +118,8 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Repor
     mine = B.make_backup(target, keeps, kind="undo", target_label=label, plan=plan, undoes=manifest.id)
     reporter.info(f"Current state backed up as {mine.id} in {B.location(target, mine.id)} (so this undo can be undone).")
     forget(target, [e.file for e, _ in work])
-    restored, removed = [], []
+    restored: list[FileRef] = []
+    removed: list[FileRef] = []
     try:
         for e, _ in work:
             what = B.restore_entry(target, manifest.id, e)
