@@ -70,7 +70,7 @@ def _problems(lines):
             if hasattr(leaf, "list_commands"):
                 # `rescue fix SCENARIO ... --dry-run`: options every subcommand of the group takes.
                 subs = [leaf.get_command(_ctx(leaf), n) for n in leaf.list_commands(_ctx(leaf))]
-                have = set.intersection(*(_options(c) for c in subs if c is not None))
+                have = _options(leaf) | set.intersection(*(_options(c) for c in subs if c is not None))
             else:
                 have = _options(leaf)
             missing = [o for o in options if o not in have]
