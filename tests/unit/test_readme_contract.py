@@ -153,3 +153,35 @@ def test_json_key_lists_parse():
     fix = R.json_keys("`rescue fix SCENARIO --json` prints one document:")
     assert {"before", "plan", "result", "after", "commit"} <= set(fix) and "applied" in fix["result"]
     assert R.check_keys({"a": {"b": {}}}, {"a": [{"b": 1}, {"c": 2}]}) == ["a.b"]
+
+
+def test_scenarios_and_fix_json_have_the_readme_keys(cli, tmp_path, monkeypatch):
+    """`rescue scenarios --json` and a whole `rescue fix --json` run (on a hive file handed over as
+    the disk at the CLI edge) carry every key README lists; the appliance runs check inspect's and
+    diagnose's on real disks (tests/integration/test_fix.py, test_inspect.py)."""
+    import contextlib
+
+    from rescue.cli import fix_cmd
+    from rescue.samples.hives import build_system_hive
+    from rescue.target import HostFileTarget
+
+    doc = cli("scenarios", "--json").json()
+    assert R.check_keys(R.json_keys("`rescue scenarios --json`:"), doc) == []
+
+    hive = build_system_hive(tmp_path / "SYSTEM", crash_dumps=False)
+
+    @contextlib.contextmanager
+    def opener(paths, *, write=False, reporter=None, **_):
+        with HostFileTarget(str(paths[0]), write=write, reporter=reporter) as t:
+            yield t
+
+    monkeypatch.setattr(fix_cmd, "open_disks", opener)
+    r = cli("fix", "no-memory", hive, "--yes", "--json")
+    assert r.code == 0, r.err
+    fix = r.json()
+    assert R.check_keys(R.json_keys("`rescue fix SCENARIO --json` prints one document:"), fix) == []
+    assert R.check_keys(R.json_keys("`rescue diagnose --json`:"), fix["after"]) == []
+    # and the check can fail: a document that lost a key
+    del fix["result"]["backup_id"]
+    assert R.check_keys(R.json_keys("`rescue fix SCENARIO --json` prints one document:"), fix) == \
+        ["result.backup_id"]
