@@ -116,3 +116,6 @@ def test_missing_disks_are_reported_per_vm_without_a_launch(cli, tmp_path):
     docs = [json.loads(x) for x in r.out.splitlines()]
     assert [(d["status"], d["exit_code"]) for d in docs] == [("refused", 3), ("refused", 3)]
     assert r.code == 3 and "does not exist" in docs[0]["error"]
+    import readme_contract as R
+
+    assert R.check_keys(R.json_keys("Fleet `--json` lines (one per VM):"), docs) == []
