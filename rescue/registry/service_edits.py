@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from rescue.hive import values as V
-from rescue.safety.plan import DeleteKey, DeleteValue, FileRef, SetValue
+from rescue.fileref import FileRef
+from rescue.safety.plan import DeleteKey, DeleteValue, SetValue
 
 
 def set_start(hive, ref: FileRef, cs_key: str, service: str, start: int, reason: str) -> Optional[SetValue]:

@@ -18,7 +18,7 @@ from rescue.registry.services import ClassFilter, ControlSetRef, Service
 from rescue.repairs import sources
 from rescue.repairs.context import RepairContext
 from rescue.repairs.sources import SourceError, unreadable
-from rescue.safety.plan import FileRef
+from rescue.fileref import FileRef
 
 # Device setup classes whose filters sit on the path to the boot disk (Microsoft, "System-defined
 # device setup classes available to vendors"; the same set as repair-script-library's

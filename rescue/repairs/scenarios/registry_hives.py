@@ -29,7 +29,8 @@ from rescue.errors import RescueError
 from rescue.repairs.base import Check, Scenario, register
 from rescue.repairs.context import RepairContext
 from rescue.repairs.findings import FOUND, OK, Finding
-from rescue.safety.plan import FileRef, Step, WriteFile
+from rescue.fileref import FileRef
+from rescue.safety.plan import Step, WriteFile
 
 HIVES = ("SYSTEM", "SOFTWARE", "SAM", "SECURITY", "DEFAULT", "COMPONENTS")
 CONFIG = "\\Windows\\System32\\config"
