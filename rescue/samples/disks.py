@@ -182,8 +182,9 @@ def system_hive_options(base: str, *, c_guid: str | None = None, seed: str | Non
     """The build_system_hive options of a Windows sample's SYSTEM (also used by the
     `sample_hives` fixture, so unit tests get the very hive the disk holds)."""
     o = CATALOGUE[base].windows
+    assert o is not None, f"{base} is not a Windows sample"
     seed = seed or base
-    extra = {}
+    extra: dict = {}
     if o.boot_stack_broken:
         extra = dict(set_services={1: BOOT_BROKEN_SERVICES}, set_class_filters={1: BOOT_BROKEN_FILTERS})
     return dict(**extra, current=o.current, control_sets=o.control_sets,
