@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 from typing import Iterator, Sequence
 
@@ -25,6 +26,16 @@ def win_to_posix(path: str) -> str:
     """"\\Windows\\System32\\config\\SYSTEM" -> "/Windows/System32/config/SYSTEM"."""
     parts = [p for p in path.replace("\\", "/").split("/") if p]
     return "/" + "/".join(parts)
+
+
+@dataclass(frozen=True)
+class FolderEntry:
+    """One entry of a folder, from its metadata only (lstat: links are never followed)."""
+
+    name: str            # as stored on the volume
+    kind: str            # "file" | "dir" | "link" (junctions, reparse points) | "other"
+    size: int
+    mtime: float | None  # last write time, seconds since the epoch (UTC)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -76,6 +87,11 @@ class Target:
     def rename(self, src: FileRef, dst: FileRef) -> None: raise NotImplementedError  # atomic, same volume
     def makedirs(self, ref: FileRef) -> None: raise NotImplementedError
     def listdir(self, ref: FileRef) -> list[str]: raise NotImplementedError
+
+    def list_folder(self, ref: FileRef) -> list[FolderEntry]:
+        """The entries directly in folder `ref` with their type, size and time, sorted by name
+        (metadata only; [] when the folder does not exist)."""
+        raise NotImplementedError
 
     def sha256_folder(self, ref: FileRef) -> dict[str, str]:
         """{name: sha256} of the files directly in folder `ref` (a disk target does it in one call)."""
@@ -217,6 +233,17 @@ class HostFileTarget(Target):
 
     def listdir(self, ref): return sorted(os.listdir(self._p(ref))) if os.path.isdir(self._p(ref)) else []
 
+    def list_folder(self, ref):
+        if not os.path.isdir(self._p(ref)):
+            return []
+        out = []
+        for e in os.scandir(self._p(ref)):
+            st = e.stat(follow_symlinks=False)
+            kind = "link" if e.is_symlink() else "dir" if e.is_dir(follow_symlinks=False) else \
+                "file" if e.is_file(follow_symlinks=False) else "other"
+            out.append(FolderEntry(e.name, kind, st.st_size, st.st_mtime))
+        return sorted(out, key=lambda e: e.name)
+
     def write_bytes(self, ref, data):
         Path(self._p(ref)).write_bytes(data)
         self._written(self._p(ref))
@@ -314,6 +341,14 @@ class DiskTarget(Target):
     def listdir(self, ref):
         p = self._path(ref)
         return sorted(self.session.listdir(p)) if self.session.resolve(p) and self.session.is_dir(p) else []
+
+    def list_folder(self, ref):
+        p = self._path(ref)
+        if not (self.session.resolve(p) and self.session.is_dir(p)):
+            return []
+        entries, _ = self.session.lstat_tree(self.session.resolve(p), recursive=False)
+        return sorted((FolderEntry(e.path.rsplit("/", 1)[-1], e.kind, e.size, e.mtime) for e in entries),
+                      key=lambda e: e.name)
 
     def sha256_folder(self, ref):
         return self.session.sha256_folder(self._path(ref, must_exist=True))

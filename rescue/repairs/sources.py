@@ -161,3 +161,25 @@ def preset_bcd(ctx: RepairContext, path: Path) -> None:
 
 def preset_space(ctx: RepairContext, findings: Tuple[Finding, ...], scan: Any, *, for_cleanup: bool = False) -> None:
     ctx.preset(f"space:{for_cleanup}", SpaceSource(tuple(findings), scan))
+
+
+# --- a folder of the Windows volume (metadata only) -----------------------------------------------------
+def folder(ctx: RepairContext, path: str) -> Tuple[Any, ...]:
+    """The entries (rescue.target.FolderEntry) directly in folder `path` of the Windows volume,
+    from one listing + lstat of that folder ((): the folder does not exist). A bare hive file has
+    no volume: "cannot tell"."""
+    def load() -> Tuple[Any, ...]:
+        if not ctx.on_disk:
+            raise SourceError(Finding(f"folder-unreadable:{path}", f"{path} readable", UNKNOWN,
+                                      "a hive file has no Windows volume to list"), RescueError("no volume"))
+        root = ctx.layout.require_root()
+        try:
+            return tuple(ctx.target.list_folder(FileRef(path, root.disk, root.partition)))
+        except RescueError as exc:
+            raise SourceError(Finding(f"folder-unreadable:{path}", f"{path} readable", UNKNOWN, str(exc)), exc) from None
+
+    return ctx.memo(f"folder:{path.lower()}", load)
+
+
+def preset_folder(ctx: RepairContext, path: str, entries: Tuple[Any, ...]) -> None:
+    ctx.preset(f"folder:{path.lower()}", tuple(entries))
