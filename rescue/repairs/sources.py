@@ -183,3 +183,43 @@ def folder(ctx: RepairContext, path: str) -> Tuple[Any, ...]:
 
 def preset_folder(ctx: RepairContext, path: str, entries: Tuple[Any, ...]) -> None:
     ctx.preset(f"folder:{path.lower()}", tuple(entries))
+
+
+# --- one file of the Windows volume -----------------------------------------------------------------
+def _root_ref(ctx: RepairContext, path: str, what: str) -> FileRef:
+    if not ctx.on_disk:
+        raise SourceError(Finding(f"file-unreadable:{path}", f"{path} readable", UNKNOWN,
+                                  f"a hive file has no Windows volume to {what}"), RescueError("no volume"))
+    root = ctx.layout.require_root()
+    return FileRef(path, root.disk, root.partition)
+
+
+def file_size(ctx: RepairContext, path: str) -> Optional[int]:
+    """Size of file `path` of the Windows volume, None when it does not exist (metadata only)."""
+    def load() -> Optional[int]:
+        ref = _root_ref(ctx, path, "look at")
+        try:
+            return ctx.target.size(ref) if ctx.target.exists(ref) else None
+        except RescueError as exc:
+            raise SourceError(Finding(f"file-unreadable:{path}", f"{path} readable", UNKNOWN, str(exc)), exc) from None
+
+    return ctx.memo(f"file-size:{path.lower()}", load)
+
+
+def file_data(ctx: RepairContext, path: str) -> bytes:
+    """The bytes of file `path` of the Windows volume (for a plan that moves a small file)."""
+    def load() -> bytes:
+        ref = _root_ref(ctx, path, "read")
+        try:
+            return ctx.target.read_bytes(ref)
+        except RescueError as exc:
+            raise SourceError(Finding(f"file-unreadable:{path}", f"{path} readable", UNKNOWN, str(exc)), exc) from None
+
+    return ctx.memo(f"file-data:{path.lower()}", load)
+
+
+def preset_file(ctx: RepairContext, path: str, data: Optional[bytes]) -> None:
+    """Give a file of the Windows volume directly (None: it does not exist)."""
+    ctx.preset(f"file-size:{path.lower()}", None if data is None else len(data))
+    if data is not None:
+        ctx.preset(f"file-data:{path.lower()}", bytes(data))

@@ -6,18 +6,27 @@ from __future__ import annotations
 
 from typing import List, Optional
 
+from rescue.errors import RescueError
 from rescue.hive import Hive
 from rescue.hive import values as V
 from rescue.hive.hive import RegValue
 from rescue.repairs import sources
 from rescue.repairs.context import RepairContext
+from rescue.repairs.sources import SourceError
 from rescue.safety.plan import DeleteValue, SetValue
 
 
 def hive(ctx: RepairContext, name: str) -> Hive:
     """The host copy of hive `name` (pending logs replayed), opened once per command. Raises
     SourceError when the hive is missing or unusable (the runner reports that once)."""
-    return ctx.memo(f"hive-open:{name}", lambda: Hive(sources.hive_path(ctx, name)))
+    def load() -> Hive:
+        path = sources.hive_path(ctx, name)
+        try:
+            return Hive(path)
+        except RescueError as exc:
+            raise SourceError(sources.unreadable(name, exc), exc) from None
+
+    return ctx.memo(f"hive-open:{name}", load)
 
 
 def control_sets(system: Hive) -> List[str]:
