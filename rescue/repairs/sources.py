@@ -170,8 +170,7 @@ def folder(ctx: RepairContext, path: str) -> Tuple[Any, ...]:
     no volume: "cannot tell"."""
     def load() -> Tuple[Any, ...]:
         if not ctx.on_disk:
-            raise SourceError(Finding(f"folder-unreadable:{path}", f"{path} readable", UNKNOWN,
-                                      "a hive file has no Windows volume to list"), RescueError("no volume"))
+            raise _no_volume()
         root = ctx.layout.require_root()
         try:
             return tuple(ctx.target.list_folder(FileRef(path, root.disk, root.partition)))
@@ -186,10 +185,16 @@ def preset_folder(ctx: RepairContext, path: str, entries: Tuple[Any, ...]) -> No
 
 
 # --- one file of the Windows volume -----------------------------------------------------------------
-def _root_ref(ctx: RepairContext, path: str, what: str) -> FileRef:
+def _no_volume() -> SourceError:
+    """Checks of files on a bare hive file: one "cannot tell" for all of them."""
+    return SourceError(Finding("no-windows-volume", "Windows volume readable", UNKNOWN,
+                               "a hive file has no Windows volume: file checks need the disk"),
+                       RescueError("no volume"))
+
+
+def _root_ref(ctx: RepairContext, path: str) -> FileRef:
     if not ctx.on_disk:
-        raise SourceError(Finding(f"file-unreadable:{path}", f"{path} readable", UNKNOWN,
-                                  f"a hive file has no Windows volume to {what}"), RescueError("no volume"))
+        raise _no_volume()
     root = ctx.layout.require_root()
     return FileRef(path, root.disk, root.partition)
 
@@ -197,7 +202,7 @@ def _root_ref(ctx: RepairContext, path: str, what: str) -> FileRef:
 def file_size(ctx: RepairContext, path: str) -> Optional[int]:
     """Size of file `path` of the Windows volume, None when it does not exist (metadata only)."""
     def load() -> Optional[int]:
-        ref = _root_ref(ctx, path, "look at")
+        ref = _root_ref(ctx, path)
         try:
             return ctx.target.size(ref) if ctx.target.exists(ref) else None
         except RescueError as exc:
@@ -209,7 +214,7 @@ def file_size(ctx: RepairContext, path: str) -> Optional[int]:
 def file_data(ctx: RepairContext, path: str) -> bytes:
     """The bytes of file `path` of the Windows volume (for a plan that moves a small file)."""
     def load() -> bytes:
-        ref = _root_ref(ctx, path, "read")
+        ref = _root_ref(ctx, path)
         try:
             return ctx.target.read_bytes(ref)
         except RescueError as exc:
