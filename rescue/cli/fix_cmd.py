@@ -176,7 +176,7 @@ def _diagnose_command() -> Callable:
         selected = tuple(dict.fromkeys(get(n) for n in a["scenario"])) if a.get("scenario") else scenarios()
         # Options of scenarios registered after this command was built (or fix-only ones) read as
         # their defaults.
-        every = {o.name: o for s in selected for o in s.options if not o.diagnose}
+        every = {o.name: o for s in selected for o in s.options}
         every.update({o.name: o for o in options})
         values = _values(list(every.values()), a, discard_hive_logs=a["discard_hive_logs"])
         disks = a["disks"]

@@ -177,10 +177,10 @@ def system_hive_options(base: str, *, c_guid: str | None = None, seed: str | Non
                 remote_access=_remote_access(o))
 
 
-def _remote_access(o: WindowsOptions):
+def _remote_access(o: WindowsOptions | None):
     from rescue.samples import system_state as S
 
-    return S.BROKEN_RDP if o.rdp_broken else S.RemoteAccess()
+    return S.BROKEN_RDP if o is not None and o.rdp_broken else S.RemoteAccess()
 
 
 def _system_state_files(o: WindowsOptions, hivedir: Path) -> tuple[FileSpec, ...]:

@@ -20,11 +20,14 @@ import struct
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from rescue.hive import Hive, write_minimal_hive
 from rescue.hive import values as V
 from rescue.hive.regf import base_block_checksum
+
+if TYPE_CHECKING:
+    from rescue.samples.system_state import RemoteAccess
 
 AZURE_USER = "azureuser"
 AZURE_USER_SID = "S-1-5-21-3288219532-1843474312-2441395046-500"
@@ -171,7 +174,7 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
                       dump_file: str = "%SystemRoot%\\MEMORY.DMP",
                       whea_bad_pages: bytes | None = None, computer_name: str = "WINSRV-AZ01",
                       boot_partition: int = 1, root_name: str = "ROOT",
-                      remote_access: "RemoteAccess | None" = None) -> Path:
+                      remote_access: "RemoteAccess | object | None" = None) -> Path:
     """Write a SYSTEM hive.
 
     `mounted_devices`: (letter like "C:" or a full value name, data) pairs, in order.
@@ -187,7 +190,8 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
     """
     from rescue.samples.system_state import RemoteAccess, add_remote_access
 
-    ra = RemoteAccess() if remote_access is None else remote_access
+    ra = None if remote_access is NO_REMOTE_ACCESS else \
+        remote_access if isinstance(remote_access, RemoteAccess) else RemoteAccess()
     sets = sorted(set(control_sets))
     h = _new_hive(path, root_name, "SYSTEM", 5)
     _dword(h, "Select", "Current", current)
@@ -260,7 +264,7 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
             _dword(h, key, "ErrorControl", 1)
             if image:
                 _sz(h, key, "ImagePath", image, expand=True)
-        if ra is not NO_REMOTE_ACCESS:
+        if ra is not None:
             add_remote_access(h, cs, ra)
         h.ensure_key(f"{cs}\\Enum")
         h.ensure_key(f"{cs}\\Hardware Profiles")

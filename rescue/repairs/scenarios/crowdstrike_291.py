@@ -61,7 +61,7 @@ def _channel_files(ctx: RepairContext) -> tuple[MatchedFile, ...] | None:
 def _verdict(m: MatchedFile) -> str:
     if is_faulty(m.mtime):
         return "the faulty version"
-    return "the reverted version" if m.mtime >= GOOD_FROM else "older than the faulty update"
+    return "the reverted version" if m.mtime is not None and m.mtime >= GOOD_FROM else "older than the faulty update"
 
 
 def _check(ctx: RepairContext) -> Finding:

@@ -177,7 +177,7 @@ SECURITY = "RDP listener security layer and NLA values valid"
 
 
 def _bad_security(c: SetState) -> List[Tuple[str, Optional[RegValue], int]]:
-    out = []
+    out: List[Tuple[str, Optional[RegValue], int]] = []
     if c.security_layer is not None and H.dword(c.security_layer) not in SECURITY_LAYERS:
         out.append(("SecurityLayer", c.security_layer, 2))
     if c.user_auth is not None and H.dword(c.user_auth) not in USER_AUTH:
