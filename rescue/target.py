@@ -96,10 +96,11 @@ class Target(ABC):
     @abstractmethod
     def listdir(self, ref: FileRef) -> list[str]: ...
 
-    @abstractmethod
     def list_folder(self, ref: FileRef) -> list[FolderEntry]:
         """The entries directly in folder `ref` with their type, size and time, sorted by name
-        (metadata only; [] when the folder does not exist)."""
+        (metadata only; [] when the folder does not exist). Not abstract: only targets whose
+        files checks list (disks, host files) need it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list folders")
 
     def sha256_folder(self, ref: FileRef) -> dict[str, str]:
         """{name: sha256} of the files directly in folder `ref` (a disk target does it in one call)."""
