@@ -792,7 +792,8 @@ class DiskSession:
                 fmt = st["st_mode"] & 0o170000
                 kind = {0o100000: "file", 0o040000: "dir", 0o120000: "link"}.get(fmt, "other")
                 out.append(TreeEntry(path=f"{prefix}/{base}", kind=kind, size=st["st_size"],
-                                     allocated=st["st_blocks"] * 512, inode=st["st_ino"], nlink=st["st_nlink"]))
+                                     allocated=st["st_blocks"] * 512, inode=st["st_ino"], nlink=st["st_nlink"],
+                                     mtime=_mtime(st)))
         return out
 
     def _lstat_tree_find0(self, root: str, limit: int | None) -> tuple[list["TreeEntry"], bool]:
@@ -821,7 +822,7 @@ class DiskSession:
         fmt = st["st_mode"] & 0o170000
         kind = {0o100000: "file", 0o040000: "dir", 0o120000: "link"}.get(fmt, "other")
         return TreeEntry(path=path, kind=kind, size=st["st_size"], allocated=st["st_blocks"] * 512,
-                         inode=st["st_ino"], nlink=st["st_nlink"])
+                         inode=st["st_ino"], nlink=st["st_nlink"], mtime=_mtime(st))
 
     def ntfs_attributes(self, paths: Iterable[str]) -> dict[str, int | None]:
         """Windows file attributes (FILE_ATTRIBUTE_* bits: 0x1 read-only, 0x2 hidden, 0x4 system,
@@ -909,3 +910,8 @@ class DiskSession:
 
         target = "/sysroot" + path
         self.g.debug("sh", [f"setfattr -h -n {shlex.quote(name)} -v 0x{value.hex()} {shlex.quote(target)}"])
+
+
+def _mtime(st: dict) -> float:
+    """st_mtime of a guestfs statns record, in seconds since the epoch (UTC)."""
+    return st["st_mtime_sec"] + st.get("st_mtime_nsec", 0) / 1e9

@@ -33,6 +33,13 @@ Bases (CATALOGUE):
                               driver whose .sys is missing); ControlSet002 (last known good) healthy.
   gen2-registry-broken        SYSTEM with a damaged first hive bin; RegBack holds good copies of
                               SYSTEM, SOFTWARE, SAM, SECURITY, DEFAULT.
+  gen1-system-broken / gen2-system-broken
+                              healthy but for three system scenarios broken at once: remote-access (RDP
+                              denied locally and by policy, SecurityLayer 7, TermService and Dhcp
+                              disabled, firewall RDP rule inactive), pending-updates (pending.xml, CBS
+                              RebootPending/PackagesPending/an incomplete session, COMPONENTS pending
+                              values) and crowdstrike-291 (the faulty channel file of 04:09 UTC).
+                              Every Windows sample has COMPONENTS, config\\TxR logs and the RDP keys.
   dirty-hive                  gen2 layout whose SYSTEM is dirty (sequence numbers differ) with
                               non-empty SYSTEM.LOG1/.LOG2: the real regipy SYSTEM_B + logs from
                               ../shared/realdata when present (C:'s GPT GUID is then the one its
@@ -90,11 +97,21 @@ class WindowsOptions:
     boot_stack_broken: bool = False               # ControlSet001 only: the 0x7B state (BOOT_BROKEN_*)
     corrupt_hive: str | None = None               # this hive's first hbin header is damaged
     regback: bool = False                         # config\RegBack holds copies of the healthy hives
+    # remote-access, pending-updates, crowdstrike-291 (rescue.samples.system_state)
+    rdp_broken: bool = False                      # RDP denied (local + policy), bad SecurityLayer, TermService
+                                                  # and Dhcp disabled, the firewall's RDP rule inactive
+    servicing_pending: bool = False               # pending.xml, CBS RebootPending/PackagesPending, COMPONENTS
+                                                  # pending values (COMPONENTS and TxR logs are always there)
+    crowdstrike_291: bool = False                 # \Windows\System32\drivers\CrowdStrike with the faulty
+                                                  # C-00000291*.sys of 2024-07-19 04:09 UTC
 
 
 BROKEN = dict(c_size_mib=256, pagefile_on="C:", crash_dumps=False, nmi=False,
               bad_memory_pfns=BROKEN_PFNS, ems=False, emssettings=None, bootems=False,
               bootmgr_bootems=False, pagefile_mib=16, download_cache_mib=4, cleanup_files=True)
+
+
+SYSTEM_BROKEN = dict(rdp_broken=True, servicing_pending=True, crowdstrike_291=True)
 
 
 @dataclass(frozen=True)
@@ -141,6 +158,11 @@ CATALOGUE: dict[str, Sample] = {s.base: s for s in (
     # SYSTEM damaged (first hive bin), RegBack holding good copies of every hive.
     _win("gen2-registry-broken", "Gen2 Windows Server 2019 with a corrupt SYSTEM hive and a filled RegBack",
          corrupt_hive="SYSTEM", regback=True),
+    # --- remote-access, pending-updates, crowdstrike-291: each broken at once, else healthy ---
+    _win("gen2-system-broken", "Gen2 Windows Server 2019: RDP blocked, updates stuck pending, faulty CrowdStrike "
+         "channel file 291", **SYSTEM_BROKEN),
+    _win("gen1-system-broken", "Gen1 Windows Server 2016: RDP blocked, updates stuck pending, faulty CrowdStrike "
+         "channel file 291", **_G1, **SYSTEM_BROKEN),
 )}
 
 

@@ -20,11 +20,14 @@ import struct
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from rescue.hive import Hive, write_minimal_hive
 from rescue.hive import values as V
 from rescue.hive.regf import base_block_checksum
+
+if TYPE_CHECKING:
+    from rescue.samples.system_state import RemoteAccess
 
 AZURE_USER = "azureuser"
 AZURE_USER_SID = "S-1-5-21-3288219532-1843474312-2441395046-500"
@@ -263,6 +266,8 @@ def driver_files(services: Sequence[ServiceSpec]) -> list[str]:
 
 
 # --- SYSTEM --------------------------------------------------------------------------------------
+NO_REMOTE_ACCESS = object()      # build_system_hive(remote_access=NO_REMOTE_ACCESS): no RDP keys at all
+
 def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Iterable[int] = (1, 2),
                       last_known_good: int | None = None, failed: int = 0,
                       mounted_devices: Sequence[tuple[str, bytes]] = (),
@@ -276,7 +281,8 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
                       set_services: Mapping[int, Sequence[ServiceSpec]] | None = None,
                       class_filters: Mapping[str, ClassFilters] | None = None,
                       set_class_filters: Mapping[int, Mapping[str, ClassFilters]] | None = None,
-                      select: Mapping[str, int] | None = None) -> Path:
+                      select: Mapping[str, int] | None = None,
+                      remote_access: "RemoteAccess | object | None" = None) -> Path:
     """Write a SYSTEM hive.
 
     `mounted_devices`: (letter like "C:" or a full value name, data) pairs, in order.
@@ -291,8 +297,15 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
     there. `class_filters` / `set_class_filters` do the same for the device classes' UpperFilters /
     LowerFilters under Control\\Class (None: STANDARD_CLASS_FILTERS). `select` overrides Select values
     after the defaults (e.g. {"Current": 3} for a Current naming a missing control set).
+    `remote_access`: Terminal Server, RDP-Tcp, TermService, Dhcp and the firewall
+    (rescue.samples.system_state.RemoteAccess; default: a reachable VM's; None only for tests that
+    need those keys absent: pass `NO_REMOTE_ACCESS`).
     Every control set gets the same settings unless `set_*` says otherwise.
     """
+    from rescue.samples.system_state import RemoteAccess, add_remote_access
+
+    ra = None if remote_access is NO_REMOTE_ACCESS else \
+        remote_access if isinstance(remote_access, RemoteAccess) else RemoteAccess()
     sets = sorted(set(control_sets))
     h = _new_hive(path, root_name, "SYSTEM", 5)
     _dword(h, "Select", "Current", current)
@@ -363,6 +376,8 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
         filters.update((set_class_filters or {}).get(n, {}))
         for guid, f in filters.items():
             _write_class_filters(h, f"{ctl}\\Class\\{guid}", f)
+        if ra is not None:
+            add_remote_access(h, cs, ra)
         h.ensure_key(f"{cs}\\Enum")
         h.ensure_key(f"{cs}\\Hardware Profiles")
 
@@ -385,10 +400,15 @@ def build_software_hive(path: str | Path, *, product: str = "Windows Server 2019
                         build_lab: str | None = None, system_root: str = "C:\\Windows",
                         owner: str = AZURE_USER,
                         profiles: Sequence[tuple[str, str]] | None = None,
-                        root_name: str = "ROOT") -> Path:
+                        root_name: str = "ROOT", rdp_policy_deny: int | None = None,
+                        firewall_policy: tuple[tuple[str, int], ...] = (),
+                        servicing_pending: bool | None = False) -> Path:
     """Write a SOFTWARE hive with `Microsoft\\Windows NT\\CurrentVersion` as Windows 10-family
     builds keep it: CurrentVersion stays "6.3" for compatibility; the real version is in
-    CurrentMajorVersionNumber/CurrentMinorVersionNumber (REG_DWORD 10 / 0)."""
+    CurrentMajorVersionNumber/CurrentMinorVersionNumber (REG_DWORD 10 / 0).
+    `rdp_policy_deny` / `firewall_policy`: Group Policy values (absent unless given);
+    `servicing_pending`: Component Based Servicing stuck mid-update (True), settled (False) or no
+    CBS key at all (None). See rescue.samples.system_state."""
     h = _new_hive(path, root_name, "SOFTWARE", 5)
     cv = "Microsoft\\Windows NT\\CurrentVersion"
     lab = build_lab or {17763: "17763.rs5_release.180914-1434",
@@ -438,6 +458,11 @@ def build_software_hive(path: str | Path, *, product: str = "Windows Server 2019
     h.ensure_key("Microsoft\\Windows Azure")  # the Azure guest agent's key
     h.ensure_key("Classes")
     h.ensure_key("Policies")
+    from rescue.samples.system_state import add_servicing_state, add_software_policies
+
+    add_software_policies(h, rdp_policy_deny=rdp_policy_deny, firewall_policy=firewall_policy)
+    if servicing_pending is not None:
+        add_servicing_state(h, pending=servicing_pending)
     h.commit()
     return Path(path)
 
