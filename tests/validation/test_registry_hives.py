@@ -61,9 +61,9 @@ OK_ALL = "SYSTEM, SOFTWARE, SAM, SECURITY, DEFAULT, COMPONENTS open and are cons
 CASES = [
     Case("hive-corrupt", "SYSTEM hive bin damaged, RegBack good, SYSTEM.LOG1 non-empty",
          _config(damage={"SYSTEM": damage_hbin}, regback=("SYSTEM", "SOFTWARE"), log_for="SYSTEM"), FOUND,
-         "SYSTEM: hive bin at file offset 0x1000 has no 'hbin' signature (RegBack\\SYSTEM (69,632 bytes) opens and "
+         "SYSTEM: hive bin at file offset 0x1000 has no 'hbin' signature (RegBack\\SYSTEM (81,920 bytes) opens and "
          "is consistent)",
-         plan=("registry.restore-system: write file {d}/config/SYSTEM (69,632 bytes)",
+         plan=("registry.restore-system: write file {d}/config/SYSTEM (81,920 bytes)",
                "registry.restore-system: write file {d}/config/SYSTEM.LOG1 (0 bytes)"), fixable=True),
     Case("hive-corrupt", "SOFTWARE checksum wrong, RegBack empty (Windows 10 1803+)",
          _config(damage={"SOFTWARE": _break_checksum}, empty_regback=("SOFTWARE",)), FOUND,
@@ -82,8 +82,8 @@ CASES = [
                "point or volume shadow copy with a Windows repair VM",), fixable=False),
     Case("hive-corrupt", "regipy's corrupted SYSTEM (real)",
          _config(real_system="system/regipy_corrupted_SYSTEM", regback=("SYSTEM",)), FOUND,
-         "SYSTEM: hive bin at file offset 0x1a000 has no 'hbin' signature (RegBack\\SYSTEM (69,632 bytes) opens "
-         "and is consistent)", plan=("registry.restore-system: write file {d}/config/SYSTEM (69,632 bytes)",),
+         "SYSTEM: hive bin at file offset 0x1a000 has no 'hbin' signature (RegBack\\SYSTEM (81,920 bytes) opens "
+         "and is consistent)", plan=("registry.restore-system: write file {d}/config/SYSTEM (81,920 bytes)",),
          fixable=True),
     Case("hive-corrupt", "six healthy hives, RegBack empty", _config(empty_regback=("SYSTEM",)), OK, OK_ALL,
          plan=("registry.restore skipped: every hive opens and is consistent",)),
