@@ -81,6 +81,29 @@ class ApplianceError(RescueError):
     exit_code = ExitCode.APPLIANCE
 
 
+class DiskError(RescueError):
+    """A libguestfs call on the attached disks failed (an I/O error, a filesystem the appliance
+    cannot read, a refused operation). Raised only by rescue.disk, which translates the appliance's
+    errors at its boundary, so no layer above catches RuntimeError. `operation` is the libguestfs
+    call, `errno` its errno (None when libguestfs gave none). A hung or dead appliance is an
+    ApplianceError instead: catching DiskError never hides one."""
+
+    exit_code = ExitCode.INPUT
+
+    def __init__(self, message: str, *, hint: str | None = None, operation: str = "",
+                 errno: int | None = None):
+        super().__init__(message, hint=hint)
+        self.operation = operation
+        self.errno = errno
+
+
+class DiskNotFoundError(DiskError, NotFoundError):
+    """The file, folder or device a disk call named does not exist (ENOENT). Also a NotFoundError,
+    so code that handles "does not exist" for host files and disk files alike catches both."""
+
+    exit_code = ExitCode.NOT_FOUND
+
+
 class InterruptedWriteError(RescueError):
     """Ctrl-C at a point where "nothing more was written" would not be true: the message says
     what state the disk is in and how to finish."""

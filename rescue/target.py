@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path, PureWindowsPath
 
-from rescue.errors import InputError, NotFoundError, UnsafeStateError
+from rescue.errors import DiskError, InputError, NotFoundError, UnsafeStateError
 from rescue.safety.plan import FileRef
 
 STAGED_SUFFIX = ".rescue-new"      # a file's new content waits under this name for its rename
@@ -91,7 +91,7 @@ class Target:
         for ref in refs:
             try:
                 self.delete(ref)
-            except (OSError, RuntimeError, NotFoundError) as exc:
+            except (OSError, DiskError, NotFoundError) as exc:
                 failed.append((ref, str(exc)))
         return failed
 
@@ -302,7 +302,7 @@ class DiskTarget(Target):
             ref = paths[path]
             try:
                 self.delete(ref)
-            except (RuntimeError, NotFoundError) as exc:
+            except (DiskError, NotFoundError) as exc:
                 failed.append((ref, str(exc)))
         return failed
 

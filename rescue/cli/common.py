@@ -71,12 +71,7 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
         raise UsageError("Give at least one disk (an image file or a block device).")
     images = list(images) if images is not None else [detect(p, fmt) for p in paths]
     if write:
-        # An appliance left by a killed rescue run may still hold the image's lock: reap our own
-        # orphans first, so the in-use check below only refuses for someone else's process.
-        from rescue.disk.session import reap_orphans
-
-        reap_orphans()
-        for img in images:
+        for img in images:                  # check_not_in_use reaps our own orphans first
             check_writable(img)
             check_not_in_use(img)
     session = DiskSession(images, write=write, accel=accel, notify=warn)

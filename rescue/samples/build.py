@@ -203,8 +203,10 @@ def _volume_tar(spec: PartSpec, dest: Path) -> bool:
 def _write_volume(s, part, spec: PartSpec, tmp: Path) -> None:
     tarball = tmp / "volume.tar"
     if _volume_tar(spec, tarball):
+        from rescue.disk.builder import DiskBuilder
+
         mp = s.mount(part, write=True)
-        s.extract_tar(tarball, mp)
+        DiskBuilder(s).extract_tar(tarball, mp)
         s.umount(part)
     tarball.unlink(missing_ok=True)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import copy_image
+from rescue.disk.builder import DiskBuilder
 from rescue.disk.formats import detect
 from rescue.disk.session import DiskSession
 
@@ -126,18 +127,19 @@ def prepared(tmp_path_factory):
                 info = tarfile.TarInfo(path.lstrip("\\").replace("\\", "/"))
                 info.size = size
                 t.addfile(info, io.BytesIO(_data(path, size)))
-        s.extract_tar(tar, mp)
-        s.set_ntfs_xattr(_posix(mp, READONLY[0]), "system.ntfs_attrib_be", (0x21).to_bytes(4, "big"))
+        build = DiskBuilder(s)
+        build.extract_tar(tar, mp)
+        build.set_ntfs_xattr(_posix(mp, READONLY[0]), "system.ntfs_attrib_be", (0x21).to_bytes(4, "big"))
         s.makedirs(_posix(mp, JUNCTION))
-        s.set_ntfs_xattr(_posix(mp, JUNCTION), "system.ntfs_reparse_data", _junction_data("C:\\Windows\\System32"))
+        build.set_ntfs_xattr(_posix(mp, JUNCTION), "system.ntfs_reparse_data", _junction_data("C:\\Windows\\System32"))
         s.makedirs(_posix(mp, ROOT_JUNCTION))
-        s.set_ntfs_xattr(_posix(mp, ROOT_JUNCTION), "system.ntfs_reparse_data", _junction_data("C:\\Windows\\System32"))
-        s.g.ln_s(_posix(mp, "\\Users\\azureuser\\Documents\\report.docx"), _posix(mp, SYMLINK))
+        build.set_ntfs_xattr(_posix(mp, ROOT_JUNCTION), "system.ntfs_reparse_data", _junction_data("C:\\Windows\\System32"))
+        build.symlink(_posix(mp, "\\Users\\azureuser\\Documents\\report.docx"), _posix(mp, SYMLINK))
         s.umount(part)
         # recovery.raw: a WinRE partition (100 MiB, NTFS) starting right after C: (which ends at 763903)
-        s.add_partition(1, 763904, 763904 + 204800 - 1)
-        s.set_partition_attrs(1, 4, gpt_type=WINRE, name="Recovery")
-        s.mkfs(1, 4, "ntfs", label="Recovery")
+        build.add_partition(1, 763904, 763904 + 204800 - 1)
+        build.set_partition_attrs(1, 4, gpt_type=WINRE, name="Recovery")
+        build.mkfs(1, 4, "ntfs", label="Recovery")
     return {"cleanup": clean, "recovery": rec, "dir": d}
 
 
