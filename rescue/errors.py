@@ -14,11 +14,11 @@ class ExitCode:
     OK = 0
     FINDINGS = 1          # diagnose/inspect: the disk has problems the article's fix addresses
     USAGE = 2             # bad command line (typer/click use 2 as well)
-    INPUT = 3             # missing file, not a disk image, truncated image, wrong format
+    INPUT = 3             # missing file, not a disk image, truncated image, wrong format, a failed disk call
     NOT_WINDOWS = 4       # the disk(s) hold no Windows installation / no BCD store / ambiguous root
     UNSAFE = 5            # refused: BitLocker, hibernated/Fast Startup, unclean NTFS, dirty hive, read-only, in use
     CORRUPT = 6           # a hive or BCD store that cannot be parsed
-    NOT_FOUND = 7         # a key, value, BCD object or element, or backup that does not exist
+    NOT_FOUND = 7         # a key, value, BCD object or element, backup, or file on the disk that does not exist
     WRITE_FAILED = 8      # a write failed; what was applied was rolled back from the backup
     VERIFY_FAILED = 9     # read-back after a write did not match the plan
     APPLIANCE = 10        # the libguestfs appliance could not be launched, or hung
