@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,12 +29,15 @@ def orphan_holding(image: Path, fmt: str = "vpc", *, owner: int | None = None):
     e.g. vpc; qemu does not report a raw image locked this way). `owner`: the recorded rescue
     process (default: one that has exited, i.e. an orphan)."""
     holder = subprocess.Popen(["qemu-io", "-f", fmt, str(image)], stdin=subprocess.PIPE,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        end = time.monotonic() + 30
-        while not _locked(image, fmt):
-            assert holder.poll() is None and time.monotonic() < end, "qemu-io did not lock the image"
-            time.sleep(0.2)
+        # Its answer to a command proves the image is open (polling with qemu-img meanwhile could
+        # take the lock first and make qemu-io fail to open it).
+        holder.stdin.write(b"length\n")
+        holder.stdin.flush()
+        answer = holder.stdout.readline()
+        assert answer.strip(), f"qemu-io could not open {image}: {holder.stderr.read().decode(errors='replace')}"
+        assert _locked(image, fmt), "qemu-io holds the image but qemu-img does not see it locked"
         owner = owner if owner is not None else _dead_pid()
         d = processes.runs_dir()
         d.mkdir(parents=True, exist_ok=True)

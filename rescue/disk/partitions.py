@@ -29,6 +29,15 @@ def device_name(disk: int) -> str:
     return "/dev/sd" + letters
 
 
+def disk_index(device: str) -> int:
+    """The inverse of device_name, for a disk or partition device: "/dev/sdab3" -> 27."""
+    letters = device.removeprefix("/dev/sd").rstrip("0123456789")
+    index = 0
+    for ch in letters:
+        index = index * 26 + (ord(ch) - ord("a") + 1)
+    return index - 1
+
+
 class PartitionTables:
     """The partition tables of every attached disk, read once per launch and read again after
     anything that changes a table or a filesystem's identity (`forget`)."""
@@ -44,6 +53,10 @@ class PartitionTables:
         if not 0 <= disk < len(self.appliance.images):
             raise IndexError(disk)
         return device_name(disk)
+
+    def disk_of(self, device: str) -> int:
+        """The index of the image holding `device` (a disk or partition device)."""
+        return disk_index(device)
 
     def disks(self) -> list[DiskInfo]:
         if self._disks is not None:

@@ -111,7 +111,8 @@ class DiskSession:
         return self.tables.disks()[disk].size
 
     def describe(self, part: Partition) -> str:
-        return f"{self.images[part.disk].path} partition {part.number}"
+        # By its device, not part.disk: a fleet view's records number the disks per VM.
+        return f"{self.images[self.tables.disk_of(part.device)].path} partition {part.number}"
 
     # --- volumes ----------------------------------------------------------------------------------
     def volume(self, part: Partition) -> Filesystem:
@@ -192,8 +193,22 @@ class DiskSession:
         return list(groups.values())
 
     # --- block devices ----------------------------------------------------------------------------
+    # Callers reach these through the session, not `blockdev`: rescue.disk.view maps the disk index
+    # of each (a VM's own numbering in fleet mode) to the session's by these names.
     def read_disk_bytes(self, disk: int, size: int, offset: int) -> bytes:
         return self.blockdev.read_disk_bytes(disk, size, offset)
+
+    def write_device(self, disk: int, data: bytes, offset: int) -> None:
+        self.blockdev.write_device(disk, data, offset)
+
+    def part_expand_gpt(self, disk: int) -> None:
+        self.blockdev.part_expand_gpt(disk)
+
+    def part_resize(self, disk: int, number: int, end_sector: int) -> None:
+        self.blockdev.part_resize(disk, number, end_sector)
+
+    def reread_partition_table(self, disk: int) -> None:
+        self.blockdev.reread_partition_table(disk)
 
     def read_partition_bytes(self, part: Partition, size: int, offset: int = 0) -> bytes:
         return self.blockdev.read_partition_bytes(part, size, offset)
