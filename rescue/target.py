@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 from typing import Iterator, Sequence
 
@@ -20,6 +21,16 @@ from rescue.report import SILENT, Reporter
 from rescue.fileref import FileRef, win_to_posix  # noqa: F401  (win_to_posix: re-exported)
 
 STAGED_SUFFIX = ".rescue-new"      # a file's new content waits under this name for its rename
+
+
+@dataclass(frozen=True)
+class FolderEntry:
+    """One entry of a folder, from its metadata only (lstat: links are never followed)."""
+
+    name: str            # as stored on the volume
+    kind: str            # "file" | "dir" | "link" (junctions, reparse points) | "other"
+    size: int
+    mtime: float | None  # last write time, seconds since the epoch (UTC)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -84,6 +95,12 @@ class Target(ABC):
     def makedirs(self, ref: FileRef) -> None: ...
     @abstractmethod
     def listdir(self, ref: FileRef) -> list[str]: ...
+
+    def list_folder(self, ref: FileRef) -> list[FolderEntry]:
+        """The entries directly in folder `ref` with their type, size and time, sorted by name
+        (metadata only; [] when the folder does not exist). Not abstract: only targets whose
+        files checks list (disks, host files) need it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list folders")
 
     def sha256_folder(self, ref: FileRef) -> dict[str, str]:
         """{name: sha256} of the files directly in folder `ref` (a disk target does it in one call)."""
@@ -228,6 +245,17 @@ class HostFileTarget(Target):
 
     def listdir(self, ref): return sorted(os.listdir(self._p(ref))) if os.path.isdir(self._p(ref)) else []
 
+    def list_folder(self, ref):
+        if not os.path.isdir(self._p(ref)):
+            return []
+        out = []
+        for e in os.scandir(self._p(ref)):
+            st = e.stat(follow_symlinks=False)
+            kind = "link" if e.is_symlink() else "dir" if e.is_dir(follow_symlinks=False) else \
+                "file" if e.is_file(follow_symlinks=False) else "other"
+            out.append(FolderEntry(e.name, kind, st.st_size, st.st_mtime))
+        return sorted(out, key=lambda e: e.name)
+
     def write_bytes(self, ref, data):
         Path(self._p(ref)).write_bytes(data)
         self._written(self._p(ref))
@@ -325,6 +353,14 @@ class DiskTarget(Target):
     def listdir(self, ref):
         p = self._path(ref)
         return sorted(self.session.listdir(p)) if self.session.resolve(p) and self.session.is_dir(p) else []
+
+    def list_folder(self, ref):
+        p = self._path(ref)
+        if not (self.session.resolve(p) and self.session.is_dir(p)):
+            return []
+        entries, _ = self.session.lstat_tree(self.session.resolve(p), recursive=False)
+        return sorted((FolderEntry(e.path.rsplit("/", 1)[-1], e.kind, e.size, e.mtime) for e in entries),
+                      key=lambda e: e.name)
 
     def sha256_folder(self, ref):
         return self.session.sha256_folder(self._path(ref, must_exist=True))

@@ -62,3 +62,4 @@ class TreeEntry:
     allocated: int       # st_blocks * 512: clusters for non-resident data, a small number if resident
     inode: int           # ntfs-3g: the MFT record number
     nlink: int
+    mtime: float | None = None   # st_mtime, seconds since the epoch (UTC; ntfs-3g: NTFS last write time)

@@ -24,7 +24,13 @@ def kind_of(mode: int) -> str:
 
 def entry(path: str, st: dict) -> TreeEntry:
     return TreeEntry(path=path, kind=kind_of(st["st_mode"]), size=st["st_size"],
-                     allocated=st["st_blocks"] * 512, inode=st["st_ino"], nlink=st["st_nlink"])
+                     allocated=st["st_blocks"] * 512, inode=st["st_ino"], nlink=st["st_nlink"],
+                     mtime=_mtime(st))
+
+
+def _mtime(st: dict) -> float:
+    """st_mtime of a guestfs statns record, in seconds since the epoch (UTC)."""
+    return st["st_mtime_sec"] + st.get("st_mtime_nsec", 0) / 1e9
 
 
 def lstat_tree(g, root: str, *, limit: int | None, recursive: bool) -> tuple[list[TreeEntry], bool]:
