@@ -36,6 +36,7 @@ class Target:
     """Common interface. `workdir` is a host temp folder removed on close."""
 
     write: bool = False
+    ntfs_options = None             # rescue.safety.ntfs_reset.NtfsOptions of the command (disks only)
 
     def __init__(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="rescue-"))

@@ -56,11 +56,12 @@ def is_hive_target(path: str) -> bool:
 @contextlib.contextmanager
 def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = None,
                accel: str | None = None, root: str | None = None, quiet: bool = False,
-               images: Sequence | None = None) -> Iterator:
+               images: Sequence | None = None, ntfs=None) -> Iterator:
     """Detect formats, launch ONE appliance with a spinner, discover the Windows layout.
 
     Yields a `rescue.target.DiskTarget` whose `.session` and `.layout` the command uses. `images`:
-    already detected DiskImages for `paths` (e.g. one opened through a staging overlay).
+    already detected DiskImages for `paths` (e.g. one opened through a staging overlay). `ntfs`: the
+    command's NtfsOptions (--reset-ntfs-log, --discard-hibernation), which the write engine reads.
     """
     from rescue.disk.formats import check_not_in_use, check_writable, detect
     from rescue.disk.session import DiskSession
@@ -88,6 +89,7 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
             with err.status(f"{label}…", spinner="dots"):
                 session.launch()
         target = DiskTarget(session, None)
+        target.ntfs_options = ntfs
         fetched: dict = {}
         target.layout = discover(session, root=root, workdir=target.workdir, fetched=fetched)
         # Hives read during discovery are reused (never downloaded twice in one command).
@@ -102,7 +104,7 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
 
 @contextlib.contextmanager
 def open_target(target: str, *, write: bool = False, fmt: str | None = None, accel: str | None = None,
-                root: str | None = None, extra_disks: Sequence[str] = ()) -> Iterator:
+                root: str | None = None, extra_disks: Sequence[str] = (), ntfs=None) -> Iterator:
     """TARGET is a disk image / block device, or a hive file told apart by its `regf` signature
     (no appliance needed: instant)."""
     from rescue.target import HostFileTarget
@@ -113,11 +115,13 @@ def open_target(target: str, *, write: bool = False, fmt: str | None = None, acc
     if is_hive_target(target):
         if extra_disks:
             raise UsageError("Extra disks make no sense with a bare hive file.")
+        if ntfs is not None and (ntfs.reset_log or ntfs.discard_hibernation):
+            raise UsageError("--reset-ntfs-log and --discard-hibernation act on a disk's NTFS volumes, not on a hive file.")
         t = HostFileTarget(target, write=write)
         try:
             yield t
         finally:
             t.close()
         return
-    with open_disks([target, *extra_disks], write=write, fmt=fmt, accel=accel, root=root) as t:
+    with open_disks([target, *extra_disks], write=write, fmt=fmt, accel=accel, root=root, ntfs=ntfs) as t:
         yield t

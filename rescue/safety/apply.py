@@ -36,7 +36,7 @@ from rescue.safety.plan import HIVE_CHANGES, DeleteFile, DeleteKey, DeleteValue,
 from rescue.target import sha256_file
 
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-FAULT_POINTS = ("after-backup", "mid-upload", "before-rename", "after-rename")
+FAULT_POINTS = ("ntfs-reset", "after-ntfs-reset", "after-backup", "mid-upload", "before-rename", "after-rename")
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,14 @@ class ApplyResult:
     backup_location: str | None = None
     notes: tuple[str, ...] = ()
     prelude: object = None               # what Plan.prelude.run() returned (has .to_json())
+    ntfs_resets: tuple = ()              # rescue.safety.ntfs_reset.ResetRecord of each log reset made
 
     def to_json(self) -> dict:
         return {"applied": self.applied, "dry_run": self.dry_run, "nothing_to_do": self.nothing_to_do,
                 "backup_id": self.backup_id, "backup_location": self.backup_location,
                 "files": [f.to_json() for f in self.files], "notes": list(self.notes),
-                "prelude": self.prelude.to_json() if self.prelude is not None else None}
+                "prelude": self.prelude.to_json() if self.prelude is not None else None,
+                "ntfs_resets": [r.to_json() for r in self.ntfs_resets]}
 
 
 # --- fault injection (test hook) ---------------------------------------------------------------
@@ -63,7 +65,9 @@ class Faults:
     with SIGKILL (as a crash, power loss or OOM kill would) or, with the "raise:" prefix, raises
     OSError (a failed write, which exercises the rollback). Syntax: `[raise:]point[@n]`, several
     separated by commas; `@n` fires the n-th time the point is reached (default the first).
-    Points, in the order an apply reaches them: mid-upload (half of a file written under its
+    Points, in the order an apply reaches them: ntfs-reset (an NTFS log reset with the log body
+    emptied and synced, the restart pages not yet written), after-ntfs-reset (the reset written and
+    synced, no backup yet), mid-upload (half of a file written under its
     temporary name), after-backup (the backup and every staged copy synced, no original changed
     yet), before-rename, after-rename (that file switched and synced). Used by
     tests/integration/test_safety_disk.py."""
@@ -295,6 +299,14 @@ def _check_room(target, prep: _Prepared) -> None:
                 hint="Free some space first (for example with `rescue cleanup`); nothing was written.")
 
 
+def _prelude_volumes(plan: Plan) -> tuple[tuple[int, int], ...]:
+    """The volume a prelude grows (an expand always grows a partition of disk 0), so a log reset it
+    needs is planned too."""
+    data = plan.prelude.data if plan.prelude is not None else {}
+    grow = data.get("expand") if isinstance(data, dict) else None
+    return ((0, grow["partition"]),) if isinstance(grow, dict) and "partition" in grow else ()
+
+
 # --- applying ----------------------------------------------------------------------------------
 def _stage(target, host: Path, ref: FileRef, faults: Faults) -> None:
     if faults.due("mid-upload"):
@@ -401,13 +413,22 @@ def _rollback(target, manifest: B.Manifest, started: list[FileRef]) -> tuple[lis
 def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output: bool,
             discard_hive_logs: bool = False) -> ApplyResult:
     from rescue.cli.common import info, out, print_json, warn
+    from rescue.safety import ntfs_reset
+
+    # Volumes Windows did not dismount cleanly: refused here, before anything is shown as doable,
+    # unless the user asked for the log reset (which then runs before the first write).
+    resets = () if plan.empty else ntfs_reset.plan_resets(
+        target, ntfs_reset.written_volumes(target, plan, _prelude_volumes(plan)),
+        getattr(target, "ntfs_options", None) or ntfs_reset.NtfsOptions())
 
     def finish(result: ApplyResult) -> ApplyResult:
         if json_output:
-            print_json({"plan": plan.to_json(), "result": result.to_json()})
+            print_json({"plan": {**plan.to_json(), "ntfs_resets": [r.to_json() for r in resets]},
+                        "result": result.to_json()})
         return result
 
     if not json_output:
+        render.print_resets(resets)
         render.print_plan(target, plan)
     if plan.empty:
         if not json_output:
@@ -425,28 +446,37 @@ def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output:
         if isinstance(w, _HiveWork):
             announce(target, w.state)
     n_files = len(plan.files_touched())
+    faults = Faults.from_env()
     if plan.prelude is None:
         _check_room(target, prep)
-        render.confirm(f"Apply {len(plan.changes)} change(s) to {n_files} file(s)?", assume_yes=assume_yes)
+        render.confirm(render.resets_question(resets, f"apply {len(plan.changes)} change(s) to {n_files} file(s)?"),
+                       assume_yes=assume_yes)
+        records = ntfs_reset.perform(target, resets, faults=faults)
         pre = None
     else:
         # The prelude (growing the volume) makes the room the backup may need, so room is checked
-        # after it. Its writes sit in the command's staging overlay until the command commits.
+        # after it. Its writes sit in the command's staging overlay until the command commits. A
+        # log reset goes first, with the dirty bit after the resize (ntfsresize refuses a dirty volume).
         question = plan.prelude.title + (f", then apply {len(plan.changes)} change(s) to {n_files} file(s)?"
                                          if plan.changes else "?")
-        render.confirm(question, assume_yes=assume_yes)
+        render.confirm(render.resets_question(resets, question), assume_yes=assume_yes)
+        records = ntfs_reset.perform(target, resets, faults=faults, dirty=False)
         pre = plan.prelude.run()
+        records = ntfs_reset.ensure_dirty(target, records)
         _check_room(target, prep)
         if not plan.changes:
-            return finish(ApplyResult(None, True, False, False, (), prelude=pre))
+            return finish(ApplyResult(None, True, False, False, (), prelude=pre, ntfs_resets=records))
 
-    faults = Faults.from_env()
     label = render.target_label(target)
     # Not synced yet: _apply syncs once after staging the new files, before it changes anything.
     manifest = B.make_backup(target, prep.keeps, kind="apply", target_label=label, plan=plan.to_json(),
-                             notes=tuple(prep.notes), synced=False)
+                             notes=tuple(prep.notes), synced=False, extra=ntfs_reset.backup_extra(records),
+                             ntfs_resets=tuple(r.to_json() for r in records))
     where = B.location(target, manifest.id)
     info(f"Backup {manifest.id} written to {where}.")
+    for r in records:
+        info(f"Reset the NTFS log of {r.where}" + (" and invalidated its hibernation image" if r.hibernation_discarded
+             else "") + f"; chkdsk checks it at the next Windows boot (old restart area kept in backup {manifest.id}).")
 
     started: list[FileRef] = []
     notes = list(prep.notes)
@@ -488,7 +518,8 @@ def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output:
     B.write_manifest(target, replace(manifest, status="applied", files=entries, notes=tuple(notes)), durable=False)
     for note in notes[len(prep.notes):]:
         warn(note)
-    result = ApplyResult(manifest.id, True, False, False, files, where, tuple(notes), prelude=pre)
+    result = ApplyResult(manifest.id, True, False, False, files, where, tuple(notes), prelude=pre,
+                         ntfs_resets=records)
     if not json_output:
         out.print(f"[green]Applied[/green] {len(plan.changes)} change(s) to {n_files} file(s); each was read back "
                   f"and matches. Backup {manifest.id} is in {where}; `rescue undo {label}` restores it.")

@@ -123,6 +123,34 @@ def print_plan(target, plan: Plan) -> None:
             out.print(f"  note ({step.action}): {note}")
 
 
+def print_resets(resets) -> None:
+    """The NTFS log resets a run makes before its first write (rescue.safety.ntfs_reset)."""
+    from rescue.cli.common import out
+
+    if not resets:
+        return
+    table = Table(title="First: reset the NTFS log (what Windows left unclean)", title_justify="left", expand=False)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("step")
+    n = 0
+    for r in resets:
+        for line in r.lines():
+            n += 1
+            table.add_row(str(n), line)
+    out.print(table)
+    out.print("  The last metadata changes Windows made before it stopped are dropped with the log; chkdsk "
+              "repairs the volume at the next boot. `rescue undo` restores every changed file but not the log.")
+
+
+def resets_question(resets, question: str) -> str:
+    """The confirmation question, with the log resets first when there are any."""
+    question = question[:1].upper() + question[1:]
+    if not resets:
+        return question
+    wheres = ", ".join(r.where for r in resets)
+    return f"Reset the NTFS log of {wheres}, then {question[:1].lower()}{question[1:]}"
+
+
 def confirm(question: str, *, assume_yes: bool) -> None:
     """Ask before writing. No terminal and no --yes: refuse (a script must never hang on a prompt)."""
     if assume_yes:

@@ -33,12 +33,13 @@ class UndoResult:
     removed: tuple[FileRef, ...] = ()    # created by the run, removed
     identical: tuple[FileRef, ...] = ()  # already byte-identical to the backup
     not_kept: int = 0                    # deleted by the run without being kept: cannot come back
+    not_undone: tuple[str, ...] = ()     # what the run did that no undo reverses (an NTFS log reset)
 
     def to_json(self) -> dict:
         return {"backup_id": self.backup_id, "undo_backup_id": self.undo_backup_id, "applied": self.applied,
                 "dry_run": self.dry_run, "restored": [f.to_json() for f in self.restored],
                 "removed": [f.to_json() for f in self.removed], "identical": [f.to_json() for f in self.identical],
-                "not_kept": self.not_kept}
+                "not_kept": self.not_kept, "not_undone": list(self.not_undone)}
 
 
 def choose(target, backup_id: str | None) -> B.Manifest:
@@ -88,8 +89,11 @@ def _table(target, manifest: B.Manifest, states: list[tuple[B.BackupEntry, str]]
 
 def undo(target, *, backup_id: str | None = None, dry_run: bool, assume_yes: bool, json_output: bool) -> UndoResult:
     from rescue.cli.common import info, out, print_json, warn
+    from rescue.safety import ntfs_reset
 
     manifest = choose(target, backup_id)
+    # A log reset is never undone (the old log over newer metadata would corrupt the volume): say so.
+    not_undone = (ntfs_reset.undo_note(list(manifest.ntfs_resets)),) if manifest.ntfs_resets else ()
     restorable = [e for e in manifest.files if e.stored or not e.existed]
     not_kept = [e for e in manifest.files if e.existed and not e.stored]
     states = []
@@ -104,6 +108,8 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, assume_yes: boo
         for e in changed_since:
             out.print(f"  note: {render.file_label(target, e.file)} changed after that run (Windows booted since?); "
                       "undo puts back the state from before the run anyway.")
+        for line in not_undone:
+            out.print(f"  note: {line}")
 
     def finish(result: UndoResult) -> UndoResult:
         if json_output:
@@ -113,7 +119,7 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, assume_yes: boo
     if dry_run:
         if not json_output:
             out.print("Dry run: nothing was written.")
-        return finish(UndoResult(manifest.id, None, False, True, not_kept=len(not_kept)))
+        return finish(UndoResult(manifest.id, None, False, True, not_kept=len(not_kept), not_undone=not_undone))
     if not target.write:
         raise RuntimeError("undo() needs a target opened for writing")  # caller bug
     work = [(e, now) for e, now in states if not ((e.stored and now == e.sha256) or (not e.existed and now == "absent"))]
@@ -124,8 +130,18 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, assume_yes: boo
             out.print("Every file already is as the backup holds it; nothing to do.")
         B.write_manifest(target, replace(manifest, status="undone"))
         return finish(UndoResult(manifest.id, None, False, False,
-                                 identical=tuple(e.file for e, _ in states), not_kept=len(not_kept)))
-    render.confirm(f"Restore {len(work)} file(s) from backup {manifest.id}?", assume_yes=assume_yes)
+                                 identical=tuple(e.file for e, _ in states), not_kept=len(not_kept),
+                                 not_undone=not_undone))
+    # The volumes written: the files' and this undo's own backup's (refused, or reset, as any write).
+    resets = ntfs_reset.plan_resets(
+        target, ntfs_reset.written_volumes(target, None, tuple((e.file.disk, e.file.partition) for e, _ in work
+                                                                if not e.file.on_host)),
+        target.ntfs_options or ntfs_reset.NtfsOptions())
+    if not json_output:
+        render.print_resets(resets)
+    render.confirm(render.resets_question(resets, f"Restore {len(work)} file(s) from backup {manifest.id}?"),
+                   assume_yes=assume_yes)
+    records = ntfs_reset.perform(target, resets)
     for e, now in states:
         if (e, now) not in work:
             B.drop_temp(target, e.file)
@@ -135,7 +151,8 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, assume_yes: boo
     plan = {"title": f"undo {manifest.id}", "restores": manifest.id,
             "files": [{"file": e.file.to_json(), "to_sha256": e.sha256, "action": "restore" if e.stored else "remove"}
                       for e, _ in work]}
-    mine = B.make_backup(target, keeps, kind="undo", target_label=label, plan=plan, undoes=manifest.id)
+    mine = B.make_backup(target, keeps, kind="undo", target_label=label, plan=plan, undoes=manifest.id,
+                         extra=ntfs_reset.backup_extra(records), ntfs_resets=tuple(r.to_json() for r in records))
     info(f"Current state backed up as {mine.id} in {B.location(target, mine.id)} (so this undo can be undone).")
     forget(target, [e.file for e, _ in work])
     restored, removed = [], []
@@ -165,13 +182,15 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, assume_yes: boo
                                      files=tuple(replace(x, after_sha256=after.get(x.file)) for x in mine.files)))
     B.write_manifest(target, replace(manifest, status="undone", undone_by=mine.id))
     result = UndoResult(manifest.id, mine.id, True, False, tuple(restored), tuple(removed),
-                        tuple(e.file for e, now in states if (e, now) not in work), len(not_kept))
+                        tuple(e.file for e, now in states if (e, now) not in work), len(not_kept), not_undone)
     if not json_output:
         out.print(f"[green]Restored[/green] {len(restored)} file(s) and removed {len(removed)} from backup {manifest.id}; "
                   f"each reads back byte-identical (sha256). `rescue undo {label} --backup {mine.id}` would "
                   "undo this undo.")
         if not_kept:
             warn(f"{len(not_kept)} file(s) deleted by that run were not kept and were not restored.")
+        for line in not_undone:
+            warn(line)
     return finish(result)
 
 

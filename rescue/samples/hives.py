@@ -168,7 +168,7 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
                       crash_dumps: bool | int = True, nmi: bool = True, auto_reboot: bool = True,
                       dump_file: str = "%SystemRoot%\\MEMORY.DMP",
                       whea_bad_pages: bytes | None = None, computer_name: str = "WINSRV-AZ01",
-                      boot_partition: int = 1, root_name: str = "ROOT") -> Path:
+                      boot_partition: int = 1, root_name: str = "ROOT", hiberboot: bool | None = None) -> Path:
     """Write a SYSTEM hive.
 
     `mounted_devices`: (letter like "C:" or a full value name, data) pairs, in order.
@@ -177,6 +177,7 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
     False = 0 (disabled), or a CrashDumpEnabled number. `nmi`: NMICrashDump=1 when True, absent when
     False (as in every real hive). `whea_bad_pages`: REG_BINARY value `Control\\WHEA\\BadPages`
     (where builds 19042+ keep PFA bad pages; Microsoft, "How to Manage the PFA Memory List").
+    `hiberboot`: `Session Manager\\Power\\HiberbootEnabled` 1/0 (Fast Startup on/off), absent when None.
     Every control set gets the same settings.
     """
     sets = sorted(set(control_sets))
@@ -202,6 +203,8 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
 
         sm = f"{ctl}\\Session Manager"
         _multi(h, sm, "BootExecute", ["autocheck autochk *"])
+        if hiberboot is not None:
+            _dword(h, f"{sm}\\Power", "HiberbootEnabled", 1 if hiberboot else 0)
         env = f"{sm}\\Environment"
         _sz(h, env, "ComSpec", "%SystemRoot%\\system32\\cmd.exe", expand=True)
         _sz(h, env, "OS", "Windows_NT")
