@@ -9,7 +9,8 @@ makes, in the order that keeps every crash point safe:
 3. the log body (everything after the two restart pages) filled with 0xFF;
 4. LAST, both restart pages filled with 0xFF in ONE write: the restart area is either the old one
    or gone, never half of one. Until this write lands the volume is in its old state (plus a
-   dirty bit and a dropped image), and running the reset again finishes it.
+   dirty bit and a dropped image), and running the reset again finishes it (a crash between the
+   $Volume record and its $MFTMirr copy leaves them different: the next run writes the copy).
 
 The "before" bytes of every region whose content matters (restart pages, the $Volume record, the
 hibernation header) are kept in the plan, so the engine can put them in the backup.
@@ -116,13 +117,10 @@ def plan_reset(read: Reader, *, hiberfil_record: int | None = None, dirty: bool 
         pieces = vol.extents(hiberfil_record, 0, min(HIBERFIL_HEADER, vol.data_size(hiberfil_record)))
         saved.append(Saved("hiberfil-header.bin", pieces[0][0], vol.read_extents(pieces)))
         writes.extend(Write(off, bytes(n), "hiberfil header") for off, n in pieces)
-    raw_before, raw_after, flags_before, flags_after = _dirty_volume_record(vol)
+    raw_before, _raw_after, flags_before, flags_after = _dirty_volume_record(vol)
     saved.append(Saved("volume-record.bin", vol.record(MFT_RECORD_VOLUME).offset, raw_before))
-    if dirty and flags_after != flags_before:
-        writes.append(Write(vol.record(MFT_RECORD_VOLUME).offset, raw_after, "$Volume"))
-        mirror = vol.mirror_offset(MFT_RECORD_VOLUME)
-        if mirror is not None:
-            writes.append(Write(mirror, raw_after, "$MFTMirr $Volume"))
+    if dirty:
+        writes.extend(_dirty(vol))
     else:
         flags_after = flags_before
     log_size, head = _restart_pieces(vol)
@@ -138,14 +136,22 @@ def plan_reset(read: Reader, *, hiberfil_record: int | None = None, dirty: bool 
     return ResetPlan(tuple(writes), tuple(saved), log_size, flags_before, flags_after)
 
 
-def dirty_writes(read: Reader) -> tuple[Write, ...]:
-    """The writes that set VOLUME_IS_DIRTY ($MFT and $MFTMirr), none when it is set already."""
-    vol = NtfsVolume(read)
-    _raw, raw_after, before, after = _dirty_volume_record(vol)
-    if before == after:
-        return ()
-    out = [Write(vol.record(MFT_RECORD_VOLUME).offset, raw_after, "$Volume")]
+def _dirty(vol: NtfsVolume) -> list[Write]:
+    """Set VOLUME_IS_DIRTY in $Volume, and make its $MFTMirr copy the same record: two writes that
+    cannot be one, so a crash between them leaves the copies different (ntfs-3g then calls the
+    volume corrupt), and the next run writes the mirror even when the bit is already set."""
+    raw, raw_after, before, after = _dirty_volume_record(vol)
+    out = []
+    if before != after:
+        out.append(Write(vol.record(MFT_RECORD_VOLUME).offset, raw_after, "$Volume"))
+    else:
+        raw_after = raw
     mirror = vol.mirror_offset(MFT_RECORD_VOLUME)
-    if mirror is not None:
+    if mirror is not None and (out or vol.read(mirror, len(raw_after)) != raw_after):
         out.append(Write(mirror, raw_after, "$MFTMirr $Volume"))
-    return tuple(out)
+    return out
+
+
+def dirty_writes(read: Reader) -> tuple[Write, ...]:
+    """The writes that set VOLUME_IS_DIRTY ($MFT and $MFTMirr), none when both say so already."""
+    return tuple(_dirty(NtfsVolume(read)))

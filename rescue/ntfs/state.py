@@ -73,7 +73,7 @@ class NtfsEvidence:
             return f"NTFS state unknown: {self.problem}"
         bits = []
         if self.log_empty:
-            bits.append("log empty (reset)")
+            bits.append("log empty")
         elif self.log_version is not None:
             bits.append(f"log {self.log_version} {'clean' if self.log_clean else 'not clean'}"
                         f" (restart flags 0x{self.restart_flags or 0:04x})")

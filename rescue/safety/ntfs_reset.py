@@ -154,7 +154,7 @@ def refusal(where: str, ev: NtfsEvidence, options: NtfsOptions) -> UnsafeStateEr
     return UnsafeStateError(
         f"{where} {kind}: \\hiberfil.sys holds a resumable image ({ev.summary()}), so writing to the volume now "
         "would be undone or corrupted by the resume.",
-        hint=f"If the VM can still start, let it resume and shut Windows down fully (`shutdown /s /t 0`). If it "
+        hint=f"If the VM can still start, let it resume and shut it down fully (`shutdown /s /t 0`). If it "
              f"cannot, add {HIBERNATION_FLAG}{also}: the image is invalidated (Windows cold-boots; "
              + ("only the signed-out kernel session is lost" if ev.state is NtfsState.FAST_STARTUP
                 else "open programs and unsaved work in the hibernated session are lost")

@@ -189,8 +189,6 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, assume_yes: boo
                   "undo this undo.")
         if not_kept:
             warn(f"{len(not_kept)} file(s) deleted by that run were not kept and were not restored.")
-        for line in not_undone:
-            warn(line)
     return finish(result)
 
 
