@@ -35,7 +35,7 @@ $(VENV)/.installed: pyproject.toml
 venv: apt $(VENV)/.installed
 
 demo: setup
-	@$(PY) -m rescue.samples.demo $(DEMO_DIR)
+	@$(PY) -m rescue.cli.demo $(DEMO_DIR)
 
 test: setup
 	$(VENV)/bin/pytest -q -ra $(PYTEST_ARGS)
@@ -45,7 +45,7 @@ test-unit: setup
 
 bench: setup
 	@$(PY) tools/bench.py
-	@$(PY) -m rescue.space.bench bench
+	@$(PY) -m rescue.cli.bench_space bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache $(DEMO_DIR) bench

@@ -6,13 +6,16 @@ the same on `osdisk.vhd` and on a `BCD` file copied out of a disk. Files are nam
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path, PureWindowsPath
+from typing import Iterator, Sequence
 
 from rescue.errors import InputError, NotFoundError, UnsafeStateError
+from rescue.report import SILENT, Reporter
 from rescue.safety.plan import FileRef
 
 STAGED_SUFFIX = ".rescue-new"      # a file's new content waits under this name for its rename
@@ -38,7 +41,9 @@ class Target:
     write: bool = False
     ntfs_options = None             # rescue.safety.ntfs_reset.NtfsOptions of the command (disks only)
 
-    def __init__(self) -> None:
+    def __init__(self, reporter: Reporter | None = None) -> None:
+        # How this command talks to its user while it works (rescue.report); the CLI sets one.
+        self.reporter: Reporter = reporter or SILENT
         self.workdir = Path(tempfile.mkdtemp(prefix="rescue-"))
         self._copies: dict[FileRef, Path] = {}
 
@@ -144,8 +149,8 @@ class Target:
 class HostFileTarget(Target):
     """A bare hive (BCD or SYSTEM...) given directly. Refs are host paths; backups go beside it."""
 
-    def __init__(self, path: str, *, write: bool = False):
-        super().__init__()
+    def __init__(self, path: str, *, write: bool = False, reporter: Reporter | None = None):
+        super().__init__(reporter)
         if not os.path.exists(path):
             raise InputError(f"{path} does not exist.")
         self.path = os.path.abspath(path)
@@ -233,8 +238,8 @@ class HostFileTarget(Target):
 class DiskTarget(Target):
     """Files on the attached disks' volumes, through the command's single DiskSession."""
 
-    def __init__(self, session, layout):
-        super().__init__()
+    def __init__(self, session, layout, *, reporter: Reporter | None = None):
+        super().__init__(reporter)
         self.session = session
         self.layout = layout
         self.write = session.write
@@ -330,3 +335,80 @@ class DiskTarget(Target):
         if root is None:
             raise NotFoundError("No Windows volume to keep backups on.")
         return FileRef("\\rescue-backup", root.disk, root.partition)
+
+
+def is_hive_target(path: str) -> bool:
+    from rescue.hive.regf import is_hive_file
+
+    return os.path.isfile(path) and is_hive_file(path)
+
+
+@contextlib.contextmanager
+def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = None,
+               accel: str | None = None, root: str | None = None, images: Sequence | None = None,
+               reporter: Reporter | None = None, ntfs=None) -> Iterator[DiskTarget]:
+    """Detect formats, launch ONE appliance (ground rule 4), discover the Windows layout.
+
+    Yields a DiskTarget whose `.session` and `.layout` the command uses. `images`: already detected
+    DiskImages for `paths` (e.g. disk 0 opened through a staging overlay). `ntfs`: the command's
+    rescue.safety.ntfs_reset.NtfsOptions, which the write engine reads from the target."""
+    from rescue.disk.formats import check_not_in_use, check_writable, detect
+    from rescue.disk.session import DiskSession
+    from rescue.errors import UsageError
+    from rescue.layout import discover
+
+    reporter = reporter or SILENT
+    if not paths:
+        raise UsageError("Give at least one disk (an image file or a block device).")
+    images = list(images) if images is not None else [detect(p, fmt) for p in paths]
+    if write:
+        # An appliance left by a killed rescue run may still hold the image's lock: reap our own
+        # orphans first, so the in-use check below only refuses for someone else's process.
+        from rescue.disk.session import reap_orphans
+
+        reap_orphans()
+        for img in images:
+            check_writable(img)
+            check_not_in_use(img)
+    session = DiskSession(images, write=write, accel=accel, notify=reporter.warn)
+    try:
+        label = "Starting the libguestfs appliance" + (" (read-write)" if write else " (read-only)")
+        with reporter.progress(f"{label}…"):
+            session.launch()
+        target = DiskTarget(session, None, reporter=reporter)
+        target.ntfs_options = ntfs
+        fetched: dict = {}
+        target.layout = discover(session, root=root, workdir=target.workdir, fetched=fetched)
+        # Hives read during discovery are reused (never downloaded twice in one command).
+        target._copies.update(fetched)
+        try:
+            yield target
+        finally:
+            target.close()
+    finally:
+        session.close()
+
+
+@contextlib.contextmanager
+def open_target(path: str, *, write: bool = False, fmt: str | None = None, accel: str | None = None,
+                root: str | None = None, extra_disks: Sequence[str] = (),
+                reporter: Reporter | None = None, ntfs=None) -> Iterator[Target]:
+    """TARGET is a disk image / block device, or a hive file told apart by its `regf` signature
+    (no appliance needed: instant)."""
+    from rescue.errors import UsageError
+
+    if not os.path.exists(path):
+        raise InputError(f"{path} does not exist.",
+                         hint="Give a disk image, a block device such as /dev/sdc, or a hive file.")
+    if is_hive_target(path):
+        if extra_disks:
+            raise UsageError("Extra disks make no sense with a bare hive file.")
+        host = HostFileTarget(path, write=write, reporter=reporter)
+        try:
+            yield host
+        finally:
+            host.close()
+        return
+    with open_disks([path, *extra_disks], write=write, fmt=fmt, accel=accel, root=root,
+                    reporter=reporter) as disks:
+        yield disks

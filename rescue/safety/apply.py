@@ -25,10 +25,12 @@ import shutil
 import signal
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from rescue.errors import RescueError, UnsafeStateError, VerifyError, WriteFailedError
 from rescue.hive.regf import read_header
 from rescue.safety import backup as B
+from rescue.report import SILENT, Reporter
 from rescue.safety import render
 from rescue.safety.hivecheck import HiveState, announce, assess, forget
 from rescue.safety.hivecheck import safe_hive_copy  # noqa: F401  (public entry point, see the brief)
@@ -48,7 +50,11 @@ class ApplyResult:
     files: tuple[FileRef, ...]           # files written or deleted
     backup_location: str | None = None
     notes: tuple[str, ...] = ()
-    prelude: object = None               # what Plan.prelude.run() returned (has .to_json())
+    prelude: Any = None                  # what Plan.prelude.run() returned (has .to_json())
+    target_label: str = ""               # the TARGET as given (for `rescue undo TARGET`)
+    changes: int = 0                     # changes applied
+    changed_files: int = 0               # files they touched
+    planned_resets: tuple = ()           # rescue.safety.ntfs_reset.PlannedReset: the log resets the plan needs
     ntfs_resets: tuple = ()              # rescue.safety.ntfs_reset.ResetRecord of each log reset made
 
     def to_json(self) -> dict:
@@ -57,6 +63,10 @@ class ApplyResult:
                 "files": [f.to_json() for f in self.files], "notes": list(self.notes),
                 "prelude": self.prelude.to_json() if self.prelude is not None else None,
                 "ntfs_resets": [r.to_json() for r in self.ntfs_resets]}
+
+    def plan_json(self, plan: Plan) -> dict:
+        """plan.to_json() with the log resets the engine found it needs (`ntfs_resets`)."""
+        return {**plan.to_json(), "ntfs_resets": [r.to_json() for r in self.planned_resets]}
 
 
 # --- fault injection (test hook) ---------------------------------------------------------------
@@ -226,7 +236,7 @@ def _verify_hive(path: Path, changes: list, label: str) -> None:
     value wins; a deleted key takes its values with it unless a later change recreates them)."""
     from rescue.hive import Hive
 
-    values: dict[tuple[str, str], tuple] = {}
+    values: dict[tuple[str, str], tuple | None] = {}
     keys: dict[str, bool] = {}
     for c in changes:
         k = c.key.lower().strip("\\")
@@ -410,47 +420,42 @@ def _rollback(target, manifest: B.Manifest, started: list[FileRef]) -> tuple[lis
     return restored, problems
 
 
-def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output: bool,
+def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = None,
             discard_hive_logs: bool = False) -> ApplyResult:
-    from rescue.cli.common import info, out, print_json, warn
+    """Apply `plan` to `target` the safe way (the module's docstring says how). The plan is shown
+    through the reporter before anything happens, and applied only with its consent
+    (`reporter.confirm`: --yes, or a yes at the prompt). Returns what was done; the caller tells
+    the user (nothing to do, dry run, applied).
+
+    A volume the plan writes (its files', its backup's) that Windows did not dismount cleanly is
+    refused here, before anything is shown as doable, unless the target's ntfs_options allow its
+    log reset, which then runs after the confirmation and before the first write
+    (rescue.safety.ntfs_reset)."""
     from rescue.safety import ntfs_reset
 
-    # Volumes Windows did not dismount cleanly: refused here, before anything is shown as doable,
-    # unless the user asked for the log reset (which then runs before the first write).
+    reporter = reporter or getattr(target, "reporter", None) or SILENT
     resets = () if plan.empty else ntfs_reset.plan_resets(
         target, ntfs_reset.written_volumes(target, plan, _prelude_volumes(plan)),
         getattr(target, "ntfs_options", None) or ntfs_reset.NtfsOptions())
-
-    def finish(result: ApplyResult) -> ApplyResult:
-        if json_output:
-            print_json({"plan": {**plan.to_json(), "ntfs_resets": [r.to_json() for r in resets]},
-                        "result": result.to_json()})
-        return result
-
-    if not json_output:
-        render.print_resets(resets)
-        render.print_plan(target, plan)
+    if resets:
+        reporter.show(target, ntfs_reset.ResetPreview(resets))
+    reporter.show(target, plan)
     if plan.empty:
-        if not json_output:
-            out.print("Nothing to do: the disk already is as the plan wants it; nothing was written.")
-        return finish(ApplyResult(None, False, True, dry_run, ()))
+        return ApplyResult(None, False, True, dry_run, ())
     if dry_run:
-        if not json_output:
-            out.print("Dry run: nothing was written.")
-        return finish(ApplyResult(None, False, False, True, ()))
+        return ApplyResult(None, False, False, True, (), planned_resets=resets)
     if not target.write:
         raise RuntimeError("execute() needs a target opened for writing")  # caller bug
 
     prep = _prepare(target, plan, discard_hive_logs)
     for w in prep.works:
         if isinstance(w, _HiveWork):
-            announce(target, w.state)
+            announce(target, w.state, reporter=reporter)
     n_files = len(plan.files_touched())
     faults = Faults.from_env()
     if plan.prelude is None:
         _check_room(target, prep)
-        render.confirm(render.resets_question(resets, f"apply {len(plan.changes)} change(s) to {n_files} file(s)?"),
-                       assume_yes=assume_yes)
+        reporter.confirm(render.resets_question(resets, f"Apply {len(plan.changes)} change(s) to {n_files} file(s)?"))
         records = ntfs_reset.perform(target, resets, faults=faults)
         pre = None
     else:
@@ -459,13 +464,13 @@ def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output:
         # log reset goes first, with the dirty bit after the resize (ntfsresize refuses a dirty volume).
         question = plan.prelude.title + (f", then apply {len(plan.changes)} change(s) to {n_files} file(s)?"
                                          if plan.changes else "?")
-        render.confirm(render.resets_question(resets, question), assume_yes=assume_yes)
+        reporter.confirm(render.resets_question(resets, question))
         records = ntfs_reset.perform(target, resets, faults=faults, dirty=False)
         pre = plan.prelude.run()
         records = ntfs_reset.ensure_dirty(target, records)
         _check_room(target, prep)
         if not plan.changes:
-            return finish(ApplyResult(None, True, False, False, (), prelude=pre, ntfs_resets=records))
+            return ApplyResult(None, True, False, False, (), prelude=pre, planned_resets=resets, ntfs_resets=records)
 
     label = render.target_label(target)
     # Not synced yet: _apply syncs once after staging the new files, before it changes anything.
@@ -473,10 +478,11 @@ def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output:
                              notes=tuple(prep.notes), synced=False, extra=ntfs_reset.backup_extra(records),
                              ntfs_resets=tuple(r.to_json() for r in records))
     where = B.location(target, manifest.id)
-    info(f"Backup {manifest.id} written to {where}.")
+    reporter.info(f"Backup {manifest.id} written to {where}.")
     for r in records:
-        info(f"Reset the NTFS log of {r.where}" + (" and invalidated its hibernation image" if r.hibernation_discarded
-             else "") + f"; chkdsk checks it at the next Windows boot (old restart area kept in backup {manifest.id}).")
+        reporter.info(f"Reset the NTFS log of {r.where}" + (" and invalidated its hibernation image"
+                      if r.hibernation_discarded else "") + "; chkdsk checks it at the next Windows boot (old "
+                      f"restart area kept in backup {manifest.id}).")
 
     started: list[FileRef] = []
     notes = list(prep.notes)
@@ -497,13 +503,13 @@ def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output:
         if unrecoverable:
             msg = (f"Writing failed ({what}), and restoring from backup {manifest.id} failed too "
                    f"({'; '.join(unrecoverable[:3])}).")
-            hint = f"Run `rescue undo {label} --backup {manifest.id}` to restore the originals from {where}."
+            hint: str | None = f"Run `rescue undo {label} --backup {manifest.id}` to restore the originals from {where}."
         else:
             msg = (f"Writing failed ({what}). Rolled back: {len(restored)} file(s) restored from backup "
                    f"{manifest.id} ({where}); the files are as before.")
             hint = " ".join(p for p in problems) or None
         if isinstance(exc, KeyboardInterrupt):
-            warn(msg)
+            reporter.warn(msg)
             raise
         raise (VerifyError if isinstance(exc, VerifyError) else WriteFailedError)(msg, hint=hint) from None
 
@@ -517,10 +523,7 @@ def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output:
     # treats as in effect, so nothing is lost either way.
     B.write_manifest(target, replace(manifest, status="applied", files=entries, notes=tuple(notes)), durable=False)
     for note in notes[len(prep.notes):]:
-        warn(note)
-    result = ApplyResult(manifest.id, True, False, False, files, where, tuple(notes), prelude=pre,
-                         ntfs_resets=records)
-    if not json_output:
-        out.print(f"[green]Applied[/green] {len(plan.changes)} change(s) to {n_files} file(s); each was read back "
-                  f"and matches. Backup {manifest.id} is in {where}; `rescue undo {label}` restores it.")
-    return finish(result)
+        reporter.warn(note)
+    return ApplyResult(manifest.id, True, False, False, files, where, tuple(notes), prelude=pre,
+                       target_label=label, changes=len(plan.changes), changed_files=n_files,
+                       planned_resets=resets, ntfs_resets=records)

@@ -276,7 +276,7 @@ def restore_entry(target, backup_id: str, entry: BackupEntry) -> str:
         got = target.sha256(ref)
         if got != entry.sha256:
             raise VerifyError(f"{target.describe(ref)} was restored from backup {backup_id} but reads back "
-                              f"different (sha256 {got[:12]}…, expected {entry.sha256[:12]}…).")
+                              f"different (sha256 {got[:12]}…, expected {(entry.sha256 or '')[:12]}…).")
         return "restored"
     if not entry.existed:
         drop_temp(target, ref)

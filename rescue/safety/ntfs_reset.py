@@ -61,6 +61,17 @@ class PlannedReset:
 
 
 @dataclass(frozen=True)
+class ResetPreview:
+    """The resets a command makes before its first write, shown before it asks (the reporter's
+    show(); rescue.cli.views draws it)."""
+
+    resets: tuple[PlannedReset, ...]
+
+    CAVEAT = ("The last metadata changes Windows made before it stopped are dropped with the log; chkdsk "
+              "repairs the volume at the next boot. `rescue undo` restores every changed file but not the log.")
+
+
+@dataclass(frozen=True)
 class ResetRecord:
     disk: int
     partition: int
@@ -137,6 +148,34 @@ def plan_resets(target, volumes, options: NtfsOptions) -> tuple[PlannedReset, ..
     return tuple(out)
 
 
+def flag_for(ev: NtfsEvidence) -> str:
+    """The option a write on a volume in this state needs."""
+    return HIBERNATION_FLAG if ev.state.hibernation else LOG_FLAG
+
+
+def flag_note(ev: NtfsEvidence) -> str:
+    """One sentence for diagnose: what that option does and what it costs."""
+    if ev.state.hibernation:
+        return (f"{HIBERNATION_FLAG}: Windows left a resumable hibernation image, which is invalidated (Windows "
+                "cold-boots, the hibernated session is lost), and the NTFS log is reset with chkdsk at the next "
+                "boot.")
+    return (f"{LOG_FLAG}: Windows crashed or was stopped with changes only in its NTFS log, which no Linux tool "
+            "can replay; the log is reset as ntfs-3g does and chkdsk repairs the volume at the next boot (the "
+            "last changes before the crash are lost; `rescue undo` restores files, not the log).")
+
+
+def reset_allowed(target, disk: int, partition: int) -> bool:
+    """True when the volume needs a log reset and the command's options allow it (a resize that
+    follows the reset may then plan on it)."""
+    layout = getattr(target, "layout", None)
+    vol = layout.volume(disk, partition) if layout is not None else None
+    ev = getattr(vol, "ntfs", None)
+    opts = getattr(target, "ntfs_options", None)
+    if ev is None or opts is None or not ev.state.needs_reset:
+        return False
+    return opts.discard_hibernation or (opts.reset_log and not ev.state.hibernation)
+
+
 def refusal(where: str, ev: NtfsEvidence, options: NtfsOptions) -> UnsafeStateError:
     nothing = " Nothing was written."
     if ev.state is NtfsState.UNCLEAN:
@@ -200,6 +239,8 @@ def perform(target, planned: tuple[PlannedReset, ...], *, faults=None, dirty: bo
     """Reset each planned volume (unmounted first), verify it, and refresh the layout's evidence.
     `dirty=False`: leave the dirty bit for after a resize (ntfsresize refuses a dirty volume);
     call ensure_dirty() then."""
+    if not planned:
+        return ()
     session = target.session
     records = []
     for p in planned:
@@ -250,6 +291,8 @@ def perform(target, planned: tuple[PlannedReset, ...], *, faults=None, dirty: bo
 def ensure_dirty(target, records: tuple[ResetRecord, ...]) -> tuple[ResetRecord, ...]:
     """Set the dirty bit on reset volumes that do not have it yet (after a resize); returns the
     records with the flags as they now are."""
+    if not records:
+        return ()
     session = target.session
     out = []
     for r in records:

@@ -68,7 +68,7 @@ class SetValue:
     def to_json(self) -> dict:
         return {"kind": self.kind, "file": self.file.to_json(), "key": self.key, "name": self.name,
                 "type": type_name(self.type), "data_hex": self.data.hex(),
-                "before": None if self.before_data is None else {
+                "before": None if self.before_data is None or self.before_type is None else {
                     "type": type_name(self.before_type), "data_hex": self.before_data.hex(),
                     "value": _show(self.before_type, self.before_data)},
                 "after": {"type": type_name(self.type), "value": _show(self.type, self.data)},

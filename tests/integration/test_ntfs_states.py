@@ -157,6 +157,7 @@ def test_engine_refuses_every_unclean_volume_then_resets_the_real_one(sample_dis
     from rescue.cli.common import open_disks
     from rescue.errors import UnsafeStateError
     from rescue.hive.values import REG_DWORD, encode_dword
+    from rescue.report import Reporter
     from rescue.safety import ntfs_reset
     from rescue.safety.apply import execute
     from rescue.safety.plan import FileRef, Plan, SetValue, Step, WriteFile
@@ -170,7 +171,7 @@ def test_engine_refuses_every_unclean_volume_then_resets_the_real_one(sample_dis
                  Plan("y", (Step("t", "t", (WriteFile(FileRef("\\rescue-test.txt", 1, 1), b"x"),)),))]
         for plan in plans:
             with pytest.raises(UnsafeStateError, match="not shut down cleanly"):
-                execute(t, plan, dry_run=False, assume_yes=True, json_output=True)
+                execute(t, plan, dry_run=False, reporter=Reporter(assume_yes=True))
         part = t.session.partition(1, 1)
         ro = t.session.mounted(part)
         old_files = {e.path[len(ro):]: (e.kind, e.size) for e in t.session.lstat_tree(ro)[0]
