@@ -53,10 +53,11 @@ NTFS_PROBE_STATES = {
 }
 
 HIBERNATION_ADVICE = (
-    "Windows was hibernated or shut down with Fast Startup, so its NTFS holds unsaved state: writing "
-    "now would corrupt it. Boot the VM to Windows and shut it down fully (`shutdown /s /t 0`, or "
-    "disable Fast Startup: `powercfg /h off`), or, if it cannot boot, accept losing the hibernated "
-    "session and run `ntfsfix`/remove hiberfil.sys yourself; rescue never deletes it silently. Nothing was written."
+    "Windows was hibernated, shut down with Fast Startup, or stopped without dismounting this volume, so "
+    "its NTFS holds state only Windows can finish: writing now would corrupt it. If the VM still starts, "
+    "boot it and shut it down fully (`shutdown /s /t 0`). If it does not, run the command again with "
+    "--discard-hibernation (hibernated / Fast Startup) or --reset-ntfs-log (crash or forced stop): the "
+    "log is reset and chkdsk checks the volume at the next boot. Nothing was written."
 )
 
 

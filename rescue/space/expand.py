@@ -22,6 +22,7 @@ Windows volume (\\rescue-backup\\expand-<UTC time>\\) before the partition table
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import struct
@@ -433,10 +434,11 @@ def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_
     if not dry_run:
         check_writable(image)
         check_not_in_use(image)
-    with staged(image, new_size, dry_run=dry_run) as stage:
+    with staged(image, new_size, dry_run=dry_run) as stage, contextlib.ExitStack() as stack:
         with DiskSession([stage.working_image], write=not dry_run, accel=accel, notify=notify) as s:
             seconds["launch"] = round(s.launch_seconds, 1)
             target = DiskTarget(s, discover(s))
+            stack.callback(target.close)
             resets = _plan_log_reset(target, ntfs)
             plan = make_plan(s, target.layout, user_path=path, format_label=image.format_label,
                              old_disk_size=image.virtual_size, log_reset=bool(resets))
@@ -453,7 +455,6 @@ def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_
             result = apply_in_session(s, plan, stamp=stamp, extra=ntfs_reset.backup_extra(records))
             records = ntfs_reset.ensure_dirty(target, records)
             result = replace(result, ntfs_resets=records)
-            target.close()
             seconds["partition_and_ntfs"] = round(time.monotonic() - t1, 1)
         done = stage.commit()
     seconds.update(done.seconds)

@@ -272,3 +272,53 @@ def test_kill_during_reset_leaves_old_or_reset_restart_area(sample_disk):
     assert restart_area(disk, 3) == (off, b"\xff" * len(old))   # reset, whole
     ev = host_state(disk, 3)
     assert ev.state is NtfsState.DIRTY and ev.log_empty and ev.dirty
+
+
+# --- diagnose and fix no-memory: the issue's own path ------------------------------------------------------
+def test_diagnose_then_fix_no_memory_on_a_crashed_vm(sample_disk):
+    """What a new user does on the disk of a VM that crashed: diagnose names the crash (not
+    hibernation) and prints the fix command with --reset-ntfs-log; the fix without it is refused
+    with that advice and writes nothing; with it the fix applies and the diagnosis after is clean."""
+    disk = sample_disk("crashed.raw")
+    before = image_sha(disk)
+    r = rescue("diagnose", disk, "--json")
+    assert r.returncode == 1, r.stderr[-2000:]
+    diag = json.loads(r.stdout)
+    crash = next(f for f in diag["findings"] if f["id"] == "unsafe-unclean-ntfs")
+    assert crash["status"] == "found" and crash["fix_option"] == "--reset-ntfs-log" and not crash["blocker"]
+    assert "hibernat" not in crash["evidence"].lower() and "log 2.0 not clean" in crash["evidence"]
+    assert diag["fix_command"].startswith(f"rescue fix no-memory {disk}") and "--reset-ntfs-log" in diag["fix_command"]
+    assert len(diag["fix_notes"]) == 1 and "chkdsk" in diag["fix_notes"][0]
+
+    r = rescue("fix", "no-memory", disk, "--yes")
+    assert r.returncode == 5, r.stderr[-2000:]
+    text = " ".join(r.stderr.split())
+    assert "not shut down cleanly" in text and "--reset-ntfs-log" in text and "hiberfil" not in text.lower()
+    assert image_sha(disk) == before
+
+    r = rescue("fix", "no-memory", disk, "--yes", "--reset-ntfs-log", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads(r.stdout)
+    assert doc["plan"]["ntfs_resets"][0]["evidence"]["state"] == "unclean"
+    assert doc["result"]["applied"] and doc["result"]["ntfs_resets"][0]["state_before"] == "unclean"
+    after = {f["id"]: f for f in doc["after"]["findings"]}
+    assert "unsafe-unclean-ntfs" not in after
+    ev = host_state(disk, 3)
+    assert ev.state is NtfsState.DIRTY and ev.log_empty
+
+
+def test_expand_with_reset_ntfs_log_grows_the_crashed_volume(sample_disk):
+    """The reset goes first (no dirty bit yet: ntfsresize refuses a dirty volume), the resize, then
+    the dirty bit; the saved restart area lands in the expand backup folder."""
+    disk = sample_disk("crashed.raw")
+    size = disk.stat().st_size
+    _off, old = restart_area(disk, 3)
+    r = rescue("expand", disk, "--add", "256M", "--yes", "--reset-ntfs-log", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads(r.stdout)["expand"]
+    (done,) = doc["ntfs_resets"]
+    assert done["state_before"] == "unclean" and done["volume_flags_after"] & 1
+    assert disk.stat().st_size == size + (256 << 20)
+    assert doc["filesystem_size_after"] > doc["filesystem_size_before"]
+    ev = host_state(disk, 3)
+    assert ev.state is NtfsState.DIRTY and ev.log_empty and ev.dirty

@@ -294,3 +294,43 @@ def test_wrap_volume_puts_a_gpt_around_it(tmp_path, mkntfs_volume):
     assert data[512:520] == b"EFI PART" and data[(1 << 20) + 3:(1 << 20) + 11] == b"NTFS    "
     ev = read_state(lambda off, n: data[(1 << 20) + off:(1 << 20) + off + n], None, None)
     assert ev.state is NtfsState.CLEAN
+
+
+# --- diagnose: the fixing command carries the flag ---------------------------------------------------
+def test_crashed_volume_is_a_fixable_finding_whose_flag_the_fix_command_carries():
+    from rescue.layout import Volume
+    from rescue.repairs.findings import FOUND, Diagnosis, Finding
+    from rescue.repairs.runner import volume_blockers
+
+    crash = classify(assess(unclean_restart_pages(4 << 20)), 0, None, None)
+
+    class Root:
+        disk, partition = 0, 3
+
+    class Layout(_Layout):
+        root, bcd = Root(), None
+
+        def __init__(self, ev, state):
+            self.volumes = (Volume(0, 3, "ntfs", "Windows", 1, 1, "C:", "windows", state, note="n", ntfs=ev),)
+
+    class Ctx:
+        def __init__(self, layout):
+            self.layout = layout
+
+    (f,) = volume_blockers(Ctx(Layout(crash, "unclean")))
+    assert (f.id, f.fixable, f.blocker, f.fix_option) == ("unsafe-unclean-ntfs", True, False, "--reset-ntfs-log")
+    assert "chkdsk" in f.fix_note and "replay" in f.fix_note
+    fast = classify(assess(b"\xff" * 8192), 0, "HIBR", True)
+    (g,) = volume_blockers(Ctx(Layout(fast, "fast-startup")))
+    assert g.fix_option == "--discard-hibernation" and not g.blocker
+    bitlocker = volume_blockers(Ctx(Layout(None, "bitlocker")))
+    assert bitlocker[0].blocker
+
+    other = Finding("bcd-badmemory", "no bad memory", FOUND, "3 pages", fixable=True, scenario="no-memory")
+    diag = Diagnosis(("osdisk.vhd",), (f, other), scenarios=("no-memory",))
+    assert diag.fix_commands() == ["rescue fix no-memory osdisk.vhd --reset-ntfs-log"]
+    assert diag.fix_notes() == [f.fix_note] and diag.to_json()["fix_notes"] == [f.fix_note]
+    alone = Diagnosis(("osdisk.vhd",), (f,), scenarios=("no-memory",))
+    assert alone.fix_commands() == [] and alone.fix_notes() == []      # nothing else to fix: no command
+    blocked = Diagnosis(("osdisk.vhd",), (f, other, bitlocker[0]), scenarios=("no-memory",))
+    assert blocked.fix_commands() == []
