@@ -403,6 +403,9 @@ def open_target(path: str, *, write: bool = False, fmt: str | None = None, accel
     if is_hive_target(path):
         if extra_disks:
             raise UsageError("Extra disks make no sense with a bare hive file.")
+        if ntfs is not None and (ntfs.reset_log or ntfs.discard_hibernation):
+            raise UsageError("--reset-ntfs-log and --discard-hibernation act on a disk's NTFS volumes, "
+                             "not on a hive file.")
         host = HostFileTarget(path, write=write, reporter=reporter)
         try:
             yield host
@@ -410,5 +413,5 @@ def open_target(path: str, *, write: bool = False, fmt: str | None = None, accel
             host.close()
         return
     with open_disks([path, *extra_disks], write=write, fmt=fmt, accel=accel, root=root,
-                    reporter=reporter) as disks:
+                    reporter=reporter, ntfs=ntfs) as disks:
         yield disks

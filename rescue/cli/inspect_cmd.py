@@ -33,7 +33,7 @@ def layout_findings(layout) -> list[str]:
             findings.append(f"OS volume has only {_mb(vol.free_bytes)} free (under 300 MB): "
                             "Windows cannot create its ramdisk / page file (0xC0000017)")
     for v in layout.volumes:
-        if v.state in ("bitlocker", "hibernated", "fast-startup", "unclean", "dirty", "unmountable"):
+        if v.state in ("bitlocker", "hibernated", "fast-startup", "unclean", "unmountable"):
             findings.append(f"{layout.disk_paths[v.disk]} partition {v.partition}: {v.note or v.state}")
     return findings
 
