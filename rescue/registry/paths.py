@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import PureWindowsPath
 
 from rescue.errors import NotFoundError, UsageError
-from rescue.safety.plan import FileRef
+from rescue.fileref import FileRef
 
 CONFIG_DIR = "\\Windows\\System32\\config"
 MACHINE_HIVES = ("SYSTEM", "SOFTWARE", "SAM", "SECURITY", "DEFAULT")

@@ -21,7 +21,7 @@ from pathlib import Path, PureWindowsPath
 
 from rescue import __version__
 from rescue.errors import NotFoundError, VerifyError, WriteFailedError
-from rescue.safety.plan import FileRef
+from rescue.fileref import FileRef
 from rescue.target import STAGED_SUFFIX
 
 MANIFEST = "manifest.json"

@@ -24,7 +24,7 @@ from pathlib import Path
 from rescue.errors import CorruptHiveError, UnsafeStateError
 from rescue.hive.regf import BASE_BLOCK_SIZE, RegfHeader, parse_header
 from rescue.safety.logreplay import LogFile, ReplayError, _seq_before, newest_entry, parse_log, replay
-from rescue.safety.plan import FileRef
+from rescue.fileref import FileRef
 from rescue.target import sha256_file
 
 LOG_SUFFIXES = (".LOG1", ".LOG2", ".LOG")

@@ -19,7 +19,7 @@ from rescue.safety import backup as B
 from rescue.safety import render
 from rescue.safety.hivecheck import forget
 from rescue.report import SILENT, Reporter
-from rescue.safety.plan import FileRef
+from rescue.fileref import FileRef
 
 
 @dataclass(frozen=True)
