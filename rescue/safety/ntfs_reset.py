@@ -304,7 +304,7 @@ def ensure_dirty(target, records: tuple[ResetRecord, ...]) -> tuple[ResetRecord,
             _write(session, part, writes)
             session.sync()
         ev = probe.evidence(session, part, None)
-        if not ev.dirty:
+        if not ev.dirty or ev.volume_flags is None:
             raise VerifyError(f"{r.where} does not read back as marked for chkdsk.")
         out.append(replace(r, volume_flags_after=ev.volume_flags))
     return tuple(out)

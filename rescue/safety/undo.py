@@ -115,7 +115,8 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Repor
     # The volumes written: the files' and this undo's own backup's (refused, or reset, as any write).
     resets = ntfs_reset.plan_resets(
         target, ntfs_reset.written_volumes(target, None, tuple((e.file.disk, e.file.partition) for e, _ in work
-                                                                if not e.file.on_host)),
+                                                                if e.file.disk is not None
+                                                                and e.file.partition is not None)),
         target.ntfs_options or ntfs_reset.NtfsOptions())
     if resets:
         reporter.show(target, ntfs_reset.ResetPreview(resets))
