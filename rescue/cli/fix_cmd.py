@@ -151,7 +151,8 @@ def _fix_fleet(scenario, a: Dict[str, Any]) -> int:
     from rescue.fleet import fix_each
 
     warn_unsupported(a)
-    options = _values(scenario.options, a, discard_hive_logs=a["discard_hive_logs"], expand=False)
+    options = _values(scenario.options, a, discard_hive_logs=a["discard_hive_logs"], expand=False,
+                      reset_ntfs_log=a["reset_ntfs_log"], discard_hibernation=a["discard_hibernation"])
     return run_fleet(
         "fix", a, write=not a["dry_run"], title=f"fix {scenario.name}",
         child_argv=lambda m: ["fix", scenario.name, "--manifest", m, *option_argv(scenario.options, a),
