@@ -135,7 +135,7 @@ def test_inspect_tells_every_state_apart(sample_disk, real_disks, cli):
 @pytest.mark.parametrize("sample,args,expect", [
     ("crashed.raw", ["reg", "add", "{disk}", CC, "/v", "NMICrashDump", "/t", "REG_DWORD", "/d", "1", "--yes"],
      "--reset-ntfs-log"),
-    ("crashed.raw", ["bcd", "set", "{disk}", "{default}", "timeout", "10", "--yes"], "--reset-ntfs-log"),
+    ("crashed.raw", ["bcd", "set", "{disk}", "{bootmgr}", "timeout", "10", "--yes"], "--reset-ntfs-log"),
     ("crashed.raw", ["expand", "{disk}", "--add", "256M", "--yes"], "--reset-ntfs-log"),
     ("fast-startup.raw", ["cleanup", "{disk}", "--yes", "--reset-ntfs-log"], "--discard-hibernation"),
 ])
