@@ -194,7 +194,6 @@ def scan(session, *, root: str | None = None, workdir: Path | None = None,
             import shutil
             shutil.rmtree(tmp, ignore_errors=True)
 
-    # Partition keys name appliance devices (sda3), installs name (disk, partition): match those.
     chosen_part = parts.get(chosen_key) if chosen_key else None
     chosen = next((i for i in installs if chosen_part is not None
                    and (i.disk, i.partition) == (chosen_part.disk, chosen_part.number)), None)
@@ -240,9 +239,8 @@ def _parse_root(root: str, session, parts) -> str:
         if disk_s not in paths:
             raise UsageError(f"--root names disk {disk_s!r}, which was not given.")
         disk = paths.index(disk_s)
-    number = int(part_s)
-    # The key of that partition (its appliance device); one no partition has when there is none.
-    return next((k for k, p in parts.items() if (p.disk, p.number) == (disk, number)), f"d{disk}p{number}")
+    want = (disk, int(part_s))
+    return next((k for k, p in parts.items() if (p.disk, p.number) == want), f"{disk}:{part_s}")
 
 
 def _find_bcd(session, disks, mounts, parts, chosen):
