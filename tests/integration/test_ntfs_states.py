@@ -232,7 +232,7 @@ def test_reset_ntfs_log_then_undo_on_the_crashed_sample(sample_disk):
     from rescue.cli.common import open_disks
 
     orig = sample_disk("crashed.raw", dest=disk.parent / "orig")
-    with open_disks([str(disk), str(orig)], write=False, quiet=True) as t:
+    with open_disks([str(disk), str(orig)], write=False, quiet=True, root="0:3") as t:
         mps = [t.session.mounted(t.session.partition(d, 3)) for d in (0, 1)]
         assert t.session.sha256(mps[0] + SYSTEM) == t.session.sha256(mps[1] + SYSTEM)
         folder = f"{mps[0]}/rescue-backup/{backup}"
