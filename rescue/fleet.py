@@ -248,7 +248,12 @@ def fix_each(fleet: Fleet, scenario: Any, options: Any, *, dry_run: bool,
     planned: Dict[str, _Planned] = {}
 
     def plan_work(vm: VmDisks, target: Any) -> VmReport:
+        from rescue.safety.ntfs_reset import NtfsOptions
+
         started = time.monotonic()
+        # --reset-ntfs-log / --discard-hibernation apply to every VM (the engine reads them here).
+        target.ntfs_options = NtfsOptions(reset_log=bool(options.get("reset_ntfs_log")),
+                                          discard_hibernation=bool(options.get("discard_hibernation")))
         ctx = RepairContext(target, options, reporter=fleet.reporter)
         before = diagnose(ctx, (scenario,))
         if before.blockers:

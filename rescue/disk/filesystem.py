@@ -32,10 +32,11 @@ NTFS_PROBE_STATES = {
 }
 
 HIBERNATION_ADVICE = (
-    "Windows was hibernated or shut down with Fast Startup, so its NTFS holds unsaved state: writing "
-    "now would corrupt it. Boot the VM to Windows and shut it down fully (`shutdown /s /t 0`, or "
-    "disable Fast Startup: `powercfg /h off`), or, if it cannot boot, accept losing the hibernated "
-    "session and run `ntfsfix`/remove hiberfil.sys yourself; rescue never deletes it silently. Nothing was written."
+    "Windows was hibernated, shut down with Fast Startup, or stopped without dismounting this volume, so "
+    "its NTFS holds state only Windows can finish: writing now would corrupt it. If the VM still starts, "
+    "boot it and shut it down fully (`shutdown /s /t 0`). If it does not, run the command again with "
+    "--discard-hibernation (hibernated / Fast Startup) or --reset-ntfs-log (crash or forced stop): the "
+    "log is reset and chkdsk checks the volume at the next boot. Nothing was written."
 )
 
 # File contents move in pread/write messages of CHUNK bytes, not through download/upload/read_file:
@@ -244,6 +245,16 @@ class Filesystem:
 
     def read_file(self, path: str) -> bytes:
         return b"".join(self._read_chunks(path))
+
+    def read_head(self, path: str, size: int) -> bytes:
+        """The first `size` bytes of a file that may be huge (hiberfil.sys: a header, never the file)."""
+        out = b""
+        while len(out) < size:
+            data = self.g.pread(path, size - len(out), len(out))
+            if not data:
+                break
+            out += data
+        return out
 
     def download(self, path: str, host_path: str | Path) -> None:
         with open(host_path, "wb") as fh:

@@ -158,6 +158,7 @@ class DiskSession:
     def listdir(self, path: str) -> list[str]: return self._volume_at(path).listdir(path)
     def file_size(self, path: str) -> int: return self._volume_at(path).file_size(path)
     def read_file(self, path: str) -> bytes: return self._volume_at(path).read_file(path)
+    def read_head(self, path: str, size: int) -> bytes: return self._volume_at(path).read_head(path, size)
     def download(self, path: str, host_path: str | Path) -> None: self._volume_at(path).download(path, host_path)
     def upload(self, host_path: str | Path, path: str) -> None: self._volume_at(path).upload(host_path, path)
     def write_file(self, path: str, data: bytes) -> None: self._volume_at(path).write_file(path, data)

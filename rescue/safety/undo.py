@@ -34,12 +34,13 @@ class UndoResult:
     not_kept: int = 0                    # deleted by the run without being kept: cannot come back
     target_label: str = ""
     manifest: "B.Manifest | None" = None  # the backup restored (for its summary)
+    not_undone: tuple[str, ...] = ()     # what the run did that no undo reverses (an NTFS log reset)
 
     def to_json(self) -> dict:
         return {"backup_id": self.backup_id, "undo_backup_id": self.undo_backup_id, "applied": self.applied,
                 "dry_run": self.dry_run, "restored": [f.to_json() for f in self.restored],
                 "removed": [f.to_json() for f in self.removed], "identical": [f.to_json() for f in self.identical],
-                "not_kept": self.not_kept}
+                "not_kept": self.not_kept, "not_undone": list(self.not_undone)}
 
 
 def choose(target, backup_id: str | None) -> B.Manifest:
@@ -97,24 +98,29 @@ class UndoPreview:
     states: tuple[tuple[B.BackupEntry, str], ...]
     not_kept: tuple[B.BackupEntry, ...]
     changed_since: tuple[B.BackupEntry, ...]
+    not_undone: tuple[str, ...] = ()     # what that run did that no undo reverses (an NTFS log reset)
 
 
 def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Reporter | None = None) -> UndoResult:
     """Restore a backup (module docstring); the preview is shown through the reporter and the
     restore runs only with its consent."""
+    from rescue.safety import ntfs_reset
+
     reporter = reporter or getattr(target, "reporter", None) or SILENT
     manifest = choose(target, backup_id)
+    # A log reset is never undone (the old log over newer metadata would corrupt the volume): say so.
+    not_undone = (ntfs_reset.undo_note(list(manifest.ntfs_resets)),) if manifest.ntfs_resets else ()
     restorable = [e for e in manifest.files if e.stored or not e.existed]
     not_kept = [e for e in manifest.files if e.existed and not e.stored]
     states = []
     for e in restorable:
         states.append((e, target.sha256(e.file) if target.exists(e.file) else "absent"))
     changed_since = [e for e, now in states if e.after_sha256 is not None and now not in (e.after_sha256, e.sha256)]
-    reporter.show(target, UndoPreview(manifest, tuple(states), tuple(not_kept), tuple(changed_since)))
+    reporter.show(target, UndoPreview(manifest, tuple(states), tuple(not_kept), tuple(changed_since), not_undone))
     label = render.target_label(target)
 
     def finish(result: UndoResult) -> UndoResult:
-        return replace(result, target_label=label, manifest=manifest)
+        return replace(result, target_label=label, manifest=manifest, not_undone=not_undone)
 
     if dry_run:
         return finish(UndoResult(manifest.id, None, False, True, not_kept=len(not_kept)))
@@ -127,7 +133,16 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Repor
         B.write_manifest(target, replace(manifest, status="undone"))
         return finish(UndoResult(manifest.id, None, False, False,
                                  identical=tuple(e.file for e, _ in states), not_kept=len(not_kept)))
-    reporter.confirm(f"Restore {len(work)} file(s) from backup {manifest.id}?")
+    # The volumes written: the files' and this undo's own backup's (refused, or reset, as any write).
+    resets = ntfs_reset.plan_resets(
+        target, ntfs_reset.written_volumes(target, None, tuple((e.file.disk, e.file.partition) for e, _ in work
+                                                                if e.file.disk is not None
+                                                                and e.file.partition is not None)),
+        target.ntfs_options or ntfs_reset.NtfsOptions())
+    if resets:
+        reporter.show(target, ntfs_reset.ResetPreview(resets))
+    reporter.confirm(render.resets_question(resets, f"Restore {len(work)} file(s) from backup {manifest.id}?"))
+    records = ntfs_reset.perform(target, resets)
     for e, now in states:
         if (e, now) not in work:
             B.drop_temp(target, e.file)
@@ -136,7 +151,8 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Repor
     plan = {"title": f"undo {manifest.id}", "restores": manifest.id,
             "files": [{"file": e.file.to_json(), "to_sha256": e.sha256, "action": "restore" if e.stored else "remove"}
                       for e, _ in work]}
-    mine = B.make_backup(target, keeps, kind="undo", target_label=label, plan=plan, undoes=manifest.id)
+    mine = B.make_backup(target, keeps, kind="undo", target_label=label, plan=plan, undoes=manifest.id,
+                         extra=ntfs_reset.backup_extra(records), ntfs_resets=tuple(r.to_json() for r in records))
     reporter.info(f"Current state backed up as {mine.id} in {B.location(target, mine.id)} (so this undo can be undone).")
     forget(target, [e.file for e, _ in work])
     restored: list[FileRef] = []

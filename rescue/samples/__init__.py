@@ -25,6 +25,11 @@ Bases (CATALOGUE):
   empty                       64 MiB of zeros: no partition table.
   bitlocker                   gen2 layout whose C: boot sector carries the BitLocker OEM id "-FVE-FS-".
   hibernated                  gen2-broken plus \\hiberfil.sys starting "HIBR" (ntfs-3g: hibernated).
+  crashed                     gen2-broken whose C: has an unclean version 2.0 $LogFile restart area and
+                              no hiberfil.sys: what a crash or a forced stop of Windows 8+ leaves.
+  fast-startup                gen2-broken shut down with Fast Startup: HiberbootEnabled 1, hiberfil.sys
+                              "HIBR", unclean version 2.0 log.
+  chkdsk-scheduled            gen2-broken whose C: has only VOLUME_IS_DIRTY set (clean log).
   two-windows                 gen2 layout with two Windows volumes (p3 Server 2019, p4 Server 2016),
                               both in the BCD display order.
   gen1-system-broken / gen2-system-broken
@@ -84,6 +89,8 @@ class WindowsOptions:
     cleanup_files: bool = False                   # small files in Disk Cleanup categories
     # unsafe states
     hibernated: bool = False
+    hiberboot: bool | None = None                 # SYSTEM ...\Session Manager\Power\HiberbootEnabled
+    ntfs_stamp: str | None = None                 # C: left "unclean" (v2.0 log) or "dirty" (rescue.samples.ntfs_states)
     bitlocker: bool = False
     dirty_hive: bool = False
     second_windows: bool = False
@@ -134,6 +141,12 @@ CATALOGUE: dict[str, Sample] = {s.base: s for s in (
          **{**BROKEN, "pagefile_mib": 0, "download_cache_mib": 0, "cleanup_files": False}),
     _win("hibernated", "Gen2 broken sample with a hibernated C: (hiberfil.sys 'HIBR')", hibernated=True,
          **{**BROKEN, "pagefile_mib": 4, "download_cache_mib": 0}),
+    _win("crashed", "Gen2 broken sample whose C: Windows did not dismount (unclean v2.0 NTFS log, no hiberfil)",
+         ntfs_stamp="unclean", **{**BROKEN, "pagefile_mib": 4, "download_cache_mib": 0}),
+    _win("fast-startup", "Gen2 broken sample shut down with Fast Startup (hiberfil 'HIBR', HiberbootEnabled 1)",
+         hibernated=True, hiberboot=True, ntfs_stamp="unclean", **{**BROKEN, "pagefile_mib": 4, "download_cache_mib": 0}),
+    _win("chkdsk-scheduled", "Gen2 broken sample whose C: is marked dirty (chkdsk at the next boot), log clean",
+         ntfs_stamp="dirty", **{**BROKEN, "pagefile_mib": 4, "download_cache_mib": 0}),
     _win("two-windows", "Gen2 disk with two Windows volumes (choose with --root)", second_windows=True,
          c_size_mib=256),
     _win("dirty-hive", "Gen2 broken sample whose SYSTEM hive is dirty with pending .LOG1/.LOG2",

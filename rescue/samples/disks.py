@@ -120,6 +120,7 @@ class PartSpec:
     dirs: tuple[str, ...] = ()
     files: tuple[FileSpec, ...] = ()
     bitlocker: bool = False       # stamp "-FVE-FS-" into the boot sector afterwards
+    ntfs_stamp: str | None = None  # "unclean" / "dirty": stamped on the host afterwards (ntfs_states)
     expect_state: str = "ok"      # ntfs-3g's verdict expected at the end (e.g. "hibernated")
 
 
@@ -171,7 +172,7 @@ def system_hive_options(base: str, *, c_guid: str | None = None, seed: str | Non
     return dict(current=o.current, control_sets=o.control_sets,
                 mounted_devices=mounted_devices(base, c_guid=c_guid, seed=seed),
                 pagefile_on=o.pagefile_on, crash_dumps=o.crash_dumps, nmi=o.nmi,
-                whea_bad_pages=o.whea_bad_pages,
+                whea_bad_pages=o.whea_bad_pages, hiberboot=o.hiberboot,
                 computer_name=f"WINSRV-{hashlib.sha1(seed.encode()).hexdigest()[:6].upper()}",
                 boot_partition=3 if o.generation == "gen2" else 2,
                 remote_access=_remote_access(o))
@@ -316,7 +317,7 @@ def windows_spec(sample: Sample, workdir: Path) -> DiskSpec:
         parts = (PartSpec(1, 100, "ntfs", "System Reserved", mbr_type=0x07, bootable=True,
                           dirs=sdirs, files=sfiles),
                  PartSpec(101, o.c_size_mib, "ntfs", "Windows", mbr_type=0x07, dirs=cdirs, files=cfiles,
-                          bitlocker=o.bitlocker, expect_state=c_state))
+                          bitlocker=o.bitlocker, expect_state=c_state, ntfs_stamp=o.ntfs_stamp))
         return DiskSpec(base, o.disk_mib, "mbr", parts, mbr_signature=ids.mbr_signature)
     edirs, efiles = _esp_files(bcd)
     parts = [PartSpec(1, 100, "fat32", None, gpt_type=ESP_TYPE, gpt_guid=ids.esp_guid,
@@ -325,7 +326,7 @@ def windows_spec(sample: Sample, workdir: Path) -> DiskSpec:
                       name="Microsoft reserved partition"),
              PartSpec(117, o.c_size_mib, "ntfs", "Windows", gpt_type=BASIC_DATA_TYPE, gpt_guid=ids.os_guid,
                       name="Basic data partition", dirs=cdirs, files=cfiles, bitlocker=o.bitlocker,
-                      expect_state=c_state)]
+                      expect_state=c_state, ntfs_stamp=o.ntfs_stamp)]
     if o.second_windows:
         d2, f2 = _windows_volume(base, o, hivedir / "W2", product="Windows Server 2016 Datacenter",
                                  build=14393, c_guid=second_os_guid(base), primary=False,

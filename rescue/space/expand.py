@@ -23,6 +23,7 @@ lists and `rescue undo` explains) before the partition table changes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import struct
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from rescue.units import format_bytes, parse_size
 from rescue.errors import DiskError, UnsafeStateError, UsageError, VerifyError, WriteFailedError
 from rescue.safety import backup as B
+from rescue.safety import ntfs_reset
 from rescue.space import imagegrow
 from rescue.space.imagegrow import GiB, MiB, TiB
 
@@ -171,6 +173,7 @@ class ExpandPlan:
     fs_size: int | None
     fs_free: int | None
     notes: tuple[str, ...] = ()
+    ntfs_resets: tuple = ()         # rescue.safety.ntfs_reset.PlannedReset: the log reset that goes first
 
     @property
     def grows_image(self) -> bool:
@@ -203,7 +206,8 @@ class ExpandPlan:
                 "partition": self.partition, "letter": self.letter, "partition_start": self.part_start,
                 "old_partition_size": self.old_part_size, "new_partition_size": self.new_part_size,
                 "filesystem_size": self.fs_size, "filesystem_free": self.fs_free,
-                "nothing_to_do": self.nothing_to_do, "steps": self.steps(), "notes": list(self.notes)}
+                "nothing_to_do": self.nothing_to_do, "steps": self.steps(), "notes": list(self.notes),
+                "ntfs_resets": [r.to_json() for r in self.ntfs_resets]}
 
 
 def _partition_role(part) -> str:
@@ -212,7 +216,8 @@ def _partition_role(part) -> str:
     return _role(part, False, False)
 
 
-def make_plan(session, layout, *, user_path: str, format_label: str, old_disk_size: int) -> ExpandPlan:
+def make_plan(session, layout, *, user_path: str, format_label: str, old_disk_size: int,
+              log_reset: bool = False) -> ExpandPlan:
     """Facts read through the (overlay) session -> the plan, or a RescueError saying why not.
     Nothing is written here."""
     from rescue.space.ntfs import NtfsFormatError, Volume as NtfsVolume
@@ -226,12 +231,14 @@ def make_plan(session, layout, *, user_path: str, format_label: str, old_disk_si
     info = session.disks()[root.disk]
     new_disk = info.size
     where = f"partition {part.number}" + (f" ({vol.letter})" if vol and vol.letter else "")
-    if vol and vol.state != "ok":
+    # log_reset: the volume's log is reset before the resize (the caller planned it), which is what
+    # makes ntfs-3g's verdict "ok"; its dirty bit is still checked below.
+    if vol and vol.state != "ok" and not log_reset:
         raise UnsafeStateError(f"The Windows volume, {where}, cannot be grown: {vol.note or vol.state}.",
                                hint="Nothing was written.")
     if part.fstype != "ntfs":
         raise UnsafeStateError(f"The Windows volume, {where}, is not NTFS ({part.fstype}).")
-    state = session.ntfs_state(part, rw=True)
+    state = "ok" if log_reset else session.ntfs_state(part, rw=True)
     if state != "ok":
         raise UnsafeStateError(f"The Windows volume, {where}, is not clean ({state}); it cannot be resized.",
                                hint="Boot Windows and shut it down fully (or run chkdsk /f); nothing was written.")
@@ -308,26 +315,29 @@ class ExpandResult:
     committed_bytes: int = 0
     verified_extents: int = 0
     seconds: dict = field(default_factory=dict)
+    ntfs_resets: tuple = ()          # rescue.safety.ntfs_reset.ResetRecord of each log reset made
 
     def to_json(self) -> dict:
-        return {"plan": self.plan.to_json(), "backup": self.backup, "filesystem_size_before": self.fs_size_before,
+        return {"ntfs_resets": [r.to_json() for r in self.ntfs_resets],
+                "plan": self.plan.to_json(), "backup": self.backup, "filesystem_size_before": self.fs_size_before,
                 "filesystem_size_after": self.fs_size_after, "free_before": self.free_before,
                 "free_after": self.free_after, "image_grown": self.image_grown,
                 "committed_bytes": self.committed_bytes, "verified_extents": self.verified_extents,
                 "seconds": self.seconds}
 
 
-def apply_in_session(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
+def apply_in_session(session, plan: ExpandPlan, *, stamp: str, extra: dict[str, bytes] | None = None) -> ExpandResult:
     """Grow the partition and the NTFS inside the (overlay) session, verifying each step. Everything
-    here writes to the overlay only: any failure leaves the image file as it was."""
+    here writes to the overlay only: any failure leaves the image file as it was. `extra`: files
+    kept with the partition table backup (the restart area of a reset NTFS log)."""
     try:
-        return _apply(session, plan, stamp=stamp)
+        return _apply(session, plan, stamp=stamp, extra=extra or {})
     except DiskError as exc:               # one sentence, never a traceback
         raise WriteFailedError(f"Growing the partition failed: {exc.message}",
                                hint="The image file has not been changed.") from None
 
 
-def _apply(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
+def _apply(session, plan: ExpandPlan, *, stamp: str, extra: dict[str, bytes]) -> ExpandResult:
     from rescue.target import win_to_posix
 
     part = session.partition(0, plan.partition)
@@ -345,6 +355,7 @@ def _apply(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
     base = f"{root}/{backup_id}"
     saved = {"disk-first-1MiB.bin": head, f"disk-at-{old_tail_at}.bin": tail}
     session.makedirs(base)
+    saved.update(extra)                    # the restart area of a reset NTFS log, when there was one
     for name, data in saved.items():
         session.write_file(f"{base}/{name}", data)
     session.write_file(f"{base}/README.txt", (
@@ -423,8 +434,16 @@ EXPAND_NOT_UNDOABLE = ("Growing the disk, its partition and its NTFS cannot be u
                        "over the grown NTFS would damage it.")
 
 
+def _plan_log_reset(target, ntfs) -> tuple:
+    """The log reset the Windows volume needs before it can be grown (refused without the flag)."""
+    root = target.layout.root
+    if root is None:
+        return ()
+    return ntfs_reset.plan_resets(target, [(root.disk, root.partition)], ntfs or ntfs_reset.NtfsOptions())
+
+
 def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_run: bool,
-        fmt: str | None, accel: str | None, confirm, notify=lambda m: None):
+        fmt: str | None, accel: str | None, confirm, notify=lambda m: None, ntfs=None):
     """The whole command: host checks -> overlay -> ONE launch (facts, plan, `confirm(plan)`, grow
     partition + NTFS, verify) -> grow the image -> commit -> read back. Returns the ExpandPlan (dry
     run, nothing to do) or the ExpandResult. `confirm` prints the plan and raises to stop."""
@@ -432,6 +451,7 @@ def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_
     from rescue.disk.session import DiskSession
     from rescue.layout import discover
     from rescue.space.staging import staged
+    from rescue.target import DiskTarget
 
     seconds: dict[str, float] = {}
     t = time.monotonic()
@@ -441,19 +461,27 @@ def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_
     if not dry_run:
         check_writable(image)
         check_not_in_use(image)
-    with staged(image, new_size, dry_run=dry_run) as stage:
+    with staged(image, new_size, dry_run=dry_run) as stage, contextlib.ExitStack() as stack:
         with DiskSession([stage.working_image], write=not dry_run, accel=accel, notify=notify) as s:
             seconds["launch"] = round(s.launch_seconds, 1)
-            layout = discover(s)
-            plan = make_plan(s, layout, user_path=path, format_label=image.format_label,
-                             old_disk_size=image.virtual_size)
+            target = DiskTarget(s, discover(s))
+            stack.callback(target.close)
+            resets = _plan_log_reset(target, ntfs)
+            plan = make_plan(s, target.layout, user_path=path, format_label=image.format_label,
+                             old_disk_size=image.virtual_size, log_reset=bool(resets))
+            plan = replace(plan, ntfs_resets=resets)
             seconds["plan"] = round(time.monotonic() - t - seconds["launch"], 1)
             confirm(plan)
             if dry_run or plan.nothing_to_do:
                 return plan
             t1 = time.monotonic()
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-            result = apply_in_session(s, plan, stamp=stamp)
+            # The log reset goes first; the dirty bit after the resize (ntfsresize refuses a dirty
+            # volume, and marks the one it grew itself). All of it in the overlay until the commit.
+            records = ntfs_reset.perform(target, resets, dirty=False)
+            result = apply_in_session(s, plan, stamp=stamp, extra=ntfs_reset.backup_extra(records))
+            records = ntfs_reset.ensure_dirty(target, records)
+            result = replace(result, ntfs_resets=records)
             seconds["partition_and_ntfs"] = round(time.monotonic() - t1, 1)
         done = stage.commit()
     seconds.update(done.seconds)

@@ -29,7 +29,7 @@ import pytest
 from rescue.report import Reporter
 
 from rescue.errors import UnsafeStateError
-from rescue.safety.apply import FAULT_POINTS as POINTS
+from rescue.safety.apply import FILE_FAULT_POINTS as POINTS
 
 pytestmark = pytest.mark.appliance
 

@@ -22,7 +22,7 @@ from rescue.cli.main import run  # noqa: E402
 from rescue.errors import ExitCode, NotFoundError  # noqa: E402
 from rescue.hive import Hive  # noqa: E402
 from rescue.hive.values import REG_DWORD, encode_dword  # noqa: E402
-from rescue.safety.apply import FAULT_POINTS, execute  # noqa: E402
+from rescue.safety.apply import FILE_FAULT_POINTS, execute  # noqa: E402
 from rescue.safety.backup import list_backups  # noqa: E402
 from rescue.safety.plan import DeleteFile, FileRef, Plan, SetValue, Step, WriteFile  # noqa: E402
 from rescue.safety.undo import undo  # noqa: E402
@@ -214,7 +214,7 @@ with HostFileTarget(sys.argv[1], write=True) as t:
 """
 
 
-@pytest.mark.parametrize("point", FAULT_POINTS)
+@pytest.mark.parametrize("point", FILE_FAULT_POINTS)
 def test_sigkill_at_each_step_leaves_old_state_or_undo_restores_it(tmp_path, point):
     hive = make_hive(tmp_path / "SYSTEM")
     original = sha(hive)
