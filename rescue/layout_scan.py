@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rescue.errors import DiskError, InputError, NotWindowsError, RescueError, UnsafeStateError, UsageError
 from rescue.layout import (BCD_GEN1, BCD_GEN2, SOFTWARE_HIVE, SYSTEM_HIVE, BcdLocation, LetterMapping,
-                           Volume, WindowsInstall, WindowsLayout, parse_mounted_devices)
+                           Volume, VolumeRole, VolumeState, WindowsInstall, WindowsLayout, parse_mounted_devices)
 from rescue.ntfs import probe as ntfs_probe
 from rescue.ntfs.state import NtfsState
 from rescue.target import win_to_posix
@@ -216,7 +216,7 @@ def scan(session, *, root: str | None = None, workdir: Path | None = None,
         role = "bitlocker" if state == "bitlocker" else _role(p, key in windows_keys, is_system)
         volumes.append(Volume(disk=p.disk, partition=p.number, fstype=p.fstype, label=p.label,
                               size_bytes=size, free_bytes=free, letter=letter_of.get((p.disk, p.number)),
-                              role=role, state=state, note=note, ntfs=evidence.get(key)))
+                              role=VolumeRole(role), state=VolumeState(state), note=note, ntfs=evidence.get(key)))
     return WindowsLayout(
         disk_paths=tuple(i.path for i in session.images),
         disk_formats=tuple(i.format_label for i in session.images),

@@ -495,7 +495,7 @@ def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = No
         forget(target, started)
         restored, problems = _rollback(target, manifest, started)
         unrecoverable = [p for p in problems if "not kept" not in p]
-        status = "rollback-failed" if unrecoverable else "rolled-back"
+        status = B.ManifestStatus.ROLLBACK_FAILED if unrecoverable else B.ManifestStatus.ROLLED_BACK
         try:
             B.write_manifest(target, replace(manifest, status=status, notes=tuple(notes + problems)))
         except (RescueError, OSError):
@@ -524,7 +524,7 @@ def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = No
     entries = tuple(replace(e, after_sha256=after.get(e.file, e.sha256)) for e in manifest.files)
     # Not synced here: the session's close syncs; a crash before leaves "in-progress", which undo
     # treats as in effect, so nothing is lost either way.
-    B.write_manifest(target, replace(manifest, status="applied", files=entries, notes=tuple(notes)), durable=False)
+    B.write_manifest(target, replace(manifest, status=B.ManifestStatus.APPLIED, files=entries, notes=tuple(notes)), durable=False)
     for note in notes[len(prep.notes):]:
         reporter.warn(note)
     return ApplyResult(manifest.id, True, False, False, files, where, tuple(notes), prelude=pre,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path, PureWindowsPath
 
 from rescue import __version__
@@ -27,7 +28,30 @@ from rescue.target import STAGED_SUFFIX
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 TEMP_SUFFIX = STAGED_SUFFIX        # the name Target.stage writes under before the rename
-ACTIVE = ("applied", "in-progress", "rollback-failed")   # states `rescue undo` picks by default
+class ManifestStatus(str, Enum):
+    """Where a run whose backup this is got to (its manifest's `status`)."""
+
+    INCOMPLETE = "incomplete"            # a folder without a manifest: the run stopped before changing anything
+    UNREADABLE = "unreadable"            # a manifest that does not parse
+    IN_PROGRESS = "in-progress"          # backup made; changes may be partly applied (a killed run)
+    APPLIED = "applied"
+    ROLLED_BACK = "rolled-back"          # a failure put every file back
+    ROLLBACK_FAILED = "rollback-failed"
+    UNDONE = "undone"                    # `rescue undo` restored it
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def manifest_status(text: str) -> "ManifestStatus | str":
+    """The status read from a manifest: the enum, or the text as written by a newer rescue."""
+    try:
+        return ManifestStatus(text)
+    except ValueError:
+        return text
+
+
+ACTIVE = (ManifestStatus.APPLIED, ManifestStatus.IN_PROGRESS, ManifestStatus.ROLLBACK_FAILED)  # undo picks these
 
 
 @dataclass(frozen=True)
@@ -57,7 +81,7 @@ class Manifest:
     id: str
     kind: str                      # apply | undo | expand (grew the disk: nothing to restore)
     created: str                   # ISO 8601 UTC
-    status: str                    # incomplete | in-progress | applied | rolled-back | rollback-failed | undone
+    status: "ManifestStatus | str"  # a ManifestStatus (text only when a newer rescue wrote one we do not know)
     target: str                    # what was given as TARGET
     plan: dict                     # plan.to_json() (apply) or the restore list (undo)
     files: tuple[BackupEntry, ...] = ()
@@ -85,7 +109,7 @@ class Manifest:
 
     @classmethod
     def from_json(cls, d: dict) -> "Manifest":
-        return cls(id=d["id"], kind=d.get("kind", "apply"), created=d.get("created", ""), status=d.get("status", "?"),
+        return cls(id=d["id"], kind=d.get("kind", "apply"), created=d.get("created", ""), status=manifest_status(d.get("status", "?")),
                    target=d.get("target", ""), plan=d.get("plan") or {},
                    files=tuple(BackupEntry.from_json(e) for e in d.get("files", ())),
                    tool_version=d.get("tool_version", "?"), undoes=d.get("undoes"), undone_by=d.get("undone_by"),
@@ -160,13 +184,13 @@ def write_manifest(target, manifest: Manifest, *, durable: bool = True, first: b
 def read_manifest(target, backup_id: str) -> Manifest:
     ref = child(backup_dir(target, backup_id), MANIFEST)
     if not target.exists(ref):
-        return Manifest(id=backup_id, kind="?", created="", status="incomplete", target="", plan={})
+        return Manifest(id=backup_id, kind="?", created="", status=ManifestStatus.INCOMPLETE, target="", plan={})
     # Downloaded rather than read in one message: a cleanup plan's manifest can be megabytes.
     local = target.local_copy(ref, fresh=True)
     try:
         data = json.loads(Path(local).read_text())
     except (OSError, ValueError):
-        return Manifest(id=backup_id, kind="?", created="", status="unreadable", target="", plan={})
+        return Manifest(id=backup_id, kind="?", created="", status=ManifestStatus.UNREADABLE, target="", plan={})
     return Manifest.from_json(data)
 
 
@@ -249,7 +273,7 @@ def make_backup(target, keeps: list[Keep], *, kind: str, target_label: str, plan
         entries[slot] = BackupEntry(k.file, k.role, existed=True, size=size, sha256=got, stored=name)
     # One sync makes the copies and the manifest durable together (each sync costs ~0.15 s under
     # TCG); before it, a crash leaves at worst a folder without a readable manifest, and no change.
-    manifest = Manifest(id=backup_id, kind=kind, created=utc_now(), status="in-progress", target=target_label,
+    manifest = Manifest(id=backup_id, kind=kind, created=utc_now(), status=ManifestStatus.IN_PROGRESS, target=target_label,
                         plan=plan, files=tuple(entries), undoes=undoes, notes=notes, ntfs_resets=tuple(ntfs_resets))
     manifest = write_manifest(target, manifest, first=True)
     if synced:

@@ -130,7 +130,7 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Repor
     if not work:
         for e, _ in states:
             B.drop_temp(target, e.file)   # what a run killed mid-upload left beside the file
-        B.write_manifest(target, replace(manifest, status="undone"))
+        B.write_manifest(target, replace(manifest, status=B.ManifestStatus.UNDONE))
         return finish(UndoResult(manifest.id, None, False, False,
                                  identical=tuple(e.file for e, _ in states), not_kept=len(not_kept)))
     # The volumes written: the files' and this undo's own backup's (refused, or reset, as any write).
@@ -169,7 +169,7 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Repor
                 B.restore_entry(target, mine.id, entry)
             except (RescueError, OSError) as exc2:
                 problems.append(f"{target.describe(entry.file)}: {B._short(exc2)}")
-        B.write_manifest(target, replace(mine, status="rollback-failed" if problems else "rolled-back"))
+        B.write_manifest(target, replace(mine, status=B.ManifestStatus.ROLLBACK_FAILED if problems else B.ManifestStatus.ROLLED_BACK))
         what = exc.message if isinstance(exc, RescueError) else B._short(exc)
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -179,9 +179,9 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Repor
         raise (VerifyError if isinstance(exc, VerifyError) else WriteFailedError)(msg) from None
     target.sync()
     after = {e.file: e.sha256 if e.stored else None for e, _ in work}
-    B.write_manifest(target, replace(mine, status="applied",
+    B.write_manifest(target, replace(mine, status=B.ManifestStatus.APPLIED,
                                      files=tuple(replace(x, after_sha256=after.get(x.file)) for x in mine.files)))
-    B.write_manifest(target, replace(manifest, status="undone", undone_by=mine.id))
+    B.write_manifest(target, replace(manifest, status=B.ManifestStatus.UNDONE, undone_by=mine.id))
     result = UndoResult(manifest.id, mine.id, True, False, tuple(restored), tuple(removed),
                         tuple(e.file for e, now in states if (e, now) not in work), len(not_kept))
     return finish(result)
