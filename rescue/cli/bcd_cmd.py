@@ -69,7 +69,7 @@ def store_ref(tgt, store_path: str | None):
 
 def host_copy(tgt, ref, discard_hive_logs: bool):
     """A host copy of the store for reading, pending transaction logs replayed (safety engine)."""
-    from rescue.safety.apply import safe_hive_copy
+    from rescue.safety.hivecheck import safe_hive_copy   # not via .apply: reading needs none of the write path
 
     return safe_hive_copy(tgt, ref, discard_hive_logs=discard_hive_logs)
 

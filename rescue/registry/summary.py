@@ -32,7 +32,7 @@ def open_hive(target, ref: FileRef, discard_hive_logs: bool = False):
     from rescue.errors import CorruptHiveError
     from rescue.hive import Hive
 
-    from rescue.safety.apply import safe_hive_copy
+    from rescue.safety.hivecheck import safe_hive_copy
 
     local = safe_hive_copy(target, ref, discard_hive_logs=discard_hive_logs)
     try:
