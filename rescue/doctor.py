@@ -77,7 +77,7 @@ FAMILIES = {
                        "ntfs-3g", "qemu-utils"),
     "rhel": Packages("dnf install", "python3-libguestfs python3-hivex", "libguestfs guestfs-tools",
                      "libguestfs-winsupport (RHEL/Alma/Rocky; Fedora: ntfs-3g ntfsprogs)", "qemu-img"),
-    "azurelinux": Packages("tdnf install", "python3-libguestfs python3-hivex", "libguestfs",
+    "azurelinux": Packages("tdnf install", "python3-libguestfs python3-hivex", "libguestfs libguestfs-tools",
                            "ntfs-3g ntfsprogs", "qemu-img"),
     "suse": Packages("zypper install", "python3-libguestfs python3-hivex", "guestfs-tools",
                      "ntfs-3g ntfsprogs", "qemu-tools"),
