@@ -55,11 +55,13 @@ test-unit: setup floor
 # place they are evaluated, typer's reading of command signatures, is checked by
 # tests/unit/test_cli_startup.py. Union-type detection stays off: its heuristic takes bitwise ORs of
 # flags for `X | Y` (hundreds of false alarms in the BCD code).
-VERMIN_PATHS ?= rescue tools image tests debian/launcher/rescue
+# image/cache holds a whole Debian tree once the image is built: only the image's own scripts.
+VERMIN_PATHS ?= rescue tools tests image/*.py image/lib debian/launcher/rescue
 VERMIN := $(VENV)/bin/vermin --no-tips --violations --no-eval-annotations -t=$(PY_FLOOR)-
 floor: venv
 	@$(VERMIN) $(VERMIN_PATHS) >/dev/null || { $(VERMIN) $(VERMIN_PATHS); exit 1; }
 	@echo "vermin: every file runs on Python $(PY_FLOOR)"
+	@bash tools/floor_smoke.sh $(PY_FLOOR)
 
 # dist/rescue_<version>_all.deb (debian/, tools/build_deb.sh); DEB_OUT changes the directory.
 deb: setup
