@@ -19,7 +19,7 @@ export LIBGUESTFS_BACKEND_SETTINGS ?= force_tcg
 export RESCUE_ACCEL ?= tcg
 DEMO_DIR := demo
 
-.PHONY: setup apt venv demo test test-unit floor bench deb clean image image-test image-test-full
+.PHONY: setup apt venv demo test test-unit typecheck floor bench deb clean image image-test image-test-full
 
 setup: apt venv
 
@@ -41,10 +41,14 @@ $(VENV)/.installed: pyproject.toml
 venv: apt $(VENV)/.installed
 
 demo: setup
-	@$(PY) -m rescue.samples.demo $(DEMO_DIR)
+	@$(PY) -m rescue.cli.demo $(DEMO_DIR)
 
-test: setup floor
+test: setup typecheck floor
 	$(VENV)/bin/pytest -q -ra $(PYTEST_ARGS)
+
+# The type checker over the package (settings in pyproject.toml [tool.mypy]).
+typecheck: setup
+	$(VENV)/bin/mypy
 
 test-unit: setup floor
 	$(VENV)/bin/pytest -q -ra -m 'not appliance' $(PYTEST_ARGS)
@@ -70,7 +74,7 @@ deb: setup
 bench: setup
 	@$(PY) tools/bench_startup.py || true
 	@$(PY) tools/bench.py
-	@$(PY) -m rescue.space.bench bench
+	@$(PY) -m rescue.cli.bench_space bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache $(DEMO_DIR) bench

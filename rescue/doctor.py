@@ -18,7 +18,10 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, ContextManager, Optional
+
+if TYPE_CHECKING:
+    from rescue.disk.probe import LaunchResult
 
 from rescue.disk import accel as accel_mod
 
@@ -49,7 +52,7 @@ class Check:
 class Report:
     distribution: str          # os-release ID (debian, ubuntu, rhel, almalinux, azurelinux, sles...)
     checks: tuple = ()
-    launch: object = None      # rescue.disk.probe.LaunchResult, None when skipped
+    launch: Optional[LaunchResult] = None     # None when not launched
 
     @property
     def ready(self) -> bool:
@@ -239,7 +242,7 @@ def check_ntfs(result, pk: Packages) -> Check:
 
 def diagnose(*, launch: bool = True, accel: str | None = None,
              notify: Callable[[str], None] | None = None,
-             progress: Callable[[str], object] | None = None) -> Report:
+             progress: Callable[[str], ContextManager] | None = None) -> Report:
     """Run every check; at most one appliance launch (none with launch=False, or when an earlier
     check already shows it cannot work). `progress(label)` wraps the launch (a spinner)."""
     release = os_release()

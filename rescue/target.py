@@ -6,22 +6,20 @@ the same on `osdisk.vhd` and on a `BCD` file copied out of a disk. Files are nam
 
 from __future__ import annotations
 
+import contextlib
+from abc import ABC, abstractmethod
 import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path, PureWindowsPath
+from typing import Iterator, Sequence
 
 from rescue.errors import InputError, NotFoundError, UnsafeStateError
-from rescue.safety.plan import FileRef
+from rescue.report import SILENT, Reporter
+from rescue.fileref import FileRef, win_to_posix  # noqa: F401  (win_to_posix: re-exported)
 
 STAGED_SUFFIX = ".rescue-new"      # a file's new content waits under this name for its rename
-
-
-def win_to_posix(path: str) -> str:
-    """"\\Windows\\System32\\config\\SYSTEM" -> "/Windows/System32/config/SYSTEM"."""
-    parts = [p for p in path.replace("\\", "/").split("/") if p]
-    return "/" + "/".join(parts)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -32,25 +30,34 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-class Target:
-    """Common interface. `workdir` is a host temp folder removed on close."""
+class Target(ABC):
+    """What every command works on, through one interface (a disk set or a hive file).
+    `workdir` is a host temp folder removed on close."""
 
     write: bool = False
 
-    def __init__(self) -> None:
+    def __init__(self, reporter: Reporter | None = None) -> None:
+        # How this command talks to its user while it works (rescue.report); the CLI sets one.
+        self.reporter: Reporter = reporter or SILENT
         self.workdir = Path(tempfile.mkdtemp(prefix="rescue-"))
         self._copies: dict[FileRef, Path] = {}
 
     # files
-    def exists(self, ref: FileRef) -> bool: raise NotImplementedError
-    def size(self, ref: FileRef) -> int: raise NotImplementedError
-    def sha256(self, ref: FileRef) -> str: raise NotImplementedError
-    def _download(self, ref: FileRef, dest: Path) -> None: raise NotImplementedError
+    @abstractmethod
+    def exists(self, ref: FileRef) -> bool: ...
+    @abstractmethod
+    def size(self, ref: FileRef) -> int: ...
+    @abstractmethod
+    def sha256(self, ref: FileRef) -> str: ...
+    @abstractmethod
+    def _download(self, ref: FileRef, dest: Path) -> None: ...
+    @abstractmethod
     def stage(self, host_file: Path, ref: FileRef) -> None:
         """Write `host_file` beside `ref` under its temporary name (STAGED_SUFFIX), the original
         untouched; on the disk only once the next sync() returns."""
         raise NotImplementedError
 
+    @abstractmethod
     def switch(self, ref: FileRef) -> None:
         """Rename the staged copy over `ref`: atomic, so a crash leaves the old or the new file."""
         raise NotImplementedError
@@ -66,11 +73,17 @@ class Target:
         if durable:
             self.sync()
 
-    def copy(self, src: FileRef, dst: FileRef) -> None: raise NotImplementedError
-    def delete(self, ref: FileRef) -> None: raise NotImplementedError
-    def rename(self, src: FileRef, dst: FileRef) -> None: raise NotImplementedError  # atomic, same volume
-    def makedirs(self, ref: FileRef) -> None: raise NotImplementedError
-    def listdir(self, ref: FileRef) -> list[str]: raise NotImplementedError
+    @abstractmethod
+    def copy(self, src: FileRef, dst: FileRef) -> None: ...
+    @abstractmethod
+    def delete(self, ref: FileRef) -> None: ...
+    @abstractmethod
+    def rename(self, src: FileRef, dst: FileRef) -> None:
+        """Atomic, on the same volume."""
+    @abstractmethod
+    def makedirs(self, ref: FileRef) -> None: ...
+    @abstractmethod
+    def listdir(self, ref: FileRef) -> list[str]: ...
 
     def sha256_folder(self, ref: FileRef) -> dict[str, str]:
         """{name: sha256} of the files directly in folder `ref` (a disk target does it in one call)."""
@@ -78,9 +91,12 @@ class Target:
         base = ref.path.rstrip(sep)
         return {n: self.sha256(FileRef(base + sep + n, ref.disk, ref.partition)) for n in self.listdir(ref)}
 
-    def write_bytes(self, ref: FileRef, data: bytes) -> None: raise NotImplementedError
-    def read_bytes(self, ref: FileRef) -> bytes: raise NotImplementedError
-    def free_bytes(self, ref: FileRef) -> int | None: raise NotImplementedError
+    @abstractmethod
+    def write_bytes(self, ref: FileRef, data: bytes) -> None: ...
+    @abstractmethod
+    def read_bytes(self, ref: FileRef) -> bytes: ...
+    @abstractmethod
+    def free_bytes(self, ref: FileRef) -> int | None: ...
     def sync(self) -> None: pass
     def describe(self, ref: FileRef) -> str: return ref.path
 
@@ -143,8 +159,8 @@ class Target:
 class HostFileTarget(Target):
     """A bare hive (BCD or SYSTEM...) given directly. Refs are host paths; backups go beside it."""
 
-    def __init__(self, path: str, *, write: bool = False):
-        super().__init__()
+    def __init__(self, path: str, *, write: bool = False, reporter: Reporter | None = None):
+        super().__init__(reporter)
         if not os.path.exists(path):
             raise InputError(f"{path} does not exist.")
         self.path = os.path.abspath(path)
@@ -232,8 +248,8 @@ class HostFileTarget(Target):
 class DiskTarget(Target):
     """Files on the attached disks' volumes, through the command's single DiskSession."""
 
-    def __init__(self, session, layout):
-        super().__init__()
+    def __init__(self, session, layout, *, reporter: Reporter | None = None):
+        super().__init__(reporter)
         self.session = session
         self.layout = layout
         self.write = session.write
@@ -329,3 +345,78 @@ class DiskTarget(Target):
         if root is None:
             raise NotFoundError("No Windows volume to keep backups on.")
         return FileRef("\\rescue-backup", root.disk, root.partition)
+
+
+def is_hive_target(path: str) -> bool:
+    from rescue.hive.regf import is_hive_file
+
+    return os.path.isfile(path) and is_hive_file(path)
+
+
+@contextlib.contextmanager
+def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = None,
+               accel: str | None = None, root: str | None = None, images: Sequence | None = None,
+               reporter: Reporter | None = None) -> Iterator[DiskTarget]:
+    """Detect formats, launch ONE appliance (ground rule 4), discover the Windows layout.
+
+    Yields a DiskTarget whose `.session` and `.layout` the command uses. `images`: already detected
+    DiskImages for `paths` (e.g. disk 0 opened through a staging overlay)."""
+    from rescue.disk.formats import check_not_in_use, check_writable, detect
+    from rescue.disk.session import DiskSession
+    from rescue.errors import UsageError
+    from rescue.layout import discover
+
+    reporter = reporter or SILENT
+    if not paths:
+        raise UsageError("Give at least one disk (an image file or a block device).")
+    images = list(images) if images is not None else [detect(p, fmt) for p in paths]
+    if write:
+        # An appliance left by a killed rescue run may still hold the image's lock: reap our own
+        # orphans first, so the in-use check below only refuses for someone else's process.
+        from rescue.disk.session import reap_orphans
+
+        reap_orphans()
+        for img in images:
+            check_writable(img)
+            check_not_in_use(img)
+    session = DiskSession(images, write=write, accel=accel, notify=reporter.warn)
+    try:
+        label = "Starting the libguestfs appliance" + (" (read-write)" if write else " (read-only)")
+        with reporter.progress(f"{label}…"):
+            session.launch()
+        target = DiskTarget(session, None, reporter=reporter)
+        fetched: dict = {}
+        target.layout = discover(session, root=root, workdir=target.workdir, fetched=fetched)
+        # Hives read during discovery are reused (never downloaded twice in one command).
+        target._copies.update(fetched)
+        try:
+            yield target
+        finally:
+            target.close()
+    finally:
+        session.close()
+
+
+@contextlib.contextmanager
+def open_target(path: str, *, write: bool = False, fmt: str | None = None, accel: str | None = None,
+                root: str | None = None, extra_disks: Sequence[str] = (),
+                reporter: Reporter | None = None) -> Iterator[Target]:
+    """TARGET is a disk image / block device, or a hive file told apart by its `regf` signature
+    (no appliance needed: instant)."""
+    from rescue.errors import UsageError
+
+    if not os.path.exists(path):
+        raise InputError(f"{path} does not exist.",
+                         hint="Give a disk image, a block device such as /dev/sdc, or a hive file.")
+    if is_hive_target(path):
+        if extra_disks:
+            raise UsageError("Extra disks make no sense with a bare hive file.")
+        host = HostFileTarget(path, write=write, reporter=reporter)
+        try:
+            yield host
+        finally:
+            host.close()
+        return
+    with open_disks([path, *extra_disks], write=write, fmt=fmt, accel=accel, root=root,
+                    reporter=reporter) as disks:
+        yield disks

@@ -35,81 +35,31 @@ _TARGET = typer.Argument(..., help="A disk image / block device, or a BCD hive f
 
 
 # --- shared plumbing -------------------------------------------------------------------------
-def store_ref(tgt, store_path: str | None):
-    """The FileRef of the store to work on: the bare hive itself, the layout's BCD, or --store."""
-    from rescue.safety.plan import FileRef
-
-    if not hasattr(tgt, "session"):          # HostFileTarget: TARGET is the store
-        if store_path:
-            raise UsageError("--store picks a store on a disk; TARGET is already a BCD file.")
-        return tgt.main
-    layout = tgt.layout
-    if not store_path:
-        if layout is None or layout.bcd is None:
-            raise NotWindowsError("No BCD store found on the given disk(s) (neither \\EFI\\Microsoft\\Boot\\BCD "
-                                  "on an EFI system partition nor \\Boot\\BCD on an MBR partition).",
-                                  hint="Name one with --store PATH, or give the BCD file itself.")
-        return FileRef(layout.bcd.path, layout.bcd.disk, layout.bcd.partition)
-    path = "\\" + "\\".join(p for p in store_path.replace("/", "\\").split("\\") if p)
-    candidates = []
-    if layout is not None and layout.bcd is not None:
-        candidates.append((layout.bcd.disk, layout.bcd.partition))
-    for v in (layout.volumes if layout is not None else ()):
-        if v.fstype and (v.disk, v.partition) not in candidates:
-            candidates.append((v.disk, v.partition))
-    for disk, part in candidates:
-        ref = FileRef(path, disk, part)
-        try:
-            if tgt.exists(ref):
-                return ref
-        except RescueError:
-            continue                          # a volume that does not mount cannot hold it
-    raise NotFoundError(f"{path} was not found on any volume of the given disk(s).")
-
-
-def host_copy(tgt, ref, discard_hive_logs: bool):
-    """A host copy of the store for reading, pending transaction logs replayed (safety engine)."""
-    from rescue.safety.hivecheck import safe_hive_copy   # not via .apply: reading needs none of the write path
-
-    return safe_hive_copy(tgt, ref, discard_hive_logs=discard_hive_logs)
-
-
-def store_label(tgt, ref) -> str:
-    return ref.path if ref.on_host else tgt.describe(ref)
-
-
-def device_context(tgt):
-    """Attached disks and drive letters for naming partition devices; None for a bare hive file."""
-    from rescue.bcd.devices import DeviceContext
-
-    if not hasattr(tgt, "session") or tgt.layout is None:
-        return None
-    return DeviceContext(tgt.session.disks(), tgt.layout.letters, tgt.layout.disk_paths)
+from rescue.bcd.store import device_context, host_copy, store_label, store_ref  # noqa: E402,F401
 
 
 @contextlib.contextmanager
 def open_store(target: str, *, write: bool = False, store: str | None = None, fmt=None, accel=None,
                root=None, discard_hive_logs: bool = False) -> Iterator:
     """Yields (target, FileRef of the store, BcdStore read from a host copy)."""
-    from rescue.bcd.model import BcdStore
+    from rescue.bcd.store import open_store as read_store
 
     with open_target(target, write=write, fmt=fmt, accel=accel, root=root) as tgt:
         ref = store_ref(tgt, store)
-        local = host_copy(tgt, ref, discard_hive_logs)
-        yield tgt, ref, BcdStore.open(local, name=ref.path)
+        yield tgt, ref, read_store(tgt, ref, discard_hive_logs)
 
 
 def _apply(target: str, title: str, planner, *, dry_run: bool, yes: bool, json_output: bool,
            store: str | None, fmt, accel, root, discard_hive_logs: bool) -> None:
     """Build one plan step from the store with `planner(store, ref)` and run it through the engine."""
-    from rescue.safety.apply import execute
+    from rescue.cli.common import run_plan
     from rescue.safety.plan import Plan
 
     with open_store(target, write=not dry_run, store=store, fmt=fmt, accel=accel, root=root,
                     discard_hive_logs=discard_hive_logs) as (tgt, ref, bcd):
         step = planner(bcd, ref)
-        execute(tgt, Plan(title=title, steps=(step,)), dry_run=dry_run, assume_yes=yes,
-                json_output=json_output, discard_hive_logs=discard_hive_logs)
+        run_plan(tgt, Plan(title=title, steps=(step,)), dry_run=dry_run, yes=yes,
+                 json_output=json_output, discard_hive_logs=discard_hive_logs)
 
 
 def _on_off(text: str) -> bool:

@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 
 from rich.console import Console
 
-from rescue.errors import InputError, UsageError
+from rescue.report import Reporter
 
 # People read stdout; progress, warnings and errors go to stderr so `--json` output stays clean.
 # When piped (logs, CI), rich would wrap tables at 80 columns; keep them readable. No emoji codes:
@@ -49,77 +49,88 @@ def info(message: str) -> None:
     err.print(message)
 
 
-def is_hive_target(path: str) -> bool:
-    from rescue.hive.regf import is_hive_file
+class ConsoleReporter(Reporter):
+    """The core's reporter on a terminal: messages on stderr, typed records drawn as tables on
+    stdout (not with --json: stdout then holds one JSON document), a spinner while the appliance
+    starts, and a y/N prompt before writing (refused without a terminal: scripts pass --yes)."""
 
-    return os.path.isfile(path) and is_hive_file(path)
+    def __init__(self, *, assume_yes: bool = False, json_output: bool = False, quiet: bool = False) -> None:
+        super().__init__(assume_yes=assume_yes)
+        self.json_output = json_output
+        self.quiet = quiet
+
+    def info(self, message: str) -> None:
+        info(message)
+
+    def warn(self, message: str) -> None:
+        warn(message)
+
+    def show(self, target, item) -> None:
+        if self.json_output:
+            return
+        from rescue.cli.views import show
+
+        show(target, item)
+
+    @contextlib.contextmanager
+    def progress(self, label: str) -> Iterator[None]:
+        if self.quiet or not err.is_terminal:
+            yield
+            return
+        with err.status(label, spinner="dots"):
+            yield
+
+    def ask(self, question: str) -> bool:
+        if not sys.stdin or not sys.stdin.isatty():
+            return super().ask(question)      # raises: nobody to ask
+        err.print(f"{question} [y/N] ", end="")
+        try:
+            answer = sys.stdin.readline().strip().lower()
+        except (OSError, ValueError):
+            answer = ""
+        return answer in ("y", "yes")
+
+
+def is_hive_target(path: str) -> bool:
+    from rescue.target import is_hive_target as check
+
+    return check(path)
 
 
 @contextlib.contextmanager
 def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = None,
                accel: str | None = None, root: str | None = None, quiet: bool = False,
-               images: Sequence | None = None) -> Iterator:
-    """Detect formats, launch ONE appliance with a spinner, discover the Windows layout.
+               images: Sequence | None = None, reporter: Reporter | None = None) -> Iterator:
+    """rescue.target.open_disks with the terminal's reporter (spinner, prompts, messages)."""
+    from rescue.target import open_disks as core_open
 
-    Yields a `rescue.target.DiskTarget` whose `.session` and `.layout` the command uses. `images`:
-    already detected DiskImages for `paths` (e.g. one opened through a staging overlay).
-    """
-    from rescue.disk.formats import check_not_in_use, check_writable, detect
-    from rescue.disk.session import DiskSession
-    from rescue.layout import discover
-    from rescue.target import DiskTarget
-
-    if not paths:
-        raise UsageError("Give at least one disk (an image file or a block device).")
-    images = list(images) if images is not None else [detect(p, fmt) for p in paths]
-    if write:
-        # An appliance left by a killed rescue run may still hold the image's lock: reap our own
-        # orphans first, so the in-use check below only refuses for someone else's process.
-        from rescue.disk.session import reap_orphans
-
-        reap_orphans()
-        for img in images:
-            check_writable(img)
-            check_not_in_use(img)
-    session = DiskSession(images, write=write, accel=accel, notify=warn)
-    try:
-        label = "Starting the libguestfs appliance" + (" (read-write)" if write else " (read-only)")
-        if quiet or not err.is_terminal:
-            session.launch()
-        else:
-            with err.status(f"{label}…", spinner="dots"):
-                session.launch()
-        target = DiskTarget(session, None)
-        fetched: dict = {}
-        target.layout = discover(session, root=root, workdir=target.workdir, fetched=fetched)
-        # Hives read during discovery are reused (never downloaded twice in one command).
-        target._copies.update(fetched)
-        try:
-            yield target
-        finally:
-            target.close()
-    finally:
-        session.close()
+    with core_open(paths, write=write, fmt=fmt, accel=accel, root=root, images=images,
+                   reporter=reporter or ConsoleReporter(quiet=quiet)) as target:
+        yield target
 
 
 @contextlib.contextmanager
 def open_target(target: str, *, write: bool = False, fmt: str | None = None, accel: str | None = None,
-                root: str | None = None, extra_disks: Sequence[str] = ()) -> Iterator:
-    """TARGET is a disk image / block device, or a hive file told apart by its `regf` signature
-    (no appliance needed: instant)."""
-    from rescue.target import HostFileTarget
+                root: str | None = None, extra_disks: Sequence[str] = (),
+                reporter: Reporter | None = None) -> Iterator:
+    """rescue.target.open_target with the terminal's reporter."""
+    from rescue.target import open_target as core_open
 
-    if not os.path.exists(target):
-        raise InputError(f"{target} does not exist.",
-                         hint="Give a disk image, a block device such as /dev/sdc, or a hive file.")
-    if is_hive_target(target):
-        if extra_disks:
-            raise UsageError("Extra disks make no sense with a bare hive file.")
-        t = HostFileTarget(target, write=write)
-        try:
-            yield t
-        finally:
-            t.close()
-        return
-    with open_disks([target, *extra_disks], write=write, fmt=fmt, accel=accel, root=root) as t:
+    with core_open(target, write=write, fmt=fmt, accel=accel, root=root, extra_disks=extra_disks,
+                   reporter=reporter or ConsoleReporter()) as t:
         yield t
+
+
+def run_plan(target, plan, *, dry_run: bool, yes: bool, json_output: bool, discard_hive_logs: bool = False):
+    """Hand one plan to the safety engine with this terminal's consent, and tell the user what
+    happened (a table line, or the {plan, result} JSON document)."""
+    from rescue.cli.views import apply_outcome
+    from rescue.safety.apply import execute
+
+    target.reporter = ConsoleReporter(assume_yes=yes, json_output=json_output)
+    result = execute(target, plan, dry_run=dry_run, discard_hive_logs=discard_hive_logs)
+    if json_output:
+        print_json({"plan": plan.to_json(), "result": result.to_json()})
+    else:
+        apply_outcome(result)
+    return result

@@ -1,86 +1,218 @@
-"""`rescue diagnose` and `rescue fix no-memory` (alias `fix 0xC0000017`): the whole article, one launch.
+"""`rescue diagnose`, `rescue fix SCENARIO` and `rescue scenarios`, built from the scenario registry.
+
+Each registered scenario (rescue.repairs.scenarios) becomes `rescue fix NAME` (and `fix ALIAS` for
+its stop codes) with its own options; `rescue diagnose` runs the checks of every scenario (or of
+`--scenario NAME`) in one launch. This module only parses arguments and renders what the runner
+(rescue.repairs.runner) returns.
 
 diagnose: read-only; exit 0 healthy, 1 findings (or an error's own code).
-fix: diagnose → one plan → (dry-run stops) → safety engine (backup once, apply, verify) →
-diagnose again on the result (same session, fresh copies) → what the operator does next.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-from typing import List, Optional
+import inspect
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import typer
+from typer.core import TyperGroup
 
-from rescue.cli.options import (
-    JSON as _JSON,
-    FORMAT as _FMT,
-    ACCEL as _ACCEL,
-    ROOT as _ROOT,
-    DISCARD_LOGS as _LOGS,
-)
-from rescue.cli.common import open_disks, out, print_json
-from rescue.errors import ExitCode, UnsafeStateError
+from rescue.cli.common import ConsoleReporter, open_disks, out, print_json
+from rescue.cli.options import ACCEL, DISCARD_LOGS, FORMAT, JSON, ROOT
+from rescue.cli.views import apply_outcome, render_diagnosis
+from rescue.errors import ExitCode, RescueError
 
 _DISKS = typer.Argument(..., metavar="DISK...", help="OS disk (image or block device), then data disks.")
-_RAM = typer.Option(None, "--ram", help="The VM's memory (e.g. 16G), for the dump-space check.")
-_DUMP = typer.Option(None, "--dump-file", help=r"Where the memory dump goes, e.g. F:\MEMORY.DMP on a data disk.")
-_TEMP = typer.Option("D:", "--temp-drive", help="The temporary drive the page file belongs on (Azure: D:).")
-
-_MARK = {"found": "[red]FOUND[/red]", "ok": "[green]ok[/green]", "unknown": "[yellow]?[/yellow]"}
 
 
-def _options(ram, dump_file, temp_drive, cleanup, discard, expand=False):
-    from rescue.registry.crashdump import parse_size
-    from rescue.repairs.no_memory import FixOptions
-
-    return FixOptions(ram_bytes=parse_size(ram) if ram else None, dump_file=dump_file, temp_drive=temp_drive,
-                      cleanup=cleanup, discard_hive_logs=discard, expand=expand)
+# --- building typer commands from scenario options ---------------------------------------------------
+def _param(name: str, default: Any, annotation: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
-@contextlib.contextmanager
-def _staged_images(disks, expand: Optional[str], allow_large: bool, dry_run: bool, fmt: Optional[str]):
-    """(images for open_disks, Staging or None). With --expand, disk 0 is opened through a qcow2
-    overlay already SIZE big, so the whole fix (grow, backups, edits) runs in one launch and reaches
-    the image only when `Staging.commit()` is called after it succeeded (rescue.space.staging)."""
-    if not expand:
-        yield None, None
+def _option_param(opt) -> inspect.Parameter:
+    from rescue.repairs.base import OptionKind
+
+    if opt.kind is OptionKind.FLAG:
+        return _param(opt.name, typer.Option(bool(opt.default), opt.flag, help=opt.help), bool)
+    return _param(opt.name, typer.Option(opt.default, opt.flag, help=opt.help, metavar=opt.metavar),
+                  Optional[str])
+
+
+def _common_params() -> List[inspect.Parameter]:
+    return [_param("json_output", JSON, bool), _param("fmt", FORMAT, Optional[str]),
+            _param("accel", ACCEL, Optional[str]), _param("root", ROOT, Optional[str]),
+            _param("discard_hive_logs", DISCARD_LOGS, bool)]
+
+
+def _command(body: Callable[[Dict[str, Any]], None], params: Sequence[inspect.Parameter], doc: str) -> Callable:
+    """A function typer can read (signature and annotations) that hands its arguments to `body`."""
+    def command(**kwargs: Any) -> None:
+        body(kwargs)
+
+    command.__signature__ = inspect.Signature(list(params))  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = doc
+    return command
+
+
+def _values(options: Sequence, given: Dict[str, Any], **extra: Any):
+    from rescue.repairs.base import OptionValues
+
+    values = {o.name: o.parse(given.get(o.name)) for o in options}
+    if values.get("temp_drive") is None and any(o.name == "temp_drive" for o in options):
+        values["temp_drive"] = next(o.default for o in options if o.name == "temp_drive")
+    values.update(extra)
+    return OptionValues(values)
+
+
+# --- rescue fix SCENARIO ----------------------------------------------------------------------------
+def _fix_command(scenario, alias_of: Optional[str] = None) -> Callable:
+    params = [_param("disks", _DISKS, List[str]), *(_option_param(o) for o in scenario.options)]
+    if scenario.can_expand:
+        params += [
+            _param("expand", typer.Option(
+                None, "--expand", metavar="SIZE",
+                help="Also grow the OS disk image to SIZE (e.g. 127G; the article allows up to 1T) and the "
+                     "Windows partition and NTFS with it; `fill` grows them into a disk already grown (e.g. by "
+                     "`az disk update`). Cannot be undone by `rescue undo`."), Optional[str]),
+            _param("allow_large", typer.Option(False, "--allow-large", help="Allow --expand beyond 1 TiB."), bool)]
+    params += [_param("dry_run", typer.Option(False, "--dry-run", help="Show the plan; open the disk read-only."),
+                      bool),
+               _param("yes", typer.Option(False, "--yes", "-y", help="Apply without asking (required without "
+                                                                      "a terminal)."), bool),
+               *_common_params()]
+
+    def body(a: Dict[str, Any]) -> None:
+        run_fix_cli(scenario, a)
+
+    doc = (f"Alias of `fix {alias_of}`." if alias_of else
+           f"{scenario.summary}. One plan, one launch; --dry-run shows it, a backup is kept for `rescue undo`.")
+    return _command(body, params, doc)
+
+
+def run_fix_cli(scenario, a: Dict[str, Any]) -> None:
+    from rescue.repairs.runner import run_fix, staged_images
+
+    disks, dry_run, json_output = a["disks"], a["dry_run"], a["json_output"]
+    expand = a.get("expand")
+    options = _values(scenario.options, a, discard_hive_logs=a["discard_hive_logs"], expand=bool(expand))
+    reporter = ConsoleReporter(assume_yes=a["yes"], json_output=json_output)
+    with staged_images(disks, expand, allow_large=a.get("allow_large", False), dry_run=dry_run,
+                       fmt=a["fmt"]) as (images, stage):
+        with open_disks(disks, write=not dry_run, fmt=a["fmt"], accel=a["accel"], root=a["root"],
+                        images=images, reporter=reporter) as target:
+            outcome = run_fix(target, scenario, options, dry_run=dry_run, stage=stage)
+    if json_output:
+        print_json(outcome.to_json())
         return
-    from rescue.disk.formats import check_not_in_use, check_writable, detect
-    from rescue.space.expand import host_checks, target_size
-    from rescue.space.staging import staged
-
-    images = [detect(p, fmt) for p in disks]
-    first = images[0]
-    new_size = first.virtual_size if expand.strip().lower() == "fill" else \
-        target_size(first.virtual_size, size=expand, add=None)
-    host_checks(first, new_size, allow_large=allow_large)
-    if not dry_run:
-        check_writable(first)
-        check_not_in_use(first)
-    with staged(first, new_size, dry_run=dry_run) as stage:
-        yield [stage.working_image, *images[1:]], stage
-
-
-def render_diagnosis(diag, title: str = "Diagnosis: stop error 0xC0000017 (STATUS_NO_MEMORY)") -> None:
-    from rich.table import Table
-
-    t = Table(title=title, title_justify="left", show_lines=False)
-    t.add_column("check")
-    t.add_column("result")
-    t.add_column("evidence", overflow="fold")
-    for f in diag.findings:
-        t.add_row(f.title, _MARK.get(f.status, f.status) + (" (blocks fixes)" if f.blocker else ""), f.evidence)
-    out.print(t)
+    apply_outcome(outcome.result)
+    if outcome.after is None:
+        return
+    render_diagnosis(outcome.after, title="After")
+    if outcome.commit is not None:
+        out.print(f"Committed {outcome.commit.committed_bytes:,} changed bytes into {disks[0]} and read them back"
+                  + (" (the image grew; `rescue undo` cannot shrink it)." if outcome.commit.image_grown else "."))
+    if outcome.result.backup_id:
+        out.print(f"Backup: {outcome.result.backup_id} (undo with `rescue undo {' '.join(disks)}`)")
+    if outcome.next_steps:
+        out.print("[bold]Next steps[/bold]")
+        for i, line in enumerate(outcome.next_steps, 1):
+            out.print(f"  {i}. {line}")
 
 
-def _summary_line(diag) -> None:
+class ScenarioGroup(TyperGroup):
+    """`rescue fix`: one subcommand per registered scenario, built when asked for, so a scenario
+    registered by any module (or a test) is a command without touching this file."""
+
+    def list_commands(self, ctx) -> List[str]:
+        from rescue.repairs.base import scenarios
+
+        names = []
+        for s in scenarios():
+            names.append(s.name)
+            names += [a for a in s.aliases if a.lower().startswith("0x")]
+        return names
+
+    def get_command(self, ctx, cmd_name: str):
+        from rescue.repairs.base import get
+
+        try:
+            scenario = get(cmd_name)
+        except RescueError:
+            return None
+        sub = typer.Typer(add_completion=False)
+        alias_of = None if cmd_name == scenario.name else scenario.name
+        sub.command(cmd_name)(_fix_command(scenario, alias_of))
+        command = typer.main.get_command(sub)
+        command.name = cmd_name
+        return command
+
+
+# --- rescue diagnose ----------------------------------------------------------------------------------
+def _diagnose_options(selected) -> List:
+    seen: Dict[str, Any] = {}
+    for s in selected:
+        for o in s.options:
+            if o.diagnose and o.flag not in seen:
+                seen[o.flag] = o
+    return list(seen.values())
+
+
+def _diagnose_command() -> Callable:
+    from rescue.repairs.base import scenarios
+
+    options = _diagnose_options(scenarios())
+    params = [_param("disks", _DISKS, List[str]),
+              _param("scenario", typer.Option(None, "--scenario", "-s", metavar="NAME",
+                                              help="Only this scenario's checks (a name or alias; repeatable)."),
+                     Optional[List[str]]),
+              *(_option_param(o) for o in options), *_common_params()]
+
+    def body(a: Dict[str, Any]) -> None:
+        from rescue.repairs.base import get
+        from rescue.repairs.context import RepairContext
+        from rescue.repairs.runner import diagnose, diagnosis_json
+
+        selected = tuple(dict.fromkeys(get(n) for n in a["scenario"])) if a.get("scenario") else scenarios()
+        # Options of scenarios registered after this command was built (or fix-only ones) read as
+        # their defaults.
+        every = {o.name: o for s in selected for o in s.options}
+        every.update({o.name: o for o in options})
+        values = _values(list(every.values()), a, discard_hive_logs=a["discard_hive_logs"])
+        disks = a["disks"]
+        reporter = ConsoleReporter(json_output=a["json_output"])
+        with open_disks(disks, fmt=a["fmt"], accel=a["accel"], root=a["root"], reporter=reporter) as target:
+            diag = diagnose(RepairContext(target, values, reporter=reporter), selected)
+        if a["json_output"]:
+            print_json(diagnosis_json(diag, selected))
+        else:
+            render_triage(diag, selected, narrowed=bool(a.get("scenario")))
+        raise typer.Exit(ExitCode.OK if diag.healthy else ExitCode.FINDINGS)
+
+    return _command(body, params,
+                    "Check a disk for every boot failure rescue knows (read-only, one launch) and print the "
+                    "command that fixes each one found. Exit 0 healthy, 1 problems found.")
+
+
+def render_triage(diag, selected, *, narrowed: bool) -> None:
+    from rescue.repairs.findings import Diagnosis, OK
+
+    blockers = [f for f in diag.findings if f.scenario is None]
+    if blockers:
+        render_diagnosis(Diagnosis(diag.disks, tuple(blockers)), title="Unsafe states (block every fix)")
+    quiet = []
+    for s in selected:
+        mine = diag.of_scenario(s.name)
+        if not narrowed and len(selected) > 1 and all(f.status == OK for f in mine):
+            quiet.append(s.name)
+            continue
+        render_diagnosis(Diagnosis(diag.disks, mine), title=f"{s.name}: {s.title}")
+    if quiet:
+        out.print(f"No problem found by: {', '.join(quiet)}.")
     if diag.blockers:
         out.print("[red]A fix is blocked until the unsafe state above is cleared; nothing can be written safely.[/red]")
     elif diag.healthy:
-        out.print("[green]Healthy: none of the article's causes were found.[/green]")
+        out.print("[green]Healthy: none of the causes checked were found.[/green]")
     else:
         cmds = diag.fix_commands()
         out.print(f"{len(diag.found)} problem(s) found." + (" Fix them with:" if cmds else ""))
@@ -88,107 +220,28 @@ def _summary_line(diag) -> None:
             out.print(f"  {c}", markup=False, highlight=False)
 
 
+# --- registration ----------------------------------------------------------------------------------
 def register(app: typer.Typer) -> None:
-    @app.command()
-    def diagnose(disks: List[str] = _DISKS, ram: Optional[str] = _RAM, dump_file: Optional[str] = _DUMP,
-                 temp_drive: str = _TEMP, json_output: bool = _JSON, fmt: Optional[str] = _FMT,
-                 accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-                 discard_hive_logs: bool = _LOGS) -> None:
-        """Check every cause of 0xC0000017 the article names (read-only); print the fixing command.
-        Exit 0 healthy, 1 problems found."""
-        from rescue.repairs.no_memory import diagnose as run_diagnose
+    app.command("diagnose")(_diagnose_command())
 
-        opts = _options(ram, dump_file, temp_drive, False, discard_hive_logs)
-        with open_disks(disks, write=False, fmt=fmt, accel=accel, root=root) as target:
-            diag, _ = run_diagnose(target, opts)
-        if json_output:
-            print_json(diag.to_json())
-        else:
-            render_diagnosis(diag)
-            _summary_line(diag)
-        raise typer.Exit(ExitCode.OK if diag.healthy else ExitCode.FINDINGS)
-
-    fix_app = typer.Typer(help="Repair a disk for a named stop error.", no_args_is_help=True)
+    fix_app = typer.Typer(cls=ScenarioGroup, no_args_is_help=True,
+                          help="Repair a disk for a named boot failure (`rescue scenarios` lists them).")
     app.add_typer(fix_app, name="fix")
 
-    def no_memory(disks: List[str] = _DISKS, ram: Optional[str] = _RAM, dump_file: Optional[str] = _DUMP,
-                  temp_drive: str = _TEMP,
-                  cleanup: bool = typer.Option(False, "--cleanup", help="Also remove what Disk Cleanup removes (not backed up)."),
-                  expand: Optional[str] = typer.Option(
-                      None, "--expand", metavar="SIZE",
-                      help="Also grow the OS disk image to SIZE (e.g. 127G; the article allows up to 1T) and the "
-                           "Windows partition and NTFS with it; `fill` grows them into a disk already grown "
-                           "(e.g. by `az disk update`). Cannot be undone by `rescue undo`."),
-                  allow_large: bool = typer.Option(False, "--allow-large", help="Allow --expand beyond 1 TiB."),
-                  dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; open the disk read-only."),
-                  yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking (required without a terminal)."),
-                  json_output: bool = _JSON, fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL,
-                  root: Optional[str] = _ROOT, discard_hive_logs: bool = _LOGS) -> None:
-        """Fix stop error 0xC0000017: every step of Azure's article that applies, one plan, one launch."""
-        from rescue.repairs.no_memory import diagnose as run_diagnose
-        from rescue.repairs.no_memory import next_steps, plan_fix
-        from rescue.safety.apply import execute
+    @app.command("scenarios")
+    def scenarios_cmd(json_output: bool = JSON) -> None:
+        """List the boot failures rescue diagnoses and fixes: name, aliases (stop codes), summary."""
+        from rich.table import Table
 
-        opts = _options(ram, dump_file, temp_drive, cleanup, discard_hive_logs, expand=bool(expand))
-        with _staged_images(disks, expand, allow_large, dry_run, fmt) as (images, stage), \
-                open_disks(disks, write=not dry_run, fmt=fmt, accel=accel, root=root, images=images) as target:
-            before, facts = run_diagnose(target, opts)
-            if before.blockers:
-                if not json_output:
-                    render_diagnosis(before)
-                first = before.blockers[0]
-                raise UnsafeStateError(f"Refusing to fix: {first.evidence}.",
-                                       hint="Nothing was written. Clear that state first (see the diagnosis).")
-            if not json_output:
-                render_diagnosis(before, title="Before")
-            plan = plan_fix(target, before, facts, opts)
-            if json_output:
-                # One JSON document for the whole run: capture the engine's {plan, result} and nest it.
-                buf = io.StringIO()
-                with contextlib.redirect_stdout(buf):
-                    result = execute(target, plan, dry_run=dry_run, assume_yes=yes, json_output=True,
-                                     discard_hive_logs=discard_hive_logs)
-                doc = {"before": before.to_json(), **json.loads(buf.getvalue()), "after": None,
-                       "backup": result.backup_id, "commit": None}
-            else:
-                result = execute(target, plan, dry_run=dry_run, assume_yes=yes, json_output=False,
-                                 discard_hive_logs=discard_hive_logs)
-            if dry_run or result.nothing_to_do:
-                if json_output:
-                    print_json(doc)
-                return
-            from rescue.layout_scan import refresh_usage
+        from rescue.repairs.base import scenarios
 
-            # The engine dropped the host copies of every file it changed (keeping the ones it read
-            # back as identical to what it wrote); nothing else changed, so the rest stay valid.
-            target.layout = refresh_usage(target.session, target.layout)
-            # The cleanup categories were walked minutes ago in this launch; only the files the
-            # engine deleted (and read back as gone) changed there.
-            prior = None
-            if facts.get("scan") is not None:
-                win = target.layout.root
-                prior = (facts["scan"], {f.path for f in result.files
-                                         if (f.disk, f.partition) == (win.disk, win.partition)})
-            after, _ = run_diagnose(target, opts, prior_scan=prior)
-            target.close()
-            target.session.close()
-            # Only now, with the launch over and everything verified in the overlay, does the image
-            # grow and receive the changes (then read back).
-            committed = stage.commit() if stage is not None else None
+        items = scenarios()
         if json_output:
-            doc["after"] = after.to_json()
-            doc["commit"] = committed.to_json() if committed else None
-            print_json(doc)
+            print_json({"scenarios": [s.to_json() for s in items]})
             return
-        render_diagnosis(after, title="After")
-        if committed is not None:
-            out.print(f"Committed {committed.committed_bytes:,} changed bytes into {disks[0]} and read them back"
-                      + (" (the image grew; `rescue undo` cannot shrink it)." if committed.image_grown else "."))
-        if result.backup_id:
-            out.print(f"Backup: {result.backup_id} (undo with `rescue undo {' '.join(disks)}`)")
-        out.print("[bold]Next steps[/bold]")
-        for i, line in enumerate(next_steps(target.layout, grown=result.prelude is not None), 1):
-            out.print(f"  {i}. {line}")
-
-    fix_app.command("no-memory")(no_memory)
-    fix_app.command("0xC0000017", hidden=False, help="Alias of `fix no-memory`.")(no_memory)
+        t = Table(title="Scenarios (`rescue fix NAME DISK...`)", title_justify="left")
+        for col in ("name", "aliases", "summary"):
+            t.add_column(col, overflow="fold")
+        for s in items:
+            t.add_row(s.name, ", ".join(s.aliases), s.summary)
+        out.print(t)

@@ -24,7 +24,7 @@ from rescue.errors import ExitCode, RescueError
 # checks the names against what each module really registers).
 COMMAND_MODULES = {
     "inspect_cmd": ("inspect",),
-    "fix_cmd": ("diagnose", "fix"),
+    "fix_cmd": ("diagnose", "fix", "scenarios"),
     "bcd_cmd": ("bcd",),
     "reg_cmd": ("reg", "pagefile", "crashdump"),
     "space_cmd": ("cleanup", "expand", "frag", "fragmentation"),

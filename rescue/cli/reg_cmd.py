@@ -62,11 +62,11 @@ def _open_key(tgt, spec, user, discard_hive_logs):
 
 
 def _execute(tgt, title: str, step, *, dry_run: bool, yes: bool, json_output: bool, discard_hive_logs: bool):
-    from rescue.safety.apply import execute
+    from rescue.cli.common import run_plan
     from rescue.safety.plan import Plan
 
-    return execute(tgt, Plan(title=title, steps=(step,)), dry_run=dry_run, assume_yes=yes,
-                   json_output=json_output, discard_hive_logs=discard_hive_logs)
+    return run_plan(tgt, Plan(title=title, steps=(step,)), dry_run=dry_run, yes=yes,
+                    json_output=json_output, discard_hive_logs=discard_hive_logs)
 
 
 def _raw(text: str) -> None:

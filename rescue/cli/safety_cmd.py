@@ -30,17 +30,25 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Restore the files of the latest (or --backup ID) backup byte-identically (sha256-verified).
         The current state is backed up first, so an undo can be undone."""
+        from rescue.cli.common import ConsoleReporter
+        from rescue.cli.views import undo_outcome
         from rescue.safety.undo import undo
 
-        with open_target(target, write=not dry_run, fmt=fmt, accel=accel, root=root) as tgt:
-            undo(tgt, backup_id=backup, dry_run=dry_run, assume_yes=yes, json_output=json_output)
+        reporter = ConsoleReporter(assume_yes=yes, json_output=json_output)
+        with open_target(target, write=not dry_run, fmt=fmt, accel=accel, root=root, reporter=reporter) as tgt:
+            result = undo(tgt, backup_id=backup, dry_run=dry_run)
+        if json_output:
+            print_json({"backup": result.manifest.summary_json() if result.manifest else None,
+                        "result": result.to_json()})
+        else:
+            undo_outcome(result)
 
     @app.command("backups")
     def backups_cmd(target: str = _TARGET, json_output: bool = _JSON, fmt: Optional[str] = _FMT,
                     accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT) -> None:
         """List the backups rescue made on TARGET (id, created, kind, status, files)."""
         from rescue.safety.backup import list_backups
-        from rescue.safety.undo import backups_table
+        from rescue.cli.views import backups_table
 
         with open_target(target, write=False, fmt=fmt, accel=accel, root=root) as tgt:
             manifests = list_backups(tgt)

@@ -44,7 +44,7 @@ def _bcd_section(target) -> Section | None:
     """Issue 4 item 3: store path, default loader, bad-memory list, EMS state, EMS port/baud."""
     from rescue.bcd.model import BcdStore
     from rescue.bcd.summary import summarize
-    from rescue.cli.bcd_cmd import host_copy, store_ref
+    from rescue.bcd.store import host_copy, store_ref
     from rescue.cli.common import out
 
     if target.layout is None or target.layout.bcd is None:

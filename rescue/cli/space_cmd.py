@@ -8,16 +8,14 @@ growing an image file is not a file change the engine could back up.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import sys
 from typing import List, Optional
 
 import typer
 from rich.table import Table
 
-from rescue.cli.common import err, open_target, out, print_json, warn
+from rescue.cli.common import ConsoleReporter, err, open_target, out, print_json, warn
+from rescue.cli.views import apply_outcome
 from rescue.errors import DeclinedError, UsageError
 
 _JSON = typer.Option(False, "--json", help="Machine-readable output (stable keys).")
@@ -77,21 +75,16 @@ def cleanup(disks: List[str], *, dry_run: bool, yes: bool, json_output: bool, in
         # listed real spellings), keeps the plan and the manifest of what was deleted on the disk,
         # and reports what could not be deleted. In --json mode its document is folded into ours,
         # so stdout holds exactly one JSON document.
-        if json_output:
-            buf = io.StringIO()
-            with contextlib.redirect_stdout(buf):
-                result = execute(tgt, plan, dry_run=dry_run, assume_yes=yes, json_output=True,
-                                 discard_hive_logs=discard_hive_logs)
-            engine = json.loads(buf.getvalue() or "{}")
-        else:
-            result = execute(tgt, plan, dry_run=dry_run, assume_yes=yes, json_output=False,
-                             discard_hive_logs=discard_hive_logs)
+        tgt.reporter = ConsoleReporter(assume_yes=yes, json_output=json_output)
+        result = execute(tgt, plan, dry_run=dry_run, discard_hive_logs=discard_hive_logs)
+        if not json_output:
+            apply_outcome(result)
         apply_s = time.monotonic() - started
         after = None
         if result.applied:
             after = tgt.session.usage(tgt.session.mount(part, write=tgt.write)).free_bytes
         if json_output:
-            print_json({"cleanup": scan.to_json(), "plan": engine.get("plan"), "result": engine.get("result"),
+            print_json({"cleanup": scan.to_json(), "plan": plan.to_json(), "result": result.to_json(),
                         "free_before": scan.free_bytes, "free_after": after,
                         "seconds": {"scan": round(scan_s, 2), "apply": round(apply_s, 2)}})
         elif after is not None:

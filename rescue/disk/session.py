@@ -28,7 +28,15 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import guestfs
+from rescue.errors import ApplianceError
+
+try:
+    import guestfs
+except ImportError:   # a distribution package (python3-guestfs), never from pip: say so, exit 10
+    raise ApplianceError("The libguestfs Python bindings are not installed for this Python.",
+                         hint="Install python3-guestfs (README \"Install\" names the package of each "
+                              "distribution); in a venv, create it with --system-site-packages. "
+                              "`rescue doctor` checks the rest.") from None
 
 from rescue.disk import accel as accel_mod
 from rescue.disk.formats import DiskImage
@@ -263,7 +271,7 @@ class DiskSession:
 
     def _write_record(self) -> None:
         try:
-            qemu = self._g.get_pid()
+            qemu = self.g.get_pid()
             d = runs_dir()
             d.mkdir(parents=True, exist_ok=True)
             self._record = d / f"{os.getpid()}-{qemu}.json"

@@ -10,10 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import hivex
+from rescue.errors import ApplianceError, CorruptHiveError, InputError, NotFoundError
 
-from rescue.errors import CorruptHiveError, InputError, NotFoundError
-from rescue.hive import values as V
+try:
+    import hivex
+except ImportError:   # a distribution package (python3-hivex), never from pip: say so, exit 10
+    raise ApplianceError("The hivex Python bindings are not installed for this Python.",
+                         hint="Install python3-hivex (README \"Install\" names the package of each "
+                              "distribution); in a venv, create it with --system-site-packages. "
+                              "`rescue doctor` checks the rest.") from None
+
+from rescue.hive import values as V  # noqa: E402
 
 
 class _Hivex(hivex.Hivex):
@@ -197,7 +204,7 @@ class Hive:
         self._dirty = False
 
     def close(self) -> None:
-        self._h = None
+        self._h = None  # type: ignore[assignment]  # closed: any later call fails loudly
 
     def __enter__(self) -> "Hive":
         return self

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+from rescue.units import format_bytes, parse_size  # noqa: F401  (parse_size: --ram)
 from rescue.errors import RescueError, UsageError
 from rescue.hive import values as V
 from rescue.registry.paths import control_set_key, control_sets, current_control_set
@@ -119,7 +120,7 @@ def read_crashdump(system) -> CrashDumpReport:
     """CrashControl settings of every control set of a SYSTEM hive (host path or open Hive)."""
     hive = _open(system)
     try:
-        current, notes = current_control_set(hive), ()
+        current, notes = current_control_set(hive), ()  # type: tuple[int | None, tuple[str, ...]]
     except RescueError as exc:
         current, notes = None, (str(exc),)
     return CrashDumpReport(current, tuple(_read(hive, n) for n in control_sets(hive)), notes)
@@ -165,27 +166,10 @@ def plan_crashdump_enable(system, ref: FileRef, *, dump_file: str = DEFAULT_DUMP
 
 
 # --- step 5b: is there room for the dump? ------------------------------------------------------------
-_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    """"16G", "16GiB", "16 GB", "4096M", "17179869184" -> bytes (binary units: RAM is sized in GiB)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", text.upper())
-    if not m:
-        raise UsageError(f"{text!r} is not a size: give e.g. 16G, 3.5G or 4096M.")
-    n = int(float(m.group(1)) * _UNITS[m.group(2)])
-    if n <= 0:
-        raise UsageError(f"{text!r} is not a positive size.")
-    return n
 
 
 def human(n: int | None) -> str:
-    if n is None:
-        return "unknown"
-    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} bytes"
+    return format_bytes(n)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from rescue.registry.findings import WheaBadPages, read_whea_badpages, registry_
 from rescue.registry.pagefile import (DEFAULT_TEMP_DRIVE, FoundPagefile, PagefileLocation, PagefileReport,
                                       locate, norm_drive, read_pagefile_settings, scan_pagefiles)
 from rescue.repairs.findings import Finding
+from rescue.fileref import FileRef
 from rescue.safety.hivecheck import open_hive  # noqa: F401  (re-exported: its home is the safety layer)
-from rescue.safety.plan import FileRef
 
 
 def system_ref(target) -> FileRef:

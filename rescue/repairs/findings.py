@@ -2,32 +2,70 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import shlex
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Optional, Sequence
 
-FOUND, OK, UNKNOWN = "found", "ok", "unknown"
+
+class Status(str, Enum):
+    """What a check saw. A str enum: JSON shows the value, and comparisons with the plain strings
+    scripts already use ("found") keep working."""
+
+    FOUND = "found"         # the problem is there
+    OK = "ok"               # checked, not there
+    UNKNOWN = "unknown"     # could not tell (say why in the evidence)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FOUND, OK, UNKNOWN = Status.FOUND, Status.OK, Status.UNKNOWN
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One cause the article names, checked: found / ok (not found) / unknown (cannot tell)."""
+    """One cause, checked: found / ok (not found) / unknown (cannot tell), with what was seen."""
 
     id: str                 # stable key for scripts, e.g. "bcd-badmemory"
     title: str              # what was checked, in words
-    status: str             # FOUND | OK | UNKNOWN
+    status: Status
     evidence: str           # what was seen, e.g. "badmemorylist holds 3 pages: 0x1f3a, ..."
-    fixable: bool = False   # `rescue fix no-memory` repairs it (possibly with an option)
-    fix_option: str | None = None   # the option the fix needs for it, e.g. "--cleanup"
+    fixable: bool = False   # the scenario's fix repairs it (possibly with an option)
+    fix_option: Optional[str] = None   # the option the fix needs for it, e.g. "--cleanup"
     blocker: bool = False   # an unsafe state that blocks any fix (BitLocker, hibernation, dirty hive)
+    scenario: Optional[str] = None     # the scenario whose check made it (None: a disk-wide state)
 
     def to_json(self) -> dict:
-        return {"id": self.id, "title": self.title, "status": self.status, "evidence": self.evidence,
-                "fixable": self.fixable, "fix_option": self.fix_option, "blocker": self.blocker}
+        return {"id": self.id, "title": self.title, "status": self.status.value, "evidence": self.evidence,
+                "fixable": self.fixable, "fix_option": self.fix_option, "blocker": self.blocker,
+                "scenario": self.scenario}
+
+    def of(self, scenario: str) -> "Finding":
+        return replace(self, scenario=scenario)
+
+
+def quote(s: str) -> str:
+    return shlex.quote(s)
+
+
+def fix_command(scenario: str, disks: Sequence[str], findings: Sequence[Finding]) -> Optional[str]:
+    """The exact command that fixes what `findings` found, or None when nothing there is fixable:
+    `rescue fix SCENARIO DISK...` with the options the findings ask for (--cleanup, --expand SIZE)."""
+    fixable = [f for f in findings if f.status == FOUND and f.fixable]
+    if not fixable:
+        return None
+    opts = sorted({f.fix_option for f in fixable if f.fix_option})
+    return " ".join(["rescue fix", scenario, *(quote(d) for d in disks), *opts])
 
 
 @dataclass(frozen=True)
 class Diagnosis:
+    """Findings of one or more scenarios' checks on one disk set, plus the disk-wide blockers."""
+
     disks: tuple[str, ...]
     findings: tuple[Finding, ...] = field(default_factory=tuple)
+    scenarios: tuple[str, ...] = ()     # the scenarios whose checks ran, in registry order
 
     @property
     def found(self) -> tuple[Finding, ...]:
@@ -41,18 +79,19 @@ class Diagnosis:
     def healthy(self) -> bool:
         return not self.found
 
-    def fix_commands(self) -> list[str]:
-        """The exact command that fixes what was found (empty when nothing to fix or blocked): one
-        `rescue fix no-memory` run with the options the findings ask for (--cleanup, --expand SIZE).
-        A list, so a future finding that needs its own command has a place."""
-        fixable = [f for f in self.found if f.fixable]
-        if not fixable or self.blockers:
-            return []
-        disks = " ".join(_quote(d) for d in self.disks)
-        opts = sorted({f.fix_option for f in fixable if f.fix_option})
-        return [" ".join(["rescue fix no-memory", disks, *opts])]
+    def of_scenario(self, name: str) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.scenario == name)
 
-    def fix_command(self) -> str | None:
+    def fix_commands(self) -> list[str]:
+        """One exact fixing command per scenario with something fixable, in registry order (empty
+        when a blocker stops every fix)."""
+        if self.blockers:
+            return []
+        names = self.scenarios or tuple(dict.fromkeys(f.scenario for f in self.findings if f.scenario))
+        cmds = [fix_command(n, self.disks, self.of_scenario(n)) for n in names]
+        return [c for c in cmds if c]
+
+    def fix_command(self) -> Optional[str]:
         cmds = self.fix_commands()
         return " && ".join(cmds) if cmds else None
 
@@ -61,9 +100,3 @@ class Diagnosis:
                 "findings": [f.to_json() for f in self.findings],
                 "blockers": [f.id for f in self.blockers],
                 "fix_command": self.fix_command(), "fix_commands": self.fix_commands()}
-
-
-def _quote(s: str) -> str:
-    import shlex
-
-    return shlex.quote(s)

@@ -25,10 +25,12 @@ import shutil
 import signal
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from rescue.errors import RescueError, UnsafeStateError, VerifyError, WriteFailedError
 from rescue.hive.regf import read_header
 from rescue.safety import backup as B
+from rescue.report import SILENT, Reporter
 from rescue.safety import render
 from rescue.safety.hivecheck import HiveState, announce, assess, forget
 from rescue.safety.hivecheck import safe_hive_copy  # noqa: F401  (public entry point, see the brief)
@@ -48,7 +50,10 @@ class ApplyResult:
     files: tuple[FileRef, ...]           # files written or deleted
     backup_location: str | None = None
     notes: tuple[str, ...] = ()
-    prelude: object = None               # what Plan.prelude.run() returned (has .to_json())
+    prelude: Any = None                  # what Plan.prelude.run() returned (has .to_json())
+    target_label: str = ""               # the TARGET as given (for `rescue undo TARGET`)
+    changes: int = 0                     # changes applied
+    changed_files: int = 0               # files they touched
 
     def to_json(self) -> dict:
         return {"applied": self.applied, "dry_run": self.dry_run, "nothing_to_do": self.nothing_to_do,
@@ -222,7 +227,7 @@ def _verify_hive(path: Path, changes: list, label: str) -> None:
     value wins; a deleted key takes its values with it unless a later change recreates them)."""
     from rescue.hive import Hive
 
-    values: dict[tuple[str, str], tuple] = {}
+    values: dict[tuple[str, str], tuple | None] = {}
     keys: dict[str, bool] = {}
     for c in changes:
         k = c.key.lower().strip("\\")
@@ -398,47 +403,40 @@ def _rollback(target, manifest: B.Manifest, started: list[FileRef]) -> tuple[lis
     return restored, problems
 
 
-def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output: bool,
+def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = None,
             discard_hive_logs: bool = False) -> ApplyResult:
-    from rescue.cli.common import info, out, print_json, warn
-
-    def finish(result: ApplyResult) -> ApplyResult:
-        if json_output:
-            print_json({"plan": plan.to_json(), "result": result.to_json()})
-        return result
-
-    if not json_output:
-        render.print_plan(target, plan)
+    """Apply `plan` to `target` the safe way (the module's docstring says how). The plan is shown
+    through the reporter before anything happens, and applied only with its consent
+    (`reporter.confirm`: --yes, or a yes at the prompt). Returns what was done; the caller tells
+    the user (nothing to do, dry run, applied)."""
+    reporter = reporter or getattr(target, "reporter", None) or SILENT
+    reporter.show(target, plan)
     if plan.empty:
-        if not json_output:
-            out.print("Nothing to do: the disk already is as the plan wants it; nothing was written.")
-        return finish(ApplyResult(None, False, True, dry_run, ()))
+        return ApplyResult(None, False, True, dry_run, ())
     if dry_run:
-        if not json_output:
-            out.print("Dry run: nothing was written.")
-        return finish(ApplyResult(None, False, False, True, ()))
+        return ApplyResult(None, False, False, True, ())
     if not target.write:
         raise RuntimeError("execute() needs a target opened for writing")  # caller bug
 
     prep = _prepare(target, plan, discard_hive_logs)
     for w in prep.works:
         if isinstance(w, _HiveWork):
-            announce(target, w.state)
+            announce(target, w.state, reporter=reporter)
     n_files = len(plan.files_touched())
     if plan.prelude is None:
         _check_room(target, prep)
-        render.confirm(f"Apply {len(plan.changes)} change(s) to {n_files} file(s)?", assume_yes=assume_yes)
+        reporter.confirm(f"Apply {len(plan.changes)} change(s) to {n_files} file(s)?")
         pre = None
     else:
         # The prelude (growing the volume) makes the room the backup may need, so room is checked
         # after it. Its writes sit in the command's staging overlay until the command commits.
         question = plan.prelude.title + (f", then apply {len(plan.changes)} change(s) to {n_files} file(s)?"
                                          if plan.changes else "?")
-        render.confirm(question, assume_yes=assume_yes)
+        reporter.confirm(question)
         pre = plan.prelude.run()
         _check_room(target, prep)
         if not plan.changes:
-            return finish(ApplyResult(None, True, False, False, (), prelude=pre))
+            return ApplyResult(None, True, False, False, (), prelude=pre)
 
     faults = Faults.from_env()
     label = render.target_label(target)
@@ -446,7 +444,7 @@ def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output:
     manifest = B.make_backup(target, prep.keeps, kind="apply", target_label=label, plan=plan.to_json(),
                              notes=tuple(prep.notes), synced=False)
     where = B.location(target, manifest.id)
-    info(f"Backup {manifest.id} written to {where}.")
+    reporter.info(f"Backup {manifest.id} written to {where}.")
 
     started: list[FileRef] = []
     notes = list(prep.notes)
@@ -467,13 +465,13 @@ def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output:
         if unrecoverable:
             msg = (f"Writing failed ({what}), and restoring from backup {manifest.id} failed too "
                    f"({'; '.join(unrecoverable[:3])}).")
-            hint = f"Run `rescue undo {label} --backup {manifest.id}` to restore the originals from {where}."
+            hint: str | None = f"Run `rescue undo {label} --backup {manifest.id}` to restore the originals from {where}."
         else:
             msg = (f"Writing failed ({what}). Rolled back: {len(restored)} file(s) restored from backup "
                    f"{manifest.id} ({where}); the files are as before.")
             hint = " ".join(p for p in problems) or None
         if isinstance(exc, KeyboardInterrupt):
-            warn(msg)
+            reporter.warn(msg)
             raise
         raise (VerifyError if isinstance(exc, VerifyError) else WriteFailedError)(msg, hint=hint) from None
 
@@ -487,9 +485,6 @@ def execute(target, plan: Plan, *, dry_run: bool, assume_yes: bool, json_output:
     # treats as in effect, so nothing is lost either way.
     B.write_manifest(target, replace(manifest, status="applied", files=entries, notes=tuple(notes)), durable=False)
     for note in notes[len(prep.notes):]:
-        warn(note)
-    result = ApplyResult(manifest.id, True, False, False, files, where, tuple(notes), prelude=pre)
-    if not json_output:
-        out.print(f"[green]Applied[/green] {len(plan.changes)} change(s) to {n_files} file(s); each was read back "
-                  f"and matches. Backup {manifest.id} is in {where}; `rescue undo {label}` restores it.")
-    return finish(result)
+        reporter.warn(note)
+    return ApplyResult(manifest.id, True, False, False, files, where, tuple(notes), prelude=pre,
+                       target_label=label, changes=len(plan.changes), changed_files=n_files)

@@ -1,15 +1,10 @@
-"""How plans, results and backups look: rich tables for people, stable JSON for machines, and the
-confirmation prompt (which never hangs a script: without a terminal, --yes is required)."""
+"""Words for plans, files and values, shared by the engine's messages and the CLI's tables (which
+are drawn in rescue.cli.views: this module stays free of any terminal library)."""
 
 from __future__ import annotations
 
-import sys
-
-from rich.table import Table
-
-from rescue.errors import DeclinedError, UsageError
 from rescue.hive.values import decode_value, type_name
-from rescue.safety.plan import DeleteFile, DeleteKey, DeleteValue, FileRef, Plan, SetValue, WriteFile
+from rescue.safety.plan import DeleteFile, DeleteKey, DeleteValue, FileRef, SetValue, WriteFile
 
 MAX_ROWS_PER_STEP = 12      # a cleanup step may delete thousands of files: show some, count the rest
 MAX_VALUE_CHARS = 60
@@ -74,68 +69,3 @@ def change_cells(change) -> tuple[str, str]:
     if isinstance(change, WriteFile):
         return "write file", f"→ {_mb(len(change.data))}"
     return type(change).__name__, ""
-
-
-def plan_table(target, plan: Plan) -> Table:
-    table = Table(title=plan.title, title_justify="left", show_lines=False, expand=False)
-    table.add_column("#", justify="right", style="dim")
-    table.add_column("step")
-    table.add_column("file")
-    table.add_column("change")
-    table.add_column("before → after")
-    for i, step in enumerate(plan.steps, 1):
-        if not step.changes:
-            table.add_row(str(i), step.title, "", f"[dim]skipped: {step.skipped or 'nothing to change'}[/dim]", "")
-            continue
-        shown = step.changes if len(step.changes) <= MAX_ROWS_PER_STEP else step.changes[:MAX_ROWS_PER_STEP - 2]
-        last_file = None
-        for j, change in enumerate(shown):
-            what, before_after = change_cells(change)
-            label = file_label(target, change.file)
-            # The file is named once per run of changes to it (a hive path is long; repeating it is noise).
-            table.add_row(str(i) if j == 0 else "", step.title if j == 0 else "",
-                          label if label != last_file else "", what, before_after)
-            last_file = label
-        rest = step.changes[len(shown):]
-        if rest:
-            size = sum(c.size for c in rest if isinstance(c, DeleteFile))
-            table.add_row("", "", f"… and {len(rest):,} more", "same kind of change",
-                          f"{_mb(size)} in all" if size else "")
-    return table
-
-
-def print_plan(target, plan: Plan) -> None:
-    from rescue.cli.common import out
-
-    if plan.empty and not plan.steps:
-        out.print(f"{plan.title}: nothing to do.")
-        return
-    if plan.prelude is not None:
-        pre = Table(title=f"First: {plan.prelude.title}", title_justify="left", expand=False)
-        pre.add_column("#", justify="right", style="dim")
-        pre.add_column("step")
-        for i, line in enumerate(plan.prelude.lines, 1):
-            pre.add_row(str(i), line)
-        out.print(pre)
-    out.print(plan_table(target, plan))
-    for step in plan.steps:
-        for note in step.notes:
-            out.print(f"  note ({step.action}): {note}")
-
-
-def confirm(question: str, *, assume_yes: bool) -> None:
-    """Ask before writing. No terminal and no --yes: refuse (a script must never hang on a prompt)."""
-    if assume_yes:
-        return
-    if not sys.stdin or not sys.stdin.isatty():
-        raise UsageError("Refusing to write without confirmation: stdin is not a terminal; add --yes to apply "
-                         "the plan shown (or --dry-run to only show it).")
-    from rescue.cli.common import err
-
-    err.print(f"{question} [y/N] ", end="")
-    try:
-        answer = sys.stdin.readline().strip().lower()
-    except (OSError, ValueError):
-        answer = ""
-    if answer not in ("y", "yes"):
-        raise DeclinedError("Declined at the prompt; nothing was changed.")

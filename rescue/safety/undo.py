@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from rich.table import Table
-
 from rescue.errors import NotFoundError, RescueError, VerifyError, WriteFailedError
 from rescue.safety import backup as B
 from rescue.safety import render
 from rescue.safety.hivecheck import forget
-from rescue.safety.plan import FileRef
+from rescue.report import SILENT, Reporter
+from rescue.fileref import FileRef
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,8 @@ class UndoResult:
     removed: tuple[FileRef, ...] = ()    # created by the run, removed
     identical: tuple[FileRef, ...] = ()  # already byte-identical to the backup
     not_kept: int = 0                    # deleted by the run without being kept: cannot come back
+    target_label: str = ""
+    manifest: "B.Manifest | None" = None  # the backup restored (for its summary)
 
     def to_json(self) -> dict:
         return {"backup_id": self.backup_id, "undo_backup_id": self.undo_backup_id, "applied": self.applied,
@@ -66,29 +67,21 @@ def choose(target, backup_id: str | None) -> B.Manifest:
                         hint=f"`rescue backups {label}` lists the backups and their status.")
 
 
-def _table(target, manifest: B.Manifest, states: list[tuple[B.BackupEntry, str]]) -> Table:
-    table = Table(title=f"Undo {manifest.kind} {manifest.id} ({manifest.title or 'no title'}, {manifest.status})",
-                  title_justify="left")
-    table.add_column("file")
-    table.add_column("action")
-    table.add_column("now → after undo")
-    for entry, now in states:
-        if entry.stored:
-            action = "already identical" if now == entry.sha256 else "restore from backup"
-            to = f"sha256 {entry.sha256[:12]}… ({entry.size:,} bytes)"
-        elif not entry.existed:
-            action = "remove (created by the run)" if now != "absent" else "already absent"
-            to = "(absent)"
-        else:
-            continue
-        shown_now = "(absent)" if now == "absent" else f"sha256 {now[:12]}…"
-        table.add_row(render.file_label(target, entry.file), action, f"{shown_now} → {to}")
-    return table
+@dataclass(frozen=True)
+class UndoPreview:
+    """What an undo is about to do, shown before it asks: each file of the backup with its current
+    sha256 ("absent" when missing), the files that cannot come back, and those changed since."""
+
+    manifest: B.Manifest
+    states: tuple[tuple[B.BackupEntry, str], ...]
+    not_kept: tuple[B.BackupEntry, ...]
+    changed_since: tuple[B.BackupEntry, ...]
 
 
-def undo(target, *, backup_id: str | None = None, dry_run: bool, assume_yes: bool, json_output: bool) -> UndoResult:
-    from rescue.cli.common import info, out, print_json, warn
-
+def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Reporter | None = None) -> UndoResult:
+    """Restore a backup (module docstring); the preview is shown through the reporter and the
+    restore runs only with its consent."""
+    reporter = reporter or getattr(target, "reporter", None) or SILENT
     manifest = choose(target, backup_id)
     restorable = [e for e in manifest.files if e.stored or not e.existed]
     not_kept = [e for e in manifest.files if e.existed and not e.stored]
@@ -96,23 +89,13 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, assume_yes: boo
     for e in restorable:
         states.append((e, target.sha256(e.file) if target.exists(e.file) else "absent"))
     changed_since = [e for e, now in states if e.after_sha256 is not None and now not in (e.after_sha256, e.sha256)]
-    if not json_output:
-        out.print(_table(target, manifest, states))
-        if not_kept:
-            out.print(f"  {len(not_kept)} file(s) deleted by that run were not kept (by design, e.g. a page file) "
-                      "and cannot be restored.")
-        for e in changed_since:
-            out.print(f"  note: {render.file_label(target, e.file)} changed after that run (Windows booted since?); "
-                      "undo puts back the state from before the run anyway.")
+    reporter.show(target, UndoPreview(manifest, tuple(states), tuple(not_kept), tuple(changed_since)))
+    label = render.target_label(target)
 
     def finish(result: UndoResult) -> UndoResult:
-        if json_output:
-            print_json({"backup": manifest.summary_json(), "result": result.to_json()})
-        return result
+        return replace(result, target_label=label, manifest=manifest)
 
     if dry_run:
-        if not json_output:
-            out.print("Dry run: nothing was written.")
         return finish(UndoResult(manifest.id, None, False, True, not_kept=len(not_kept)))
     if not target.write:
         raise RuntimeError("undo() needs a target opened for writing")  # caller bug
@@ -120,25 +103,23 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, assume_yes: boo
     if not work:
         for e, _ in states:
             B.drop_temp(target, e.file)   # what a run killed mid-upload left beside the file
-        if not json_output:
-            out.print("Every file already is as the backup holds it; nothing to do.")
         B.write_manifest(target, replace(manifest, status="undone"))
         return finish(UndoResult(manifest.id, None, False, False,
                                  identical=tuple(e.file for e, _ in states), not_kept=len(not_kept)))
-    render.confirm(f"Restore {len(work)} file(s) from backup {manifest.id}?", assume_yes=assume_yes)
+    reporter.confirm(f"Restore {len(work)} file(s) from backup {manifest.id}?")
     for e, now in states:
         if (e, now) not in work:
             B.drop_temp(target, e.file)
 
-    label = render.target_label(target)
     keeps = [B.Keep(e.file, e.role, True, sha256=None if now == "absent" else now) for e, now in work]
     plan = {"title": f"undo {manifest.id}", "restores": manifest.id,
             "files": [{"file": e.file.to_json(), "to_sha256": e.sha256, "action": "restore" if e.stored else "remove"}
                       for e, _ in work]}
     mine = B.make_backup(target, keeps, kind="undo", target_label=label, plan=plan, undoes=manifest.id)
-    info(f"Current state backed up as {mine.id} in {B.location(target, mine.id)} (so this undo can be undone).")
+    reporter.info(f"Current state backed up as {mine.id} in {B.location(target, mine.id)} (so this undo can be undone).")
     forget(target, [e.file for e, _ in work])
-    restored, removed = [], []
+    restored: list[FileRef] = []
+    removed: list[FileRef] = []
     try:
         for e, _ in work:
             what = B.restore_entry(target, manifest.id, e)
@@ -166,21 +147,4 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, assume_yes: boo
     B.write_manifest(target, replace(manifest, status="undone", undone_by=mine.id))
     result = UndoResult(manifest.id, mine.id, True, False, tuple(restored), tuple(removed),
                         tuple(e.file for e, now in states if (e, now) not in work), len(not_kept))
-    if not json_output:
-        out.print(f"[green]Restored[/green] {len(restored)} file(s) and removed {len(removed)} from backup {manifest.id}; "
-                  f"each reads back byte-identical (sha256). `rescue undo {label} --backup {mine.id}` would "
-                  "undo this undo.")
-        if not_kept:
-            warn(f"{len(not_kept)} file(s) deleted by that run were not kept and were not restored.")
     return finish(result)
-
-
-def backups_table(target, manifests: list[B.Manifest]) -> Table:
-    table = Table(title=f"Backups on {B.location(target, '')}".rstrip("\\/"), title_justify="left")
-    for col in ("id", "created", "kind", "status", "files", "title"):
-        table.add_column(col)
-    for m in manifests:
-        status = m.status + (f" (by {m.undone_by})" if m.undone_by else "")
-        title = m.title + (f" [undoes {m.undoes}]" if m.undoes else "")
-        table.add_row(m.id, m.created, m.kind, status, f"{m.kept}/{len(m.files)} kept", title)
-    return table

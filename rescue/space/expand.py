@@ -28,6 +28,7 @@ import struct
 import time
 from dataclasses import dataclass, field, replace
 
+from rescue.units import format_bytes, parse_size
 from rescue.errors import UnsafeStateError, UsageError, VerifyError, WriteFailedError
 from rescue.space import imagegrow
 from rescue.space.imagegrow import GiB, MiB, TiB
@@ -38,26 +39,8 @@ SECTOR = 512
 BACKUP_DIR = "\\rescue-backup"
 
 
-def parse_size(text: str) -> int:
-    """"1T", "127G", "512M", "20GiB", "1024" (bytes). Units are binary, as qemu-img and Azure's
-    --size-gb count them."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", str(text), re.I)
-    if not m:
-        raise UsageError(f"Cannot read the size {text!r}; write it like 1T, 127G or 20G.")
-    unit = {"": 1, "k": 1 << 10, "m": MiB, "g": GiB, "t": TiB}[m.group(2).lower()]
-    return int(float(m.group(1)) * unit)
-
-
 def human(n: int) -> str:
-    """Whole binary units when exact (2040 GiB, not 1.99 TiB), else two decimals."""
-    units = (("TiB", TiB), ("GiB", GiB), ("MiB", MiB))
-    for unit, div in units:
-        if n >= div and n % div == 0:
-            return f"{n // div} {unit}"
-    for unit, div in units:
-        if n >= div:
-            return f"{n / div:.2f} {unit}"
-    return f"{n} bytes"
+    return format_bytes(n, exact=True)
 
 
 def target_size(current: int, *, size: str | None, add: str | None) -> int:
@@ -152,6 +135,8 @@ def _table_identity(head: bytes, table: str, number: int) -> list:
             out.append((e[0], e[4], e[8:12]) if i == number else (e[0], e[4], e[8:16]))
         return out
     hdr = gpt_header(head[SECTOR:2 * SECTOR])
+    if hdr is None:
+        raise VerifyError("The GPT header cannot be read back.")
     out = [head[SECTOR + 56:SECTOR + 72], hdr.entries, hdr.entry_size, hdr.first_usable]   # disk GUID ...
     for i, e in enumerate(gpt_entries(head, hdr), start=1):
         out.append(e[:40] + e[48:] if i == number else e)
@@ -388,7 +373,7 @@ def _apply(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
                           f"not {plan.new_part_size:,} at {plan.part_start:,}.")
     if plan.table == "gpt":
         hdr = gpt_header(after_head[SECTOR:2 * SECTOR])
-        if hdr.alternate_lba != plan.new_disk_size // SECTOR - 1:
+        if hdr is None or hdr.alternate_lba != plan.new_disk_size // SECTOR - 1:
             raise VerifyError("The GPT backup header is not at the end of the disk after moving it.")
     try:
         session.ntfsresize(grown)

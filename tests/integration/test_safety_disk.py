@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from rescue.report import Reporter
+
 from rescue.errors import UnsafeStateError
 
 pytestmark = pytest.mark.appliance
@@ -111,7 +113,7 @@ def test_gen1_change_then_undo_is_byte_identical(disk):
         system, bcd, refs = _touched(t)
         assert bcd.path.lower() == "\\boot\\bcd"
         before = _state(t, refs)
-        result = execute(t, _plan(t, system, bcd, 5), dry_run=False, assume_yes=True, json_output=True)
+        result = execute(t, _plan(t, system, bcd, 5), dry_run=False, reporter=Reporter(assume_yes=True))
         assert result.applied and {system, bcd} <= set(result.files)
         changed = _state(t, refs)
         assert changed[system.path] != before[system.path] and changed[bcd.path] != before[bcd.path]
@@ -122,7 +124,7 @@ def test_gen1_change_then_undo_is_byte_identical(disk):
         assert {e.file.path: e.sha256 for e in m.files if e.stored} == before
         assert t.layout.letter_of(t.backup_root().disk, t.backup_root().partition) == "C:"
 
-        r = undo(t, dry_run=False, assume_yes=True, json_output=True)
+        r = undo(t, dry_run=False, reporter=Reporter(assume_yes=True))
         assert r.applied and r.backup_id == result.backup_id
         assert _state(t, refs) == before
         assert [(b.kind, b.status) for b in list_backups(t)] == [("apply", "undone"), ("undo", "applied")]
@@ -134,6 +136,7 @@ import json, os, sys
 sys.path.insert(0, sys.argv[3])
 from test_safety_disk import _plan, _state, _touched
 from rescue.cli.common import open_disks
+from rescue.report import Reporter
 from rescue.safety.apply import execute
 from rescue.safety.undo import undo
 
@@ -148,10 +151,10 @@ with open_disks([image], write=True, quiet=True) as t:
     if originals:
         # What a user does after a crash: `rescue undo` (restores, or finds every file identical).
         leftover = t.exists(t.companion(system, ".rescue-new"))
-        undo(t, dry_run=False, assume_yes=True, json_output=True)
+        undo(t, dry_run=False, reporter=Reporter(assume_yes=True))
         emit(leftover_temp=leftover, after_undo=_state(t, refs),
              temp_after_undo=t.exists(t.companion(system, ".rescue-new")))
-    execute(t, _plan(t, system, bcd, n), dry_run=False, assume_yes=True, json_output=True)
+    execute(t, _plan(t, system, bcd, n), dry_run=False, reporter=Reporter(assume_yes=True))
     emit(finished=True)
 """
 
@@ -200,7 +203,7 @@ def test_gen2_sigkill_at_each_step_then_undo_restores_byte_for_byte(disk):
         killed = _state(t, refs)
         assert killed[system.path] != originals[system.path]      # after-rename: new SYSTEM in place
         assert killed[bcd.path] == originals[bcd.path]            # ... and the BCD not reached yet
-        r = undo(t, dry_run=False, assume_yes=True, json_output=True)
+        r = undo(t, dry_run=False, reporter=Reporter(assume_yes=True))
         assert r.applied and system in r.restored
         assert _state(t, refs) == originals
         statuses = [(b.kind, b.status) for b in list_backups(t)]
@@ -224,7 +227,7 @@ def test_hibernated_and_bitlocker_volumes_are_refused_and_images_unchanged(disk)
             ref = FileRef("\\Windows\\System32\\config\\SYSTEM", d, vol.partition)
             plan = Plan("x", (Step("t", "t", (SetValue(ref, "Select", "RescueTest", REG_DWORD, encode_dword(1)),)),))
             with pytest.raises(UnsafeStateError) as info:
-                execute(t, plan, dry_run=False, assume_yes=True, json_output=True)
+                execute(t, plan, dry_run=False, reporter=Reporter(assume_yes=True))
             messages.append(str(info.value))
     assert "hibernated" in messages[0] and "shut it down fully" in messages[0]
     assert "BitLocker" in messages[1] and "nothing was written" in messages[1]
@@ -286,12 +289,12 @@ def test_dirty_hive_logs_are_replayed_before_editing_and_undo_restores_everythin
         if state.verdict == "refused":
             # Logs rescue cannot replay: refused, nothing written; the override edits as last written.
             with pytest.raises(UnsafeStateError, match="--discard-hive-logs"):
-                execute(t, plan, dry_run=False, assume_yes=True, json_output=True)
+                execute(t, plan, dry_run=False, reporter=Reporter(assume_yes=True))
             assert _state(t, refs) == before
-            result = execute(t, plan, dry_run=False, assume_yes=True, json_output=True, discard_hive_logs=True)
+            result = execute(t, plan, dry_run=False, reporter=Reporter(assume_yes=True), discard_hive_logs=True)
         else:
             assert state.verdict == "replayed", state.summary
-            result = execute(t, plan, dry_run=False, assume_yes=True, json_output=True)
+            result = execute(t, plan, dry_run=False, reporter=Reporter(assume_yes=True))
         assert result.applied
         edited = t.local_copy(system, fresh=True)
         header = read_header(edited)
@@ -303,5 +306,5 @@ def test_dirty_hive_logs_are_replayed_before_editing_and_undo_restores_everythin
                 assert h.get_value("ControlSet001\\Services\\ad_driver", "DisplayName") == "AccessData Driver"
         for r in logs:
             assert t.size(r) == 0                     # emptied: never replayed over our change
-        undo(t, dry_run=False, assume_yes=True, json_output=True)
+        undo(t, dry_run=False, reporter=Reporter(assume_yes=True))
         assert _state(t, refs) == before

@@ -109,6 +109,36 @@ def test_help_imports_no_command_body(tmp_path) -> None:
     assert sorted(m for m in body_only if m in mods) == []
 
 
+# --- a host without the distribution's bindings (a pip install into a plain venv) -------------------
+BLOCKED = r"""
+import sys
+sys.modules["guestfs"] = None      # what `import guestfs` meets on a Python without the bindings
+sys.modules["hivex"] = None
+from rescue.cli.main import run
+sys.exit(run(sys.argv[1:]))
+"""
+
+
+def _without_bindings(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCKED, *args], capture_output=True, text=True)
+
+
+def test_without_bindings_help_version_and_doctor_still_work() -> None:
+    assert _without_bindings("--version").returncode == 0
+    assert _without_bindings("--help").returncode == 0
+    r = _without_bindings("doctor", "--no-launch", "--json")
+    assert r.returncode == 10
+    bindings = {c["id"]: c for c in json.loads(r.stdout)["checks"]}["bindings"]
+    assert bindings["status"] == "fail" and "python3-hivex" in bindings["advice"]
+
+
+def test_without_bindings_commands_say_what_to_install(sample_hives) -> None:
+    r = _without_bindings("bcd", "enum", str(sample_hives.bcd()))
+    assert r.returncode == 10
+    assert "hivex Python bindings are not installed" in r.stderr and "python3-hivex" in r.stderr
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+
+
 # --- typer-evaluated annotations on the oldest Python ---------------------------------------------
 def _callbacks(app: typer.Typer):
     for info in app.registered_commands:

@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from rescue.cli.common import run_plan
+
+from rescue.report import Reporter
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from safety_helpers import make_hive  # noqa: E402
 
@@ -61,7 +65,9 @@ def hive(tmp_path):
 
 def run(path: Path, plan_for, **kw) -> ApplyResult:
     with HostFileTarget(str(path), write=not kw.get("dry_run", False)) as t:
-        return execute(t, plan_for(t.main), **{"dry_run": False, "assume_yes": True, "json_output": False, **kw})
+        kw = {"dry_run": False, "assume_yes": True, "json_output": False, **kw}
+        return run_plan(t, plan_for(t.main), dry_run=kw["dry_run"], yes=kw["assume_yes"],
+                        json_output=kw["json_output"], discard_hive_logs=kw.get("discard_hive_logs", False))
 
 
 def test_apply_changes_exactly_the_planned_values_and_keeps_a_backup(hive, capsys):
@@ -222,7 +228,7 @@ def test_new_files_are_staged_synced_once_then_switched_one_at_a_time(tmp_path):
             super().sync()
 
     with Recording(str(a), write=True) as t:
-        execute(t, two_file_plan(a, b)(t.main), dry_run=False, assume_yes=True, json_output=True)
+        execute(t, two_file_plan(a, b)(t.main), dry_run=False, reporter=Reporter(assume_yes=True))
     assert events == [("stage", "SYSTEM"), ("stage", "SOFTWARE"), ("sync",),
                       ("switch", "SYSTEM"), ("sync",), ("switch", "SOFTWARE"), ("sync",),
                       ("stage", "manifest.json"), ("sync",), ("switch", "manifest.json")]
@@ -266,14 +272,14 @@ def test_two_plans_in_one_command_each_see_the_bytes_the_other_wrote(hive):
                 cur = h.get(CC, "CrashDumpEnabled")
             plan = Plan(f"p{n}", (Step("t", "t", (SetValue(t.main, CC, "CrashDumpEnabled", REG_DWORD,
                                                            encode_dword(n + 5), cur.type, cur.data),)),))
-            assert execute(t, plan, dry_run=False, assume_yes=True, json_output=True).applied
+            assert execute(t, plan, dry_run=False, reporter=Reporter(assume_yes=True)).applied
     with Hive(hive) as h:
         assert h.get_value(CC, "CrashDumpEnabled") == 7
     from rescue.safety.undo import undo
 
     for _ in range(2):
         with HostFileTarget(str(hive), write=True) as t:
-            undo(t, dry_run=False, assume_yes=True, json_output=True)
+            undo(t, dry_run=False, reporter=Reporter(assume_yes=True))
     assert hive.read_bytes() == original
 
 

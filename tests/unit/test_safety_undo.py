@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from rescue.report import Reporter
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from safety_helpers import make_hive  # noqa: E402
 
@@ -47,12 +49,16 @@ def set_plan(ref: FileRef, value: int = 1, before: int | None = 0) -> Plan:
 
 def apply(hive: Path, plan_for):
     with HostFileTarget(str(hive), write=True) as t:
-        return execute(t, plan_for(t.main), dry_run=False, assume_yes=True, json_output=False)
+        return execute(t, plan_for(t.main), dry_run=False, reporter=Reporter(assume_yes=True))
 
 
 def do_undo(hive: Path, **kw):
-    with HostFileTarget(str(hive), write=not kw.get("dry_run", False)) as t:
-        return undo(t, **{"dry_run": False, "assume_yes": True, "json_output": False, **kw})
+    # Through the CLI's reporter, so what a person sees (the preview table) is tested too.
+    from rescue.cli.common import ConsoleReporter
+
+    with HostFileTarget(str(hive), write=not kw.get("dry_run", False),
+                        reporter=ConsoleReporter(assume_yes=True)) as t:
+        return undo(t, **{"dry_run": False, **kw})
 
 
 @pytest.fixture
@@ -157,13 +163,14 @@ def test_cli_backups_and_undo_exit_codes(hive, capsys):
 _CHILD = """
 import sys
 from rescue.hive.values import REG_DWORD, encode_dword
+from rescue.report import Reporter
 from rescue.safety.apply import execute
 from rescue.safety.plan import Plan, SetValue, Step
 from rescue.target import HostFileTarget
 with HostFileTarget(sys.argv[1], write=True) as t:
     c = SetValue(t.main, r"ControlSet001\\Control\\CrashControl", "CrashDumpEnabled", REG_DWORD,
                  encode_dword(1), REG_DWORD, encode_dword(0))
-    execute(t, Plan("p", (Step("t", "t", (c,)),)), dry_run=False, assume_yes=True, json_output=False)
+    execute(t, Plan("p", (Step("t", "t", (c,)),)), dry_run=False, reporter=Reporter(assume_yes=True))
 """
 
 

@@ -41,7 +41,7 @@ def test_low_space_with_enough_to_clean_suggests_cleanup_not_expand():
     assert "cleanup can free 250.0 MB" in f["space-cleanup"].evidence and "recycle-bin" in f["space-cleanup"].evidence
     assert f["space-expand"].status == OK                      # 350 MB after cleanup
     assert f["space-fragmentation"].status == UNKNOWN
-    d = Diagnosis(("os.vhd",), tuple(f.values()))
+    d = Diagnosis(("os.vhd",), tuple(x.of("no-memory") for x in f.values()))
     assert d.fix_command() == "rescue fix no-memory os.vhd --cleanup"
 
 
@@ -52,7 +52,7 @@ def test_low_space_cleanup_not_enough_recommends_expand_with_a_size():
     assert f["space-expand"].status == FOUND and f["space-expand"].fix_option == "--expand 4G"
     assert f["space-expand"].evidence == ("even after cleanup the OS volume would have 30.0 MB free: grow "
                                           "'/vms/os disk.vhd' (now 1 GiB) to 4G with `--expand 4G`")
-    d = Diagnosis(("/vms/os disk.vhd",), tuple(f.values()))
+    d = Diagnosis(("/vms/os disk.vhd",), tuple(x.of("no-memory") for x in f.values()))
     # One command does all of it: cleanup, grow image + partition + NTFS, and the article's edits.
     assert d.fix_commands() == ["rescue fix no-memory '/vms/os disk.vhd' --cleanup --expand 4G"]
 

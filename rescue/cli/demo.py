@@ -1,6 +1,6 @@
 """`make demo`: build (or reuse) the broken Gen2 sample disk and run rescue on a copy of it.
 
-    python -m rescue.samples.demo DIR
+    python -m rescue.cli.demo DIR
 
 The sample is built once and cached (rescue.samples.cache); DIR receives a fresh copy each run, so
 the demo always starts from the broken state. Each step prints the command it runs, exactly as a

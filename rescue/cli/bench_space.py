@@ -1,5 +1,5 @@
 """Benchmark: expand, cleanup and frag on a small and a 127 GiB dynamic VHD (issue 6: "must not read
-unused space"). `python -m rescue.space.bench [OUTDIR]`; prints a table and writes bench-space.json.
+unused space"). `python -m rescue.cli.bench_space [OUTDIR]`; prints a table and writes bench-space.json.
 
 Both disks start as a copy of the gen2-broken sample (1 GiB dynamic VHD); one is expanded to 2 GiB,
 the other to 127 GiB (Azure's default OS disk size), each with `rescue expand`; then `rescue
