@@ -34,9 +34,10 @@ DEB=$(ls "$DEBS"/rescue_*_all.deb)
 # A root filesystem cached from before the package existed has rescue installed by hand: remove it.
 rm -rf "$ROOT"/usr/lib/rescue/python "$ROOT"/usr/local/bin/rescue
 cp "$DEB" "$ROOT"/tmp/rescue.deb
-# --reinstall: a rebuilt package of the same version must replace the one already there.
+# --reinstall: a rebuilt package of the same version must replace the one already there. The
+# image has no package lists: apt resolves the dependencies from what is installed, offline.
 in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall --no-install-recommends \
-	-o APT::Get::Download=false /tmp/rescue.deb > "$CACHE"/toolkit-apt.log 2>&1 || {
+	/tmp/rescue.deb > "$CACHE"/toolkit-apt.log 2>&1 || {
 	tail -n 30 "$CACHE"/toolkit-apt.log >&2
 	echo "toolkit: apt could not install $(basename "$DEB") in the image (log above)" >&2
 	exit 1
