@@ -5,8 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 RESCUE := $(VENV)/bin/rescue
-<<<<<<< HEAD
-APT_PACKAGES := python3-guestfs python3-hivex python3-venv libguestfs-tools libhivex-bin \
+APT_PACKAGES := python3-guestfs python3-hivex python3-venv python3-yaml libguestfs-tools libhivex-bin \
                 ntfs-3g dosfstools mtools qemu-utils fdisk gdisk parted $(DEB_APT_PACKAGES)
 # `make deb` (Debian's packaging tools) and the package's own dependencies, so the test suite can
 # build it and run it from a throw-away root; man-db renders the man page in that test.
@@ -14,10 +13,6 @@ DEB_APT_PACKAGES := dpkg-dev debhelper dh-python unzip man-db python3-click pyth
                     python3-shellingham python3-typing-extensions
 # The oldest Python rescue runs on, from pyproject.toml's requires-python (one place to change it).
 PY_FLOOR := $(shell sed -n 's/^requires-python = ">=\([0-9.]*\)".*/\1/p' pyproject.toml)
-=======
-APT_PACKAGES := python3-guestfs python3-hivex python3-venv python3-yaml libguestfs-tools libhivex-bin \
-                ntfs-3g dosfstools mtools qemu-utils fdisk gdisk parted
->>>>>>> main
 # This machine (and CI) have /dev/kvm, but nested KVM hangs the appliance kernel: tests and the
 # demo pin TCG explicitly. Users get `--accel auto`, which detects the hang and falls back.
 export LIBGUESTFS_BACKEND_SETTINGS ?= force_tcg
