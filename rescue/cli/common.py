@@ -17,9 +17,11 @@ from rich.console import Console
 from rescue.report import Reporter
 
 # People read stdout; progress, warnings and errors go to stderr so `--json` output stays clean.
-# When piped (logs, CI), rich would wrap tables at 80 columns; keep them readable.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
+# When piped (logs, CI), rich would wrap tables at 80 columns; keep them readable. No emoji codes:
+# a path, a value or a hive name with ":name:" in it is printed as it is (and rich's emoji table,
+# a noticeable share of start-up, is never loaded).
+out = Console(highlight=False, soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, highlight=False, emoji=False, width=None if sys.stderr.isatty() else 120)
 
 
 def to_jsonable(obj):

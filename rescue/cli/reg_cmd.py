@@ -54,7 +54,7 @@ def _locate(tgt, spec, user: str | None):
 def _open_key(tgt, spec, user, discard_hive_logs):
     """(location, Hive of a host copy, resolved path) for a key spec on an open target."""
     from rescue.registry.paths import resolve_path
-    from rescue.registry.summary import open_hive
+    from rescue.safety.hivecheck import open_hive
 
     loc = _locate(tgt, spec, user)
     hive = open_hive(tgt, loc.ref, discard_hive_logs)

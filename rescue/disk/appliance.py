@@ -19,7 +19,15 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-import guestfs
+try:
+    import guestfs
+except ImportError:   # a distribution package (python3-guestfs), never from pip: say so, exit 10
+    from rescue.errors import ApplianceError
+
+    raise ApplianceError("The libguestfs Python bindings are not installed for this Python.",
+                         hint="Install python3-guestfs (README \"Install\" names the package of each "
+                              "distribution); in a venv, create it with --system-site-packages. "
+                              "`rescue doctor` checks the rest.") from None
 
 from rescue.disk import accel as accel_mod
 from rescue.disk.formats import DiskImage
@@ -295,3 +303,15 @@ class Appliance:
     def sync(self) -> None:
         """Flush every write to the disk images (~0.15 s under TCG)."""
         self.g.sync()
+
+
+def unlaunched_settings() -> dict:
+    """libguestfs' own settings (version, backend, appliance path, cache dir), read from a handle
+    that is never launched (`rescue doctor`)."""
+    g = guestfs.GuestFS(python_return_dict=True, close_on_exit=False)
+    try:
+        v = g.version()
+        return {"version": f"{v['major']}.{v['minor']}.{v['release']}{v.get('extra', '')}",
+                "backend": g.get_backend(), "path": g.get_path() or "", "cachedir": g.get_cachedir() or ""}
+    finally:
+        g.close()
