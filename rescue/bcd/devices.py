@@ -324,3 +324,48 @@ def device_text(dev: Device, context: DeviceContext | None = None) -> str:
     if dev.options:
         text += "," + ALIAS_OF_GUID.get(dev.options, dev.options)
     return text
+
+
+# --- encoding ------------------------------------------------------------------------------
+PARTITION_DEVICE_SIZE = 72      # descriptor size of a partition device (88-byte value), §6
+
+
+def _descriptor_head(device_type: int, size: int) -> bytes:
+    # 16-byte additional-options GUID (zero), then DeviceType, Flags, Size, reserved.
+    return bytes(16) + struct.pack("<IIII", device_type, 0, size, 0)
+
+
+def gpt_partition_device(partition_guid: str, disk_guid: str) -> bytes:
+    """The 88-byte value bcdedit writes for `partition=X:` on a GPT disk: partition GUID, block
+    type 0 (hard disk), style 0 (GPT), disk GUID, zero padding (BCD-REFERENCE.md §6)."""
+    data = (_descriptor_head(6, PARTITION_DEVICE_SIZE) + uuid.UUID(_norm(partition_guid)).bytes_le
+            + struct.pack("<II", 0, 0) + uuid.UUID(_norm(disk_guid)).bytes_le + bytes(16))
+    assert len(data) == 16 + PARTITION_DEVICE_SIZE
+    return data
+
+
+def mbr_partition_device(signature: int, offset: int) -> bytes:
+    """The 88-byte value for `partition=X:` on an MBR disk: the partition's start in bytes, block
+    type 0, style 1 (MBR), the 32-bit disk signature, zero padding (the identity MountedDevices
+    keeps for the volume)."""
+    data = (_descriptor_head(6, PARTITION_DEVICE_SIZE) + struct.pack("<Q", offset) + bytes(8)
+            + struct.pack("<II", 0, 1) + struct.pack("<I", signature) + bytes(12) + bytes(16))
+    assert len(data) == 16 + PARTITION_DEVICE_SIZE
+    return data
+
+
+def partition_device(disk, part) -> bytes:
+    """The device value naming partition `part` of the attached disk `disk` (records as in
+    DeviceContext): built from the disk's own identity, as bcdedit does for `partition=X:`.
+    Raises ValueError when the disk has no identity a BCD device can carry."""
+    if disk.table == "gpt":
+        if not disk.gpt_guid or not part.gpt_guid:
+            raise ValueError(f"GPT disk {disk.index} partition {part.number} has no GUID")
+        return gpt_partition_device(part.gpt_guid, disk.gpt_guid)
+    if disk.table == "mbr":
+        if not disk.mbr_signature:
+            # Windows gives a disk a signature when it first sees it; a BCD device without one
+            # cannot name the disk (two unsigned disks would be the same device).
+            raise ValueError(f"MBR disk {disk.index} has no disk signature")
+        return mbr_partition_device(disk.mbr_signature, part.start)
+    raise ValueError(f"disk {disk.index} has no partition table")

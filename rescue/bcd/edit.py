@@ -287,3 +287,53 @@ def plan_emssettings(store: BcdStore, ref: FileRef, port: int | None = None, bau
     if not changes:
         return Step("bcd.emssettings", title, skipped=f"{{emssettings}} already has {' and '.join(parts)}")
     return Step("bcd.emssettings", title, tuple(changes))
+
+
+# --- boot options of the default loader and the boot manager (safe-mode, boot-menu, repair-loop) ----
+SAFEBOOT = 0x25000080                 # 0 Minimal, 1 Network, 2 DsRepair
+SAFEBOOTALTERNATESHELL = 0x26000081
+RECOVERYENABLED = 0x16000009
+BOOTSTATUSPOLICY = 0x250000E0
+IGNORE_ALL_FAILURES = 1
+DISPLAYBOOTMENU = 0x26000020
+
+
+def plan_clear_safeboot(store: BcdStore, ref: FileRef, loader: BcdObject) -> Step:
+    """`bcdedit /deletevalue {default} safeboot` and `... safebootalternateshell`: Windows starts
+    normally again (msconfig's "Safe boot" box writes these two)."""
+    title = f"Leave Safe Mode: delete safeboot and safebootalternateshell from {store.display_id(loader.identifier)}"
+    changes = []
+    for code in (SAFEBOOT, SAFEBOOTALTERNATESHELL):
+        changes.extend(_delete_step(store, ref, loader, code, action="bcd.safeboot").changes)
+    if not changes:
+        return Step("bcd.safeboot", title, skipped=f"{store.display_id(loader.identifier)} has no safeboot setting")
+    return Step("bcd.safeboot", title, tuple(changes))
+
+
+def plan_ignore_failures(store: BcdStore, ref: FileRef, loader: BcdObject) -> Step:
+    """`bcdedit /set {default} bootstatuspolicy IgnoreAllFailures` and `recoveryenabled No`: after
+    a failed boot or shutdown Windows starts normally instead of Automatic Repair / the recovery menu."""
+    title = f"Boot normally after failures: bootstatuspolicy IgnoreAllFailures, recoveryenabled No on " \
+            f"{store.display_id(loader.identifier)}"
+    changes = [c for c in (set_change(store, ref, loader, BOOTSTATUSPOLICY, IGNORE_ALL_FAILURES),
+                           set_change(store, ref, loader, RECOVERYENABLED, False)) if c is not None]
+    if not changes:
+        return Step("bcd.ignore-failures", title,
+                    skipped="bootstatuspolicy is already IgnoreAllFailures and recoveryenabled No")
+    return Step("bcd.ignore-failures", title, tuple(changes))
+
+
+def plan_boot_menu(store: BcdStore, ref: FileRef, timeout: int) -> Step:
+    """`bcdedit /deletevalue {bootmgr} displaybootmenu` and `bcdedit /set {bootmgr} timeout N`: the
+    boot manager starts the default entry after N seconds instead of waiting for a key."""
+    bm = store.bootmgr
+    if bm is None:
+        raise NotFoundError(f"The store {store.name} has no {{bootmgr}} object.")
+    title = f"Do not wait at the boot menu: delete displaybootmenu, timeout {timeout} s ({{bootmgr}})"
+    changes = list(_delete_step(store, ref, bm, DISPLAYBOOTMENU, action="bcd.boot-menu").changes)
+    c = set_change(store, ref, bm, C.TIMEOUT, timeout)
+    if c is not None:
+        changes.append(c)
+    if not changes:
+        return Step("bcd.boot-menu", title, skipped=f"{{bootmgr}} has no displaybootmenu and timeout {timeout}")
+    return Step("bcd.boot-menu", title, tuple(changes))
