@@ -284,17 +284,17 @@ def _identity(dev: Device) -> str:
     return f"style {dev.style}"
 
 
-def _inner(dev: Device, context: DeviceContext | None) -> str:
+def _inner(dev: Device, context: DeviceContext | None, guids: bool = False) -> str:
     """The device inside brackets, as in ramdisk=[C:]\\path."""
     if dev.kind == "boot":
         return "boot"
     if dev.kind == "partition":
         loc = context.locate(dev) if context else None
         return loc.text() if loc else _identity(dev)
-    return device_text(dev, context)
+    return device_text(dev, context, guids=guids)
 
 
-def device_text(dev: Device, context: DeviceContext | None = None) -> str:
+def device_text(dev: Device, context: DeviceContext | None = None, *, guids: bool = False) -> str:
     """bcdedit's rendering: partition=C:, boot, locate=custom:12000002,
     ramdisk=[C:]\\Recovery\\WindowsRE\\Winre.wim,{guid}. Without a matching attached disk the raw
     identity is shown (MBR signature + offset, or GPT disk + partition GUIDs)."""
@@ -314,7 +314,7 @@ def device_text(dev: Device, context: DeviceContext | None = None) -> str:
         else:
             text = f"locate={dev.path or ''}"
     elif dev.kind in ("ramdisk", "vhd", "file") and dev.path is not None:
-        parent = _inner(dev.parent, context) if dev.parent else "?"
+        parent = _inner(dev.parent, context, guids) if dev.parent else "?"
         text = f"{dev.kind}=[{parent}]{dev.path}"
     elif dev.kind == "disk" and dev.note is None:
         text = f"disk=({'GPT disk ' + dev.disk_guid if dev.style == 'gpt' else f'MBR signature {dev.mbr_signature:08x}'})"
@@ -322,7 +322,8 @@ def device_text(dev: Device, context: DeviceContext | None = None) -> str:
         text = f"unknown (device type {dev.device_type}) {dev.raw.hex()}"
         return text
     if dev.options:
-        text += "," + ALIAS_OF_GUID.get(dev.options, dev.options)
+        # bcdedit /v shows the options object by GUID like every other identifier.
+        text += "," + (dev.options if guids else ALIAS_OF_GUID.get(dev.options, dev.options))
     return text
 
 

@@ -82,6 +82,7 @@ def register(app: typer.Typer) -> None:
                                     "{guid}, {bootmgr}, {badmemory}, {default}..."),
         json_output: bool = _JSON, store: Optional[str] = _STORE, fmt: Optional[str] = _FMT,
         accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT, discard_hive_logs: bool = _LOGS,
+        verbose: bool = typer.Option(False, "--v", help="Identifiers as GUIDs everywhere (bcdedit /v)."),
     ) -> None:
         """List BCD objects and their elements like `bcdedit /enum`. Never writes."""
         from rescue.bcd.render import enum_json, enum_text
@@ -105,7 +106,7 @@ def register(app: typer.Typer) -> None:
                 what = "no {bootmgr} object" if w == "active" else f"no {w} objects"
                 out.print(f"The store {store_label(tgt, ref)} has {what}.", markup=False)
                 return
-            out.print(enum_text(bcd, objects, ctx), markup=False, highlight=False, end="")
+            out.print(enum_text(bcd, objects, ctx, verbose), markup=False, highlight=False, end="")
 
     @bcd.command("deletevalue")
     def deletevalue_cmd(

@@ -41,9 +41,13 @@ def default_loader(ctx: RepairContext):
     s = store(ctx)
     loader = find(s)
     if loader is None:
-        raise NotFoundError(f"{s.name} has no default Windows Boot Loader ({{bootmgr}} "
-                            f"{'is missing' if s.bootmgr is None else 'default names none'}); "
-                            "`rescue diagnose` shows why under boot-config.")
+        if s.bootmgr is None:
+            why = "the store has no {bootmgr}"
+        elif s.default_id is None:
+            why = "{bootmgr} has no default"
+        else:
+            why = f"{{bootmgr}} default names {s.default_id}, which is not a Windows Boot Loader of the store"
+        raise NotFoundError(f"No default loader to check: {why} (boot-config repairs that).")
     return loader
 
 
