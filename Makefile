@@ -13,7 +13,7 @@ export LIBGUESTFS_BACKEND_SETTINGS ?= force_tcg
 export RESCUE_ACCEL ?= tcg
 DEMO_DIR := demo
 
-.PHONY: setup apt venv demo test test-unit bench clean image image-test image-test-full
+.PHONY: setup apt venv demo test test-unit typecheck bench clean image image-test image-test-full
 
 setup: apt venv
 
@@ -37,8 +37,12 @@ venv: apt $(VENV)/.installed
 demo: setup
 	@$(PY) -m rescue.cli.demo $(DEMO_DIR)
 
-test: setup
+test: setup typecheck
 	$(VENV)/bin/pytest -q -ra $(PYTEST_ARGS)
+
+# The type checker over the package (settings in pyproject.toml [tool.mypy]).
+typecheck: setup
+	$(VENV)/bin/mypy
 
 test-unit: setup
 	$(VENV)/bin/pytest -q -ra -m 'not appliance' $(PYTEST_ARGS)

@@ -171,12 +171,12 @@ def _diagnose_command() -> Callable:
     def body(a: Dict[str, Any]) -> None:
         from rescue.repairs.base import get
         from rescue.repairs.context import RepairContext
-        from rescue.repairs.runner import diagnose
+        from rescue.repairs.runner import diagnose, diagnosis_json
 
         selected = tuple(dict.fromkeys(get(n) for n in a["scenario"])) if a.get("scenario") else scenarios()
         # Options of scenarios registered after this command was built (or fix-only ones) read as
         # their defaults.
-        every = {o.name: o for s in selected for o in s.options if not o.diagnose}
+        every = {o.name: o for s in selected for o in s.options}
         every.update({o.name: o for o in options})
         values = _values(list(every.values()), a, discard_hive_logs=a["discard_hive_logs"])
         disks = a["disks"]
@@ -184,9 +184,7 @@ def _diagnose_command() -> Callable:
         with open_disks(disks, fmt=a["fmt"], accel=a["accel"], root=a["root"], reporter=reporter) as target:
             diag = diagnose(RepairContext(target, values, reporter=reporter), selected)
         if a["json_output"]:
-            doc = diag.to_json()
-            doc["scenarios"] = [_scenario_json(s, diag) for s in selected]
-            print_json(doc)
+            print_json(diagnosis_json(diag, selected))
         else:
             render_triage(diag, selected, narrowed=bool(a.get("scenario")))
         raise typer.Exit(ExitCode.OK if diag.healthy else ExitCode.FINDINGS)
@@ -194,15 +192,6 @@ def _diagnose_command() -> Callable:
     return _command(body, params,
                     "Check a disk for every boot failure rescue knows (read-only, one launch) and print the "
                     "command that fixes each one found. Exit 0 healthy, 1 problems found.")
-
-
-def _scenario_json(scenario, diag) -> dict:
-    from rescue.repairs.findings import FOUND, fix_command
-
-    mine = diag.of_scenario(scenario.name)
-    return {"name": scenario.name, "summary": scenario.summary,
-            "found": [f.id for f in mine if f.status == FOUND],
-            "fix_command": None if diag.blockers else fix_command(scenario.name, diag.disks, mine)}
 
 
 def render_triage(diag, selected, *, narrowed: bool) -> None:

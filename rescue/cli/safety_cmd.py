@@ -38,7 +38,8 @@ def register(app: typer.Typer) -> None:
         with open_target(target, write=not dry_run, fmt=fmt, accel=accel, root=root, reporter=reporter) as tgt:
             result = undo(tgt, backup_id=backup, dry_run=dry_run)
         if json_output:
-            print_json({"backup": result.manifest.summary_json(), "result": result.to_json()})
+            print_json({"backup": result.manifest.summary_json() if result.manifest else None,
+                        "result": result.to_json()})
         else:
             undo_outcome(result)
 

@@ -263,7 +263,7 @@ class DiskSession:
 
     def _write_record(self) -> None:
         try:
-            qemu = self._g.get_pid()
+            qemu = self.g.get_pid()
             d = runs_dir()
             d.mkdir(parents=True, exist_ok=True)
             self._record = d / f"{os.getpid()}-{qemu}.json"
