@@ -128,6 +128,13 @@ def target_loader(store: BcdStore, facts: Optional[DiskFacts]) -> Tuple[Optional
 
 
 # --- planners -----------------------------------------------------------------------------------
+def _bootmgr(store: BcdStore) -> BcdObject:
+    bm = store.bootmgr
+    if bm is None:
+        raise NotFoundError(f"The store {store.name} has no {{bootmgr}} object.")
+    return bm
+
+
 def _set_raw(ref: FileRef, obj: BcdObject, code: int, reg_type: int, data: bytes, reason: str) -> Optional[SetValue]:
     old = obj.element(code)
     if old is not None and old.reg_type == reg_type and old.raw == data:
@@ -173,8 +180,8 @@ def loader_path_problems(loader: BcdObject, generation: str) -> list:
 def plan_loader_paths(store: BcdStore, ref: FileRef, loader: BcdObject, generation: str) -> Step:
     ext = WINLOAD_PATH[generation].rsplit(".", 1)[1]
     title = f"Set {store.display_id(loader.identifier)} path to winload.{ext} and systemroot to \\Windows"
-    changes = [set_change(store, ref, loader, code, want) for code, _, want in loader_path_problems(loader, generation)]
-    changes = [c for c in changes if c is not None]
+    found = [set_change(store, ref, loader, code, want) for code, _, want in loader_path_problems(loader, generation)]
+    changes = [c for c in found if c is not None]
     if not changes:
         return Step("bcd.loader-path", title, skipped="path and systemroot are already right")
     return Step("bcd.loader-path", title, tuple(changes))
@@ -182,7 +189,7 @@ def plan_loader_paths(store: BcdStore, ref: FileRef, loader: BcdObject, generati
 
 def bootmgr_problems(store: BcdStore, facts: Optional[DiskFacts], generation: Optional[str]) -> list:
     """What is wrong with an existing {bootmgr}: (element code, what is there, what should be)."""
-    bm = store.bootmgr
+    bm = _bootmgr(store)
     out = []
     if facts is not None:
         dev = bm.value(C.DEVICE)
@@ -246,15 +253,16 @@ def plan_create_bootmgr(store: BcdStore, ref: FileRef, facts: DiskFacts, loader:
 
 def default_problems(store: BcdStore) -> list:
     """Why {bootmgr} default / displayorder do not lead to a loader (empty: they do)."""
-    bm = store.bootmgr
+    bm = _bootmgr(store)
     out = []
     d = store.default_id
+    target = store.get(d) if d else None
     if d is None:
         out.append("{bootmgr} has no default")
-    elif store.get(d) is None:
+    elif target is None:
         out.append(f"default names {d}, which does not exist")
-    elif not store.get(d).is_osloader:
-        out.append(f"default names {d}, a {store.get(d).type_name}, not a Windows Boot Loader")
+    elif not target.is_osloader:
+        out.append(f"default names {d}, a {target.type_name}, not a Windows Boot Loader")
     order = bm.value(C.DISPLAYORDER, ()) or ()
     missing = [g for g in order if store.get(g) is None]
     if not order:
@@ -267,7 +275,7 @@ def default_problems(store: BcdStore) -> list:
 def plan_default(store: BcdStore, ref: FileRef, loader: BcdObject) -> Step:
     """default = the loader; displayorder without the entries that do not exist, the loader first
     when it was not listed (bcdedit /default and /displayorder /addfirst)."""
-    bm = store.bootmgr
+    bm = _bootmgr(store)
     title = f"Make {loader.identifier} the default entry"
     changes = []
     c = set_change(store, ref, bm, C.BOOTMGR_DEFAULT, loader.identifier)

@@ -385,7 +385,7 @@ def plan_clear_safeboot(store: BcdStore, ref: FileRef, loader: BcdObject) -> Ste
     """`bcdedit /deletevalue {default} safeboot` and `... safebootalternateshell`: Windows starts
     normally again (msconfig's "Safe boot" box writes these two)."""
     title = f"Leave Safe Mode: delete safeboot and safebootalternateshell from {store.display_id(loader.identifier)}"
-    changes = []
+    changes: list[Change] = []
     for code in (SAFEBOOT, SAFEBOOTALTERNATESHELL):
         changes.extend(_delete_step(store, ref, loader, code, action="bcd.safeboot").changes)
     if not changes:

@@ -43,7 +43,7 @@ def _check(ctx: RepairContext) -> Finding:
     if sb is None:
         effect = "safebootalternateshell alone has no effect at the next boot, but Windows keeps it"
     else:
-        mode = MODES.get(mode_value, "Safe Mode")
+        mode = MODES.get(mode_value, "Safe Mode") if isinstance(mode_value, int) else "Safe Mode"
         shell = " (Command Prompt as the shell)" if alt is not None and alt.value else ""
         effect = f"Windows starts in {mode}{shell}, where Remote Desktop and the Azure guest agent do not run"
     return Finding("safe-mode", TITLE, FOUND, f"{name}: {', '.join(parts)}: {effect}", fixable=True)
