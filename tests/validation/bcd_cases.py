@@ -17,10 +17,10 @@ from rescue.samples.disks import default_ids
 MiB = 1 << 20
 
 
-def disk_records(generation: str):
-    """(partition tables, layout) of the disk default_ids(generation) names: Gen2 ESP p1 + MSR p2 +
-    C: p3 on GPT, Gen1 System Reserved p1 + C: p2 on MBR."""
-    ids = default_ids(generation)
+def disk_records(generation: str, ids=None):
+    """(partition tables, layout) of the disk `ids` (default: default_ids(generation)) names: Gen2
+    ESP p1 + MSR p2 + C: p3 on GPT, Gen1 System Reserved p1 + C: p2 on MBR."""
+    ids = ids or default_ids(generation)
     if generation == "gen2":
         parts = (Partition(0, 1, "/dev/sda1", MiB, 100 * MiB, gpt_guid=ids.esp_guid.upper(), fstype="vfat"),
                  Partition(0, 2, "/dev/sda2", 101 * MiB, 16 * MiB, gpt_guid="0f0e0d0c-0b0a-4909-8807-060504030201"),
