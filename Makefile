@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 RESCUE := $(VENV)/bin/rescue
-APT_PACKAGES := python3-guestfs python3-hivex python3-venv libguestfs-tools libhivex-bin \
+APT_PACKAGES := python3-guestfs python3-hivex python3-venv python3-yaml libguestfs-tools libhivex-bin \
                 ntfs-3g dosfstools mtools qemu-utils fdisk gdisk parted
 # This machine (and CI) have /dev/kvm, but nested KVM hangs the appliance kernel: tests and the
 # demo pin TCG explicitly. Users get `--accel auto`, which detects the hang and falls back.
