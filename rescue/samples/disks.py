@@ -178,12 +178,14 @@ def system_hive_options(base: str, *, c_guid: str | None = None, seed: str | Non
 def bcd_hive_options(base: str) -> dict:
     """The build_bcd_hive options of a Windows sample's BCD store."""
     o = CATALOGUE[base].windows
+    if o is None:
+        raise KeyError(f"{base} is not a Windows sample")
     ids = ids_for(base)
-    extra = ()
+    extra: tuple = ()
     if o.second_windows:
         extra = ((B.SECOND_LOADER_GUID, "Windows Server 2016",
                   H.gpt_partition_device(second_os_guid(base), ids.disk_guid)),)
-    faults = {}
+    faults: dict = {}
     if o.loader_on_other_disk:
         faults["loader_device"] = other_disk_device(base)
     if o.default_deleted:
