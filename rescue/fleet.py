@@ -143,10 +143,6 @@ class Fleet:
         from rescue.disk.formats import check_not_in_use, check_writable, detect
         from rescue.disk.session import DiskSession
 
-        if self.write:
-            from rescue.disk.session import reap_orphans
-
-            reap_orphans()
         images: List[Any] = []
         for vm in self.vms:
             started = time.monotonic()
@@ -155,7 +151,7 @@ class Fleet:
                 if self.write:
                     for img in mine:
                         check_writable(img)
-                        check_not_in_use(img)
+                        check_not_in_use(img)      # reaps orphans of killed rescue runs first
             except Exception as exc:  # noqa: BLE001  one VM's bad input is its own report
                 self.refused[vm.name] = failed(vm, exc, started)
                 continue

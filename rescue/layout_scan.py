@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from rescue.errors import InputError, NotWindowsError, RescueError, UnsafeStateError, UsageError
+from rescue.errors import DiskError, InputError, NotWindowsError, RescueError, UnsafeStateError, UsageError
 from rescue.layout import (BCD_GEN1, BCD_GEN2, SOFTWARE_HIVE, SYSTEM_HIVE, BcdLocation, LetterMapping,
                            Volume, WindowsInstall, WindowsLayout, parse_mounted_devices)
 from rescue.target import win_to_posix
@@ -72,10 +72,10 @@ def _read_hive(session, mp: str, path: str, tmp: Path, name: str):
     try:
         session.download(real, local)
         return Hive(local), None
+    except DiskError as exc:
+        return None, f"{path} cannot be read: {exc}"
     except RescueError as exc:
         return None, str(exc)
-    except RuntimeError as exc:
-        return None, f"{path} cannot be read: {exc}"
 
 
 def scan(session, *, root: str | None = None, workdir: Path | None = None,
@@ -174,7 +174,7 @@ def scan(session, *, root: str | None = None, workdir: Path | None = None,
             try:
                 usage = session.usage(mounts[key])
                 size, free = usage.size_bytes, usage.free_bytes
-            except RuntimeError:
+            except DiskError:
                 pass
         is_system = bcd is not None and (bcd.disk, bcd.partition) == (p.disk, p.number)
         role = "bitlocker" if state == "bitlocker" else _role(p, key in windows_keys, is_system)
@@ -247,7 +247,7 @@ def refresh_usage(session, layout: WindowsLayout) -> WindowsLayout:
             try:
                 usage = session.usage(mp)
                 v = replace(v, size_bytes=usage.size_bytes, free_bytes=usage.free_bytes)
-            except RuntimeError:
+            except DiskError:
                 pass
         vols.append(v)
     return replace(layout, volumes=tuple(vols))

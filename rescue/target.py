@@ -12,14 +12,25 @@ import hashlib
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 from typing import Iterator, Sequence
 
-from rescue.errors import InputError, NotFoundError, UnsafeStateError
+from rescue.errors import DiskError, InputError, NotFoundError, UnsafeStateError
 from rescue.report import SILENT, Reporter
 from rescue.fileref import FileRef, win_to_posix  # noqa: F401  (win_to_posix: re-exported)
 
 STAGED_SUFFIX = ".rescue-new"      # a file's new content waits under this name for its rename
+
+
+@dataclass(frozen=True)
+class FolderEntry:
+    """One entry of a folder, from its metadata only (lstat: links are never followed)."""
+
+    name: str            # as stored on the volume
+    kind: str            # "file" | "dir" | "link" (junctions, reparse points) | "other"
+    size: int
+    mtime: float | None  # last write time, seconds since the epoch (UTC)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -85,6 +96,12 @@ class Target(ABC):
     @abstractmethod
     def listdir(self, ref: FileRef) -> list[str]: ...
 
+    def list_folder(self, ref: FileRef) -> list[FolderEntry]:
+        """The entries directly in folder `ref` with their type, size and time, sorted by name
+        (metadata only; [] when the folder does not exist). Not abstract: only targets whose
+        files checks list (disks, host files) need it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list folders")
+
     def sha256_folder(self, ref: FileRef) -> dict[str, str]:
         """{name: sha256} of the files directly in folder `ref` (a disk target does it in one call)."""
         sep = "/" if ref.on_host else "\\"
@@ -107,7 +124,7 @@ class Target(ABC):
         for ref in refs:
             try:
                 self.delete(ref)
-            except (OSError, RuntimeError, NotFoundError) as exc:
+            except (OSError, DiskError, NotFoundError) as exc:
                 failed.append((ref, str(exc)))
         return failed
 
@@ -228,6 +245,17 @@ class HostFileTarget(Target):
 
     def listdir(self, ref): return sorted(os.listdir(self._p(ref))) if os.path.isdir(self._p(ref)) else []
 
+    def list_folder(self, ref):
+        if not os.path.isdir(self._p(ref)):
+            return []
+        out = []
+        for e in os.scandir(self._p(ref)):
+            st = e.stat(follow_symlinks=False)
+            kind = "link" if e.is_symlink() else "dir" if e.is_dir(follow_symlinks=False) else \
+                "file" if e.is_file(follow_symlinks=False) else "other"
+            out.append(FolderEntry(e.name, kind, st.st_size, st.st_mtime))
+        return sorted(out, key=lambda e: e.name)
+
     def write_bytes(self, ref, data):
         Path(self._p(ref)).write_bytes(data)
         self._written(self._p(ref))
@@ -318,13 +346,21 @@ class DiskTarget(Target):
             ref = paths[path]
             try:
                 self.delete(ref)
-            except (RuntimeError, NotFoundError) as exc:
+            except (DiskError, NotFoundError) as exc:
                 failed.append((ref, str(exc)))
         return failed
 
     def listdir(self, ref):
         p = self._path(ref)
         return sorted(self.session.listdir(p)) if self.session.resolve(p) and self.session.is_dir(p) else []
+
+    def list_folder(self, ref):
+        p = self._path(ref)
+        if not (self.session.resolve(p) and self.session.is_dir(p)):
+            return []
+        entries, _ = self.session.lstat_tree(self.session.resolve(p), recursive=False)
+        return sorted((FolderEntry(e.path.rsplit("/", 1)[-1], e.kind, e.size, e.mtime) for e in entries),
+                      key=lambda e: e.name)
 
     def sha256_folder(self, ref):
         return self.session.sha256_folder(self._path(ref, must_exist=True))
@@ -371,12 +407,7 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
         raise UsageError("Give at least one disk (an image file or a block device).")
     images = list(images) if images is not None else [detect(p, fmt) for p in paths]
     if write:
-        # An appliance left by a killed rescue run may still hold the image's lock: reap our own
-        # orphans first, so the in-use check below only refuses for someone else's process.
-        from rescue.disk.session import reap_orphans
-
-        reap_orphans()
-        for img in images:
+        for img in images:                  # check_not_in_use reaps our own orphans first
             check_writable(img)
             check_not_in_use(img)
     session = DiskSession(images, write=write, accel=accel, notify=reporter.warn)

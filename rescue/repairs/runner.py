@@ -149,12 +149,8 @@ def staged_images(disks: Sequence[str], expand: Optional[str], *, allow_large: b
         target_size(first.virtual_size, size=expand, add=None)
     host_checks(first, new_size, allow_large=allow_large)
     if not dry_run:
-        from rescue.disk.session import reap_orphans
-
-        # As open_disks does: an appliance of a killed rescue run must not make the image look in use.
-        reap_orphans()
         check_writable(first)
-        check_not_in_use(first)
+        check_not_in_use(first)        # reaps an appliance a killed rescue run left holding the lock
     with staged(first, new_size, dry_run=dry_run) as stage:
         yield [stage.working_image, *images[1:]], stage
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rescue.errors import RescueError, UnsafeStateError, VerifyError, WriteFailedError
+from rescue.errors import DiskError, RescueError, UnsafeStateError, VerifyError, WriteFailedError
 from rescue.hive.regf import read_header
 from rescue.safety import backup as B
 from rescue.report import SILENT, Reporter
@@ -389,7 +389,7 @@ def _rollback(target, manifest: B.Manifest, started: list[FileRef]) -> tuple[lis
             continue
         try:
             what = B.restore_entry(target, manifest.id, entry)
-        except (RescueError, OSError, RuntimeError) as exc:
+        except (RescueError, OSError) as exc:
             problems.append(f"{target.describe(entry.file)}: {B._short(exc)}")
             continue
         if what in ("restored", "removed"):
@@ -398,7 +398,7 @@ def _rollback(target, manifest: B.Manifest, started: list[FileRef]) -> tuple[lis
             problems.append(f"{render.file_label(target, entry.file)} was deleted and not kept (by design)")
     try:
         target.sync()
-    except RuntimeError as exc:
+    except (DiskError, OSError) as exc:
         problems.append(f"sync: {B._short(exc)}")
     return restored, problems
 
@@ -457,7 +457,7 @@ def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = No
         status = "rollback-failed" if unrecoverable else "rolled-back"
         try:
             B.write_manifest(target, replace(manifest, status=status, notes=tuple(notes + problems)))
-        except (RescueError, OSError, RuntimeError):
+        except (RescueError, OSError):
             pass
         what = exc.message if isinstance(exc, RescueError) else B._short(exc)
         if isinstance(exc, KeyboardInterrupt):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PureWindowsPath
 
 from rescue import __version__
-from rescue.errors import NotFoundError, VerifyError, WriteFailedError
+from rescue.errors import DiskError, NotFoundError, VerifyError, WriteFailedError
 from rescue.fileref import FileRef
 from rescue.target import STAGED_SUFFIX
 
@@ -55,7 +55,7 @@ class BackupEntry:
 @dataclass(frozen=True)
 class Manifest:
     id: str
-    kind: str                      # apply | undo
+    kind: str                      # apply | undo | expand (grew the disk: nothing to restore)
     created: str                   # ISO 8601 UTC
     status: str                    # incomplete | in-progress | applied | rolled-back | rollback-failed | undone
     target: str                    # what was given as TARGET
@@ -179,7 +179,11 @@ def list_backups(target) -> list[Manifest]:
 
 def new_backup_id(target) -> str:
     base = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    existing = set(target.listdir(target.backup_root()))
+    return unique_id(base, set(target.listdir(target.backup_root())))
+
+
+def unique_id(base: str, existing: set[str]) -> str:
+    """`base` (a UTC time stamp), or "-2", "-3"... after it when a backup of that second exists."""
     candidate, n = base, 1
     while candidate in existing:
         n += 1
@@ -215,7 +219,7 @@ def make_backup(target, keeps: list[Keep], *, kind: str, target_label: str, plan
                 target.write_bytes(child(folder, name), b"")
             else:
                 target.copy(k.file, child(folder, name))
-        except (OSError, RuntimeError) as exc:
+        except (OSError, DiskError) as exc:
             raise WriteFailedError(f"Could not back up {target.describe(k.file)} to {location(target, backup_id)} "
                                    f"({_short(exc)}); nothing was changed.") from None
         entries.append(None)                 # filled in below, in plan order
@@ -223,7 +227,7 @@ def make_backup(target, keeps: list[Keep], *, kind: str, target_label: str, plan
     # Every copy checked against the file the plan was made from, the folder hashed in one call.
     try:
         sums = target.sha256_folder(folder) if copied else {}
-    except (OSError, RuntimeError) as exc:
+    except (OSError, DiskError) as exc:
         raise WriteFailedError(f"Could not read back the backup in {location(target, backup_id)} "
                                f"({_short(exc)}); nothing was changed.") from None
     for slot, k, name in copied:
@@ -285,5 +289,5 @@ def drop_temp(target, ref: FileRef) -> None:
     try:
         if target.exists(tmp):
             target.delete(tmp)
-    except (OSError, RuntimeError, NotFoundError):
+    except (OSError, DiskError, NotFoundError):
         pass

@@ -53,11 +53,17 @@ def choose(target, backup_id: str | None) -> B.Manifest:
         if found.status in ("incomplete", "unreadable"):
             raise NotFoundError(f"Backup {backup_id} is {found.status} (the run stopped before changing anything), "
                                 "so there is nothing to undo.")
+        if found.kind == "expand":
+            raise _grow_not_undoable(target, found)
         return found
     # Repeated `rescue undo` steps back through the runs, newest first; an undo itself is undone
     # only when named (`--backup ID`), so undoing twice never just toggles between two states.
     active = [m for m in backups if m.status in B.ACTIVE]
     runs = [m for m in active if m.kind != "undo"]
+    if runs and runs[-1].kind == "expand":
+        # Stepping over it silently would undo an older run while the newest change stays.
+        earlier = [m for m in runs if m.kind != "expand"]
+        raise _grow_not_undoable(target, runs[-1], latest=True, earlier=earlier[-1] if earlier else None)
     if runs:
         return runs[-1]
     if active:
@@ -65,6 +71,21 @@ def choose(target, backup_id: str | None) -> B.Manifest:
                             hint=f"To undo the last undo, name its backup: `rescue undo {label} --backup {active[-1].id}`.")
     raise NotFoundError(f"There is no backup to undo on {label}.",
                         hint=f"`rescue backups {label}` lists the backups and their status.")
+
+
+def _grow_not_undoable(target, manifest: B.Manifest, *, latest: bool = False,
+                       earlier: B.Manifest | None = None) -> NotFoundError:
+    """Why `rescue undo` restores nothing for an expand run, and what can be done instead."""
+    label = render.target_label(target)
+    what = "The latest change rescue made" if latest else f"Backup {manifest.id} records that rescue"
+    hint = ("Windows can shrink the volume later (Disk Management, Shrink Volume) if ever needed; the partition "
+            f"table from before is kept in {B.location(target, manifest.id)} for reference only (writing it back "
+            "over the grown NTFS would damage it).")
+    if earlier is not None:
+        hint += f" To undo the run before it, name its backup: `rescue undo {label} --backup {earlier.id}`."
+    return NotFoundError(f"{what} on {label} grew the disk ({manifest.title or 'rescue expand'}, backup "
+                         f"{manifest.id}); growing cannot be undone by `rescue undo`, so nothing was restored.",
+                         hint=hint)
 
 
 @dataclass(frozen=True)
@@ -130,7 +151,7 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Repor
         for entry in mine.files:
             try:
                 B.restore_entry(target, mine.id, entry)
-            except (RescueError, OSError, RuntimeError) as exc2:
+            except (RescueError, OSError) as exc2:
                 problems.append(f"{target.describe(entry.file)}: {B._short(exc2)}")
         B.write_manifest(target, replace(mine, status="rollback-failed" if problems else "rolled-back"))
         what = exc.message if isinstance(exc, RescueError) else B._short(exc)

@@ -27,6 +27,13 @@ Bases (CATALOGUE):
   hibernated                  gen2-broken plus \\hiberfil.sys starting "HIBR" (ntfs-3g: hibernated).
   two-windows                 gen2 layout with two Windows volumes (p3 Server 2019, p4 Server 2016),
                               both in the BCD display order.
+  gen1-system-broken / gen2-system-broken
+                              healthy but for three system scenarios broken at once: remote-access (RDP
+                              denied locally and by policy, SecurityLayer 7, TermService and Dhcp
+                              disabled, firewall RDP rule inactive), pending-updates (pending.xml, CBS
+                              RebootPending/PackagesPending/an incomplete session, COMPONENTS pending
+                              values) and crowdstrike-291 (the faulty channel file of 04:09 UTC).
+                              Every Windows sample has COMPONENTS, config\\TxR logs and the RDP keys.
   dirty-hive                  gen2 layout whose SYSTEM is dirty (sequence numbers differ) with
                               non-empty SYSTEM.LOG1/.LOG2: the real regipy SYSTEM_B + logs from
                               ../shared/realdata when present (C:'s GPT GUID is then the one its
@@ -88,6 +95,13 @@ class WindowsOptions:
     bitlocker: bool = False
     dirty_hive: bool = False
     second_windows: bool = False
+    # remote-access, pending-updates, crowdstrike-291 (rescue.samples.system_state)
+    rdp_broken: bool = False                      # RDP denied (local + policy), bad SecurityLayer, TermService
+                                                  # and Dhcp disabled, the firewall's RDP rule inactive
+    servicing_pending: bool = False               # pending.xml, CBS RebootPending/PackagesPending, COMPONENTS
+                                                  # pending values (COMPONENTS and TxR logs are always there)
+    crowdstrike_291: bool = False                 # \Windows\System32\drivers\CrowdStrike with the faulty
+                                                  # C-00000291*.sys of 2024-07-19 04:09 UTC
 
 
 BROKEN = dict(c_size_mib=256, pagefile_on="C:", crash_dumps=False, nmi=False,
@@ -99,6 +113,7 @@ BROKEN = dict(c_size_mib=256, pagefile_on="C:", crash_dumps=False, nmi=False,
 # displaybootmenu Yes without a timeout (boot-menu), recoveryenabled Yes without bootstatuspolicy
 # (repair-loop). Each fix repairs its own and leaves the others.
 BOOT_OPTIONS = dict(safeboot=1, safeboot_alternateshell=True, bcd_timeout=None, ignore_failures=False)
+SYSTEM_BROKEN = dict(rdp_broken=True, servicing_pending=True, crowdstrike_291=True)
 
 
 @dataclass(frozen=True)
@@ -147,6 +162,11 @@ CATALOGUE: dict[str, Sample] = {s.base: s for s in (
          **BOOT_OPTIONS),
     _win("gen2-boot-options", "Gen2 stuck in Safe Mode, at the boot menu and in Automatic Repair",
          **BOOT_OPTIONS),
+    # --- remote-access, pending-updates, crowdstrike-291: each broken at once, else healthy ---
+    _win("gen2-system-broken", "Gen2 Windows Server 2019: RDP blocked, updates stuck pending, faulty CrowdStrike "
+         "channel file 291", **SYSTEM_BROKEN),
+    _win("gen1-system-broken", "Gen1 Windows Server 2016: RDP blocked, updates stuck pending, faulty CrowdStrike "
+         "channel file 291", **_G1, **SYSTEM_BROKEN),
 )}
 
 

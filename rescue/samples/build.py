@@ -194,7 +194,8 @@ def _volume_tar(spec: PartSpec, dest: Path) -> bool:
                 continue
             data = f.host.read_bytes() if f.host is not None else (f.data or bytes(f.allocate))
             info = tarfile.TarInfo(_posix(f.path).lstrip("/"))
-            info.size, info.mode, info.mtime = len(data), 0o644, 1_700_000_000
+            info.size, info.mode = len(data), 0o644
+            info.mtime = f.mtime if f.mtime is not None else 1_700_000_000
             tar.addfile(info, io.BytesIO(data))
             entries += 1
     return entries > 0
@@ -203,8 +204,10 @@ def _volume_tar(spec: PartSpec, dest: Path) -> bool:
 def _write_volume(s, part, spec: PartSpec, tmp: Path) -> None:
     tarball = tmp / "volume.tar"
     if _volume_tar(spec, tarball):
+        from rescue.disk.builder import DiskBuilder
+
         mp = s.mount(part, write=True)
-        s.extract_tar(tarball, mp)
+        DiskBuilder(s).extract_tar(tarball, mp)
         s.umount(part)
     tarball.unlink(missing_ok=True)
 

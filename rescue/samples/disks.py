@@ -103,6 +103,7 @@ class FileSpec:
     data: bytes = b""
     host: Path | None = None      # upload this host file instead of `data`
     allocate: int = 0             # or allocate this many bytes (zeros, not sparse)
+    mtime: int | None = None      # last write time (seconds since the epoch, UTC); None: the build's fixed time
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,32 @@ def system_hive_options(base: str, *, c_guid: str | None = None, seed: str | Non
                 pagefile_on=o.pagefile_on, crash_dumps=o.crash_dumps, nmi=o.nmi,
                 whea_bad_pages=o.whea_bad_pages,
                 computer_name=f"WINSRV-{hashlib.sha1(seed.encode()).hexdigest()[:6].upper()}",
-                boot_partition=3 if o.generation == "gen2" else 2)
+                boot_partition=3 if o.generation == "gen2" else 2,
+                remote_access=_remote_access(o))
+
+
+def _remote_access(o: WindowsOptions | None):
+    from rescue.samples import system_state as S
+
+    return S.BROKEN_RDP if o is not None and o.rdp_broken else S.RemoteAccess()
+
+
+def _system_state_files(o: WindowsOptions, hivedir: Path) -> tuple[FileSpec, ...]:
+    """COMPONENTS and the TxR logs (every Windows volume has them), pending.xml when an update is
+    stuck, the CrowdStrike folder with the faulty channel file 291 (rescue.samples.system_state)."""
+    from rescue.samples import system_state as S
+
+    cfg = "\\Windows\\System32\\config"
+    S.build_components_hive(hivedir / "COMPONENTS", pending=o.servicing_pending)
+    files = [FileSpec(f"{cfg}\\COMPONENTS", host=hivedir / "COMPONENTS"),
+             FileSpec(f"{cfg}\\COMPONENTS.LOG1"), FileSpec(f"{cfg}\\COMPONENTS.LOG2"),
+             *(FileSpec(f"{S.TXR}\\{n}", S.txr_data(n)) for n in S.TXR_FILES)]
+    if o.servicing_pending:
+        files.append(FileSpec(S.PENDING_XML, S.pending_xml()))
+    if o.crowdstrike_291:
+        files += [FileSpec(f"{S.CROWDSTRIKE}\\{S.FAULTY_291}", S.channel_file(S.FAULTY_291), mtime=S.FAULTY_TIME),
+                  *(FileSpec(f"{S.CROWDSTRIKE}\\{n}", S.channel_file(n), mtime=t) for n, t in S.OTHER_CHANNEL)]
+    return tuple(files)
 
 
 def bcd_hive_options(base: str) -> dict:
@@ -233,7 +259,9 @@ def _windows_volume(base: str, o: WindowsOptions, hivedir: Path, *, product: str
         else:
             logs = [FileSpec(f"{cfg}\\SYSTEM.LOG1"), FileSpec(f"{cfg}\\SYSTEM.LOG2")]
     H.build_software_hive(hivedir / "SOFTWARE", product=product, build=build,
-                          release_id={14393: "1607", 17763: "1809"}.get(build))
+                          release_id={14393: "1607", 17763: "1809"}.get(build),
+                          rdp_policy_deny=1 if o.rdp_broken and primary else None,
+                          servicing_pending=o.servicing_pending and primary)
     from rescue.hive import values as V
     H.build_plain_hive(hivedir / "SAM", root_name="SAM", file_name="SAM",
                        keys=["SAM\\Domains\\Account\\Users\\Names\\azureuser", "SAM\\Domains\\Builtin"])
@@ -264,6 +292,7 @@ def _windows_volume(base: str, o: WindowsOptions, hivedir: Path, *, product: str
              FileSpec("\\Windows\\explorer.exe", _exe("explorer.exe")),
              FileSpec("\\Users\\azureuser\\Desktop\\notes.txt",
                       _text(f"{product} (build {build}) sample volume built by rescue.samples.\n"))]
+    files += _system_state_files(o if primary else WindowsOptions(), hivedir)
     if o.pagefile_mib and primary:
         files.append(FileSpec("\\pagefile.sys", allocate=o.pagefile_mib * MiB))
     if o.download_cache_mib and primary:

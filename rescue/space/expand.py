@@ -17,7 +17,8 @@ appliance, e.g. a hibernated volume, would leave it grown) and a second, read-on
 
 Growing the image file cannot be undone by `rescue undo` (Windows can shrink the volume later if
 ever needed); the first MiB of the disk and the MiB that held the old GPT backup are saved on the
-Windows volume (\\rescue-backup\\expand-<UTC time>\\) before the partition table changes.
+Windows volume (\\rescue-backup\\<UTC time>\\, with a manifest of kind "expand" that `rescue backups`
+lists and `rescue undo` explains) before the partition table changes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ import time
 from dataclasses import dataclass, field, replace
 
 from rescue.units import format_bytes, parse_size
-from rescue.errors import UnsafeStateError, UsageError, VerifyError, WriteFailedError
+from rescue.errors import DiskError, UnsafeStateError, UsageError, VerifyError, WriteFailedError
+from rescue.safety import backup as B
 from rescue.space import imagegrow
 from rescue.space.imagegrow import GiB, MiB, TiB
 
@@ -184,7 +186,7 @@ class ExpandPlan:
             s.append(f"grow the {self.format_label} image from {human(self.old_disk_size)} to "
                      f"{human(self.new_disk_size)} (not undoable by `rescue undo`)")
         s.append(f"save the partition table (first MiB and the old last MiB of the disk) in "
-                 f"{BACKUP_DIR}\\expand-<time> on the Windows volume")
+                 f"{BACKUP_DIR}\\<time> on the Windows volume")
         if self.table == "gpt":
             s.append("move the GPT backup header and table to the new end of the disk")
         s.append(f"grow partition {self.partition}{' (' + self.letter + ')' if self.letter else ''} from "
@@ -320,9 +322,8 @@ def apply_in_session(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
     here writes to the overlay only: any failure leaves the image file as it was."""
     try:
         return _apply(session, plan, stamp=stamp)
-    except RuntimeError as exc:            # libguestfs: one sentence, never a traceback
-        text = str(exc).strip().splitlines()
-        raise WriteFailedError(f"Growing the partition failed: {text[-1] if text else exc}",
+    except DiskError as exc:               # one sentence, never a traceback
+        raise WriteFailedError(f"Growing the partition failed: {exc.message}",
                                hint="The image file has not been changed.") from None
 
 
@@ -335,16 +336,23 @@ def _apply(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
     head = session.read_disk_bytes(0, MiB, 0)
     old_tail_at = max(0, plan.old_disk_size - MiB)
     tail = session.read_disk_bytes(0, plan.old_disk_size - old_tail_at, old_tail_at)
-    folder = f"{BACKUP_DIR}\\expand-{stamp}"
-    base = mp + win_to_posix(folder)
+    # The backup folder sits among the other runs' backups, named like them (their ids sort in
+    # time order), in the existing \\rescue-backup whatever its spelling (ntfs-3g is case-sensitive).
+    root = session.resolve(mp + win_to_posix(BACKUP_DIR)) or mp + win_to_posix(BACKUP_DIR)
+    existing = set(session.listdir(root)) if session.is_dir(root) else set()
+    backup_id = B.unique_id(stamp, existing)
+    folder = f"{BACKUP_DIR}\\{backup_id}"
+    base = f"{root}/{backup_id}"
+    saved = {"disk-first-1MiB.bin": head, f"disk-at-{old_tail_at}.bin": tail}
     session.makedirs(base)
-    session.write_file(f"{base}/disk-first-1MiB.bin", head)
-    session.write_file(f"{base}/disk-at-{old_tail_at}.bin", tail)
-    session.write_file(f"{base}/plan.json", json.dumps(plan.to_json(), indent=2).encode())
+    for name, data in saved.items():
+        session.write_file(f"{base}/{name}", data)
     session.write_file(f"{base}/README.txt", (
         "rescue expand saved the partition table of this disk before growing it.\r\n"
         f"disk-first-1MiB.bin = bytes 0..1048575 of the disk; disk-at-{old_tail_at}.bin = the old last MiB\r\n"
         "(GPT backup header). Restoring them is only meaningful on a disk whose NTFS has not been grown.\r\n").encode())
+    manifest = expand_manifest(plan, backup_id, saved={n: len(d) for n, d in saved.items()})
+    session.write_file(f"{base}/{B.MANIFEST}", (json.dumps(manifest.to_json(), indent=2) + "\n").encode())
     session.sync()
     session.umount(part)
 
@@ -377,9 +385,8 @@ def _apply(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
             raise VerifyError("The GPT backup header is not at the end of the disk after moving it.")
     try:
         session.ntfsresize(grown)
-    except RuntimeError as exc:
-        text = str(exc).strip().splitlines()
-        raise WriteFailedError(f"ntfsresize refused or failed: {text[-1] if text else exc}",
+    except DiskError as exc:
+        raise WriteFailedError(f"ntfsresize refused or failed: {exc.message}",
                                hint="The image file has not been changed.") from None
     mp = session.mount(grown, write=False)
     after = session.usage(mp)
@@ -393,6 +400,27 @@ def _apply(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
         raise VerifyError("Free space did not grow with the filesystem.")
     return ExpandResult(plan=plan, backup=folder, fs_size_before=before.size_bytes, fs_size_after=after.size_bytes,
                         free_before=before.free_bytes, free_after=after.free_bytes)
+
+
+def expand_manifest(plan: ExpandPlan, backup_id: str, *, saved: dict[str, int]) -> "B.Manifest":
+    """The manifest of an expand's backup folder (kind "expand"). It lists no files to restore:
+    growing cannot be undone by `rescue undo` (see rescue.safety.undo), and the saved table bytes
+    are kept for a person, not for undo. Status "applied" is true wherever the manifest is seen:
+    it is written into the overlay, which reaches the image only when the whole grow succeeded."""
+    grown = f"partition {plan.partition}{' (' + plan.letter + ')' if plan.letter else ''} " \
+            f"{human(plan.old_part_size)} -> {human(plan.new_part_size)}"
+    title = f"expand {grown}" + (f", disk {human(plan.old_disk_size)} -> {human(plan.new_disk_size)}"
+                                 if plan.grows_image else "")
+    now = B.utc_now()
+    return B.Manifest(id=backup_id, kind="expand", created=now, updated=now, status="applied", target=plan.disk,
+                      plan={"title": title, "expand": plan.to_json(), "saved": saved},
+                      notes=(EXPAND_NOT_UNDOABLE,))
+
+
+EXPAND_NOT_UNDOABLE = ("Growing the disk, its partition and its NTFS cannot be undone by `rescue undo`; "
+                       "Windows can shrink the volume later (Disk Management, Shrink Volume) if ever needed. "
+                       "The partition table from before is kept here for reference only: writing it back "
+                       "over the grown NTFS would damage it.")
 
 
 def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_run: bool,
