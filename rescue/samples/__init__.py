@@ -83,6 +83,14 @@ class WindowsOptions:
     emssettings: tuple[int, int] | None = (1, 115200)
     bootems: bool = False                         # {emssettings} bootems
     bootmgr_bootems: bool = True                  # {bootmgr} bootems (Azure image preparation)
+    bcd_timeout: int | None = 5                   # {bootmgr} timeout (None: absent, the menu waits)
+    # BCD boot configuration faults (boot-config, safe-mode, boot-menu, repair-loop)
+    loader_on_other_disk: bool = False            # default loader's device/osdevice: another disk's partition
+    bootmgr_missing: bool = False                 # no {bootmgr} object
+    default_deleted: bool = False                 # default + displayorder name a deleted object
+    safeboot: int | None = None                   # default loader safeboot (1: Network)
+    safeboot_alternateshell: bool = False
+    ignore_failures: bool = True                  # False: recoveryenabled Yes, no bootstatuspolicy
     # files on C:
     pagefile_mib: int = 0                         # \pagefile.sys on C: (0: none)
     download_cache_mib: int = 0                   # one file in SoftwareDistribution\Download
@@ -108,6 +116,10 @@ BROKEN = dict(c_size_mib=256, pagefile_on="C:", crash_dumps=False, nmi=False,
               bootmgr_bootems=False, pagefile_mib=16, download_cache_mib=4, cleanup_files=True)
 
 
+# The three boot-option faults in one store: safeboot Network + safebootalternateshell (safe-mode),
+# displaybootmenu Yes without a timeout (boot-menu), recoveryenabled Yes without bootstatuspolicy
+# (repair-loop). Each fix repairs its own and leaves the others.
+BOOT_OPTIONS = dict(safeboot=1, safeboot_alternateshell=True, bcd_timeout=None, ignore_failures=False)
 SYSTEM_BROKEN = dict(rdp_broken=True, servicing_pending=True, crowdstrike_291=True)
 
 
@@ -151,6 +163,18 @@ CATALOGUE: dict[str, Sample] = {s.base: s for s in (
          c_size_mib=256),
     _win("dirty-hive", "Gen2 broken sample whose SYSTEM hive is dirty with pending .LOG1/.LOG2",
          dirty_hive=True, **{**BROKEN, "c_size_mib": None, "pagefile_mib": 4, "download_cache_mib": 0}),
+    # --- boot configuration scenarios (boot-config, safe-mode, boot-menu, repair-loop): healthy
+    # apart from the BCD fault each names.
+    _win("gen1-boot-config", "Gen1 whose default loader is on another disk and whose default names a "
+         "deleted entry (0xC000000E)", **_G1, loader_on_other_disk=True, default_deleted=True),
+    _win("gen2-boot-config", "Gen2 whose default loader is on another disk and whose default names a "
+         "deleted entry (0xC000000E)", loader_on_other_disk=True, default_deleted=True),
+    _win("gen1-no-bootmgr", "Gen1 whose BCD has no {bootmgr} (0xC0000034)", **_G1, bootmgr_missing=True),
+    _win("gen2-no-bootmgr", "Gen2 whose BCD has no {bootmgr} (0xC0000034)", bootmgr_missing=True),
+    _win("gen1-boot-options", "Gen1 stuck in Safe Mode, at the boot menu and in Automatic Repair", **_G1,
+         **BOOT_OPTIONS),
+    _win("gen2-boot-options", "Gen2 stuck in Safe Mode, at the boot menu and in Automatic Repair",
+         **BOOT_OPTIONS),
     # --- remote-access, pending-updates, crowdstrike-291: each broken at once, else healthy ---
     _win("gen2-system-broken", "Gen2 Windows Server 2019: RDP blocked, updates stuck pending, faulty CrowdStrike "
          "channel file 291", **SYSTEM_BROKEN),

@@ -205,14 +205,36 @@ def _system_state_files(o: WindowsOptions, hivedir: Path) -> tuple[FileSpec, ...
 def bcd_hive_options(base: str) -> dict:
     """The build_bcd_hive options of a Windows sample's BCD store."""
     o = CATALOGUE[base].windows
+    if o is None:
+        raise KeyError(f"{base} is not a Windows sample")
     ids = ids_for(base)
-    extra = ()
+    extra: tuple = ()
     if o.second_windows:
         extra = ((B.SECOND_LOADER_GUID, "Windows Server 2016",
                   H.gpt_partition_device(second_os_guid(base), ids.disk_guid)),)
+    faults: dict = {}
+    if o.loader_on_other_disk:
+        faults["loader_device"] = other_disk_device(base)
+    if o.default_deleted:
+        faults["default_guid"] = DELETED_LOADER_GUID
     return dict(generation=o.generation, disk=ids, bad_memory_pfns=o.bad_memory_pfns, ems=o.ems,
                 bootems=o.bootems, bootmgr_bootems=o.bootmgr_bootems, emssettings=o.emssettings,
-                timeout=5, extra_loaders=extra)
+                timeout=o.bcd_timeout, extra_loaders=extra, bootmgr=not o.bootmgr_missing,
+                safeboot=o.safeboot, safeboot_alternateshell=o.safeboot_alternateshell,
+                ignore_failures=o.ignore_failures, **faults)
+
+
+# The entry a boot-config sample's default names: it has no object (deleted).
+DELETED_LOADER_GUID = "{0ee1c3a9-9f4b-11ee-8c1a-00155d010203}"
+
+
+def other_disk_device(base: str) -> bytes:
+    """A partition device naming C: of another disk: on Gen1 the same offset on a disk with another
+    signature (what a clone or a disk-signature change leaves), on Gen2 other disk/partition GUIDs."""
+    ids = ids_for(base)
+    if ids.generation == "gen1":
+        return H.mbr_partition_device(_signature(base + "/other-disk"), ids.os_offset)
+    return H.gpt_partition_device(_guid(base, "other-os"), _guid(base, "other-disk"))
 
 
 def _windows_volume(base: str, o: WindowsOptions, hivedir: Path, *, product: str, build: int,
