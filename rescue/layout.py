@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 import uuid
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from rescue.errors import NotWindowsError, RescueError, UsageError
@@ -23,6 +24,38 @@ BCD_GEN2 = "\\EFI\\Microsoft\\Boot\\BCD"
 BCD_GEN1 = "\\Boot\\BCD"
 SYSTEM_HIVE = "\\Windows\\System32\\config\\SYSTEM"
 SOFTWARE_HIVE = "\\Windows\\System32\\config\\SOFTWARE"
+
+
+class VolumeRole(str, Enum):
+    """What a volume is for, as Windows and its firmware use it."""
+
+    ESP = "esp"
+    MSR = "msr"
+    SYSTEM_RESERVED = "system-reserved"
+    WINDOWS = "windows"
+    RECOVERY = "recovery"
+    DATA = "data"
+    BITLOCKER = "bitlocker"
+    OTHER = "other"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class VolumeState(str, Enum):
+    """Whether a volume can be read and written, from its own metadata (rescue.ntfs for NTFS)."""
+
+    OK = "ok"
+    BITLOCKER = "bitlocker"
+    HIBERNATED = "hibernated"
+    FAST_STARTUP = "fast-startup"
+    UNCLEAN = "unclean"
+    DIRTY = "dirty"
+    UNMOUNTABLE = "unmountable"
+    UNFORMATTED = "unformatted"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -34,9 +67,10 @@ class Volume:
     size_bytes: int               # partition size (or filesystem size when mounted)
     free_bytes: int | None        # None: not mounted / unknown
     letter: str | None            # "C:" as Windows names it (MountedDevices), or None
-    role: str                     # esp, msr, system-reserved, windows, recovery, data, bitlocker, other
-    state: str                    # ok, bitlocker, hibernated, unclean, unmountable, unformatted
+    role: VolumeRole
+    state: VolumeState
     note: str | None = None
+    ntfs: object = None           # rescue.ntfs.state.NtfsEvidence of an NTFS volume (None: not NTFS)
 
     @property
     def used_bytes(self) -> int | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 from typing import Iterator, Sequence
 
-from rescue.errors import InputError, NotFoundError, UnsafeStateError
+from rescue.errors import DiskError, InputError, NotFoundError, UnsafeStateError
 from rescue.report import SILENT, Reporter
 from rescue.fileref import FileRef, win_to_posix  # noqa: F401  (win_to_posix: re-exported)
 
@@ -46,6 +46,7 @@ class Target(ABC):
     `workdir` is a host temp folder removed on close."""
 
     write: bool = False
+    ntfs_options = None             # rescue.safety.ntfs_reset.NtfsOptions of the command (disks only)
 
     def __init__(self, reporter: Reporter | None = None) -> None:
         # How this command talks to its user while it works (rescue.report); the CLI sets one.
@@ -124,7 +125,7 @@ class Target(ABC):
         for ref in refs:
             try:
                 self.delete(ref)
-            except (OSError, RuntimeError, NotFoundError) as exc:
+            except (OSError, DiskError, NotFoundError) as exc:
                 failed.append((ref, str(exc)))
         return failed
 
@@ -346,7 +347,7 @@ class DiskTarget(Target):
             ref = paths[path]
             try:
                 self.delete(ref)
-            except (RuntimeError, NotFoundError) as exc:
+            except (DiskError, NotFoundError) as exc:
                 failed.append((ref, str(exc)))
         return failed
 
@@ -392,11 +393,12 @@ def is_hive_target(path: str) -> bool:
 @contextlib.contextmanager
 def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = None,
                accel: str | None = None, root: str | None = None, images: Sequence | None = None,
-               reporter: Reporter | None = None) -> Iterator[DiskTarget]:
+               reporter: Reporter | None = None, ntfs=None) -> Iterator[DiskTarget]:
     """Detect formats, launch ONE appliance (ground rule 4), discover the Windows layout.
 
     Yields a DiskTarget whose `.session` and `.layout` the command uses. `images`: already detected
-    DiskImages for `paths` (e.g. disk 0 opened through a staging overlay)."""
+    DiskImages for `paths` (e.g. disk 0 opened through a staging overlay). `ntfs`: the command's
+    rescue.safety.ntfs_reset.NtfsOptions, which the write engine reads from the target."""
     from rescue.disk.formats import check_not_in_use, check_writable, detect
     from rescue.disk.session import DiskSession
     from rescue.errors import UsageError
@@ -407,12 +409,7 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
         raise UsageError("Give at least one disk (an image file or a block device).")
     images = list(images) if images is not None else [detect(p, fmt) for p in paths]
     if write:
-        # An appliance left by a killed rescue run may still hold the image's lock: reap our own
-        # orphans first, so the in-use check below only refuses for someone else's process.
-        from rescue.disk.session import reap_orphans
-
-        reap_orphans()
-        for img in images:
+        for img in images:                  # check_not_in_use reaps our own orphans first
             check_writable(img)
             check_not_in_use(img)
     session = DiskSession(images, write=write, accel=accel, notify=reporter.warn)
@@ -421,6 +418,7 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
         with reporter.progress(f"{label}…"):
             session.launch()
         target = DiskTarget(session, None, reporter=reporter)
+        target.ntfs_options = ntfs
         fetched: dict = {}
         target.layout = discover(session, root=root, workdir=target.workdir, fetched=fetched)
         # Hives read during discovery are reused (never downloaded twice in one command).
@@ -436,7 +434,7 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
 @contextlib.contextmanager
 def open_target(path: str, *, write: bool = False, fmt: str | None = None, accel: str | None = None,
                 root: str | None = None, extra_disks: Sequence[str] = (),
-                reporter: Reporter | None = None) -> Iterator[Target]:
+                reporter: Reporter | None = None, ntfs=None) -> Iterator[Target]:
     """TARGET is a disk image / block device, or a hive file told apart by its `regf` signature
     (no appliance needed: instant)."""
     from rescue.errors import UsageError
@@ -447,6 +445,9 @@ def open_target(path: str, *, write: bool = False, fmt: str | None = None, accel
     if is_hive_target(path):
         if extra_disks:
             raise UsageError("Extra disks make no sense with a bare hive file.")
+        if ntfs is not None and (ntfs.reset_log or ntfs.discard_hibernation):
+            raise UsageError("--reset-ntfs-log and --discard-hibernation act on a disk's NTFS volumes, "
+                             "not on a hive file.")
         host = HostFileTarget(path, write=write, reporter=reporter)
         try:
             yield host
@@ -454,5 +455,5 @@ def open_target(path: str, *, write: bool = False, fmt: str | None = None, accel
             host.close()
         return
     with open_disks([path, *extra_disks], write=write, fmt=fmt, accel=accel, root=root,
-                    reporter=reporter) as disks:
+                    reporter=reporter, ntfs=ntfs) as disks:
         yield disks

@@ -28,7 +28,8 @@ ROOTFS_INPUTS = ("image/packages.txt", "image/lib/rootfs.sh", "image/lib/customi
                  "image/overlay")
 # toolkit: the toolkit's sources and how they are installed (plus the rootfs key: a new rootfs
 # needs the toolkit installed again).
-TOOLKIT_INPUTS = ("pyproject.toml", "rescue", "image/lib/toolkit.sh")
+TOOLKIT_INPUTS = ("pyproject.toml", "rescue", "debian", "tools/build_deb.sh", "tools/cli_docs.py",
+                  "image/lib/toolkit.sh")
 _SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache"}
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".swp", "~")
 

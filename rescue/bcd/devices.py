@@ -285,17 +285,17 @@ def _identity(dev: Device) -> str:
     return f"style {dev.style}"
 
 
-def _inner(dev: Device, context: DeviceContext | None) -> str:
+def _inner(dev: Device, context: DeviceContext | None, guids: bool = False) -> str:
     """The device inside brackets, as in ramdisk=[C:]\\path."""
     if dev.kind == "boot":
         return "boot"
     if dev.kind == "partition":
         loc = context.locate(dev) if context else None
         return loc.text() if loc else _identity(dev)
-    return device_text(dev, context)
+    return device_text(dev, context, guids=guids)
 
 
-def device_text(dev: Device, context: DeviceContext | None = None) -> str:
+def device_text(dev: Device, context: DeviceContext | None = None, *, guids: bool = False) -> str:
     """bcdedit's rendering: partition=C:, boot, locate=custom:12000002,
     ramdisk=[C:]\\Recovery\\WindowsRE\\Winre.wim,{guid}. Without a matching attached disk the raw
     identity is shown (MBR signature + offset, or GPT disk + partition GUIDs)."""
@@ -315,7 +315,7 @@ def device_text(dev: Device, context: DeviceContext | None = None) -> str:
         else:
             text = f"locate={dev.path or ''}"
     elif dev.kind in ("ramdisk", "vhd", "file") and dev.path is not None:
-        parent = _inner(dev.parent, context) if dev.parent else "?"
+        parent = _inner(dev.parent, context, guids) if dev.parent else "?"
         text = f"{dev.kind}=[{parent}]{dev.path}"
     elif dev.kind == "disk" and dev.note is None:
         text = f"disk=({'GPT disk ' + str(dev.disk_guid) if dev.style == 'gpt' else f'MBR signature {dev.mbr_signature or 0:08x}'})"
@@ -323,5 +323,51 @@ def device_text(dev: Device, context: DeviceContext | None = None) -> str:
         text = f"unknown (device type {dev.device_type}) {dev.raw.hex()}"
         return text
     if dev.options:
-        text += "," + ALIAS_OF_GUID.get(dev.options, dev.options)
+        # bcdedit /v shows the options object by GUID like every other identifier.
+        text += "," + (dev.options if guids else ALIAS_OF_GUID.get(dev.options, dev.options))
     return text
+
+
+# --- encoding ------------------------------------------------------------------------------
+PARTITION_DEVICE_SIZE = 72      # descriptor size of a partition device (88-byte value), §6
+
+
+def _descriptor_head(device_type: int, size: int) -> bytes:
+    # 16-byte additional-options GUID (zero), then DeviceType, Flags, Size, reserved.
+    return bytes(16) + struct.pack("<IIII", device_type, 0, size, 0)
+
+
+def gpt_partition_device(partition_guid: str, disk_guid: str) -> bytes:
+    """The 88-byte value bcdedit writes for `partition=X:` on a GPT disk: partition GUID, block
+    type 0 (hard disk), style 0 (GPT), disk GUID, zero padding (BCD-REFERENCE.md §6)."""
+    data = (_descriptor_head(6, PARTITION_DEVICE_SIZE) + uuid.UUID(_norm(partition_guid)).bytes_le
+            + struct.pack("<II", 0, 0) + uuid.UUID(_norm(disk_guid)).bytes_le + bytes(16))
+    assert len(data) == 16 + PARTITION_DEVICE_SIZE
+    return data
+
+
+def mbr_partition_device(signature: int, offset: int) -> bytes:
+    """The 88-byte value for `partition=X:` on an MBR disk: the partition's start in bytes, block
+    type 0, style 1 (MBR), the 32-bit disk signature, zero padding (the identity MountedDevices
+    keeps for the volume)."""
+    data = (_descriptor_head(6, PARTITION_DEVICE_SIZE) + struct.pack("<Q", offset) + bytes(8)
+            + struct.pack("<II", 0, 1) + struct.pack("<I", signature) + bytes(12) + bytes(16))
+    assert len(data) == 16 + PARTITION_DEVICE_SIZE
+    return data
+
+
+def partition_device(disk, part) -> bytes:
+    """The device value naming partition `part` of the attached disk `disk` (records as in
+    DeviceContext): built from the disk's own identity, as bcdedit does for `partition=X:`.
+    Raises ValueError when the disk has no identity a BCD device can carry."""
+    if disk.table == "gpt":
+        if not disk.gpt_guid or not part.gpt_guid:
+            raise ValueError(f"GPT disk {disk.index} partition {part.number} has no GUID")
+        return gpt_partition_device(part.gpt_guid, disk.gpt_guid)
+    if disk.table == "mbr":
+        if not disk.mbr_signature:
+            # Windows gives a disk a signature when it first sees it; a BCD device without one
+            # cannot name the disk (two unsigned disks would be the same device).
+            raise ValueError(f"MBR disk {disk.index} has no disk signature")
+        return mbr_partition_device(disk.mbr_signature, part.start)
+    raise ValueError(f"disk {disk.index} has no partition table")

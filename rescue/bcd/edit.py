@@ -126,9 +126,15 @@ def plan_set_typed(store: BcdStore, ref: FileRef, obj: BcdObject, code: int, val
     return Step(action, title, (change,))
 
 
-def parse_value(store: BcdStore, obj: BcdObject, code: int, values: Sequence[str]):
-    """bcdedit /set VALUE spellings -> the typed value for element `code`."""
+def parse_value(store: BcdStore, obj: BcdObject, code: int, values: Sequence[str], devices=None,
+                disk_paths: Sequence[str] = ()):
+    """bcdedit /set VALUE spellings -> the typed value for element `code` (device elements: the
+    bytes, see parse_device; `devices` is the attached disks' DeviceContext, None for a BCD file)."""
     fmt = C.element_format(code)
+    if fmt == C.FMT_DEVICE:
+        if len(values) != 1:
+            raise UsageError("A device takes one value: partition=C:, partition=DISK:N, boot or locate.")
+        return parse_device(values[0], code, devices, disk_paths)
     lists = (C.FMT_INTEGER_LIST, C.FMT_OBJECT_LIST)
     if not values:
         raise UsageError("Give a value to set.")
@@ -152,12 +158,89 @@ def parse_value(store: BcdStore, obj: BcdObject, code: int, values: Sequence[str
     raise AssertionError("unreachable")
 
 
-def plan_set(store: BcdStore, ref: FileRef, ident: str, element: str, values: Sequence[str]) -> Step:
+def plan_set(store: BcdStore, ref: FileRef, ident: str, element: str, values: Sequence[str], devices=None,
+             disk_paths: Sequence[str] = ()) -> Step:
     """`bcdedit /set ID ELEMENT VALUE...`."""
     obj = store.object(ident)
     code = resolve_element(obj, element)
-    value = parse_value(store, obj, code, values)
+    value = parse_value(store, obj, code, values, devices, disk_paths)
+    if C.element_format(code) == C.FMT_DEVICE:
+        return plan_set_device(store, ref, obj, code, value, values[0])
     return plan_set_typed(store, ref, obj, code, value)
+
+
+# --- device values (bcdedit's partition=X:, boot, locate), where they can be known offline -----------
+def boot_device() -> bytes:
+    """`boot`: device type 5, nothing else (88 bytes, as in the real stores; BCD-REFERENCE.md §6)."""
+    return bytes(16) + struct.pack("<IIII", 5, 0, 72, 0) + bytes(56)
+
+
+def locate_device(element: int) -> bytes:
+    """`locate`: device type 8, locate by element (the object's path for `device`, its systemroot for
+    `osdevice`), 46 bytes as bcdedit writes it (windeploy's store: locate=custom:12000002 /
+    custom:22000002)."""
+    return bytes(16) + struct.pack("<IIII", 8, 0, 30, 0) + struct.pack("<II", 0, element) + bytes(6)
+
+
+def parse_device(text: str, code: int, devices=None, disk_paths: Sequence[str] = ()) -> bytes:
+    """bcdedit's device spellings that need nothing but the disks: `boot`, `locate`,
+    `partition=C:` (the letter Windows gave the volume, from MountedDevices) and `partition=DISK:N`
+    (partition N of an attached disk, DISK its 0-based index or the path given, as --root takes).
+    Partition devices carry the disk's own identity (GPT GUIDs, MBR signature + offset)."""
+    from rescue.bcd.devices import partition_device
+
+    t = text.strip()
+    low = t.lower()
+    if low == "boot":
+        return boot_device()
+    if low == "locate":
+        return locate_device(C.SYSTEMROOT if code == C.OSDEVICE else C.PATH)
+    if not low.startswith("partition="):
+        raise UsageError(f"{text!r} is not a device rescue can set offline: give partition=C:, partition=DISK:N "
+                         "(e.g. partition=0:3), boot or locate.")
+    if devices is None:
+        raise UsageError("partition= needs the disk, not a BCD file: which partition a letter or number means is "
+                         "known only from the attached disks.")
+    spec = t.split("=", 1)[1].strip()
+    if len(spec) == 2 and spec[1] == ":" and spec[0].isalpha():
+        letter = spec.upper()
+        found = [k for k, v in devices.letters.items() if v == letter]
+        if not found:
+            raise NotFoundError(f"No volume of the attached disks is {letter} (MountedDevices names "
+                                f"{', '.join(sorted(set(devices.letters.values()))) or 'no letter'}).")
+        disk_index, number = found[0]
+    else:
+        disk_s, _, part_s = spec.rpartition(":")
+        if not part_s.isdigit():
+            raise UsageError(f"partition={spec} is neither a drive letter (C:) nor DISK:N (e.g. 0:3).")
+        if disk_s == "" or disk_s.isdigit():
+            disk_index = int(disk_s or 0)
+        elif disk_s in disk_paths:
+            disk_index = list(disk_paths).index(disk_s)
+        else:
+            raise UsageError(f"partition={spec} names disk {disk_s!r}, which was not given.")
+        number = int(part_s)
+    disk = next((d for d in devices.disks if d.index == disk_index), None)
+    part = next((p for p in disk.partitions if p.number == number), None) if disk is not None else None
+    if part is None:
+        raise NotFoundError(f"The attached disks have no partition {number} on disk {disk_index}.")
+    try:
+        return partition_device(disk, part)
+    except ValueError as exc:
+        raise UsageError(f"A BCD device cannot name that partition: {exc}.") from None
+
+
+def plan_set_device(store: BcdStore, ref: FileRef, obj: BcdObject, code: int, data: bytes, spelled: str) -> Step:
+    name = C.element_name(code, obj.type)
+    title = f"Set {name} of {_label(obj)} to {spelled}"
+    old = obj.element(code)
+    if old is not None and old.reg_type == V.REG_BINARY and old.raw == data:
+        return Step("bcd.set", title, skipped=f"{_label(obj)} {name} is already {spelled}")
+    change = SetValue(file=ref, key=obj.element_path(code), name="Element", type=V.REG_BINARY, data=data,
+                      before_type=None if old is None or old.reg_type is None else old.reg_type,
+                      before_data=None if old is None or old.reg_type is None else old.raw,
+                      reason=f"{_label(obj)} {name} = {spelled}")
+    return Step("bcd.set", title, (change,))
 
 
 def plan_deletevalue(store: BcdStore, ref: FileRef, ident: str, element: str) -> Step:
@@ -287,3 +370,53 @@ def plan_emssettings(store: BcdStore, ref: FileRef, port: int | None = None, bau
     if not changes:
         return Step("bcd.emssettings", title, skipped=f"{{emssettings}} already has {' and '.join(parts)}")
     return Step("bcd.emssettings", title, tuple(changes))
+
+
+# --- boot options of the default loader and the boot manager (safe-mode, boot-menu, repair-loop) ----
+SAFEBOOT = 0x25000080                 # 0 Minimal, 1 Network, 2 DsRepair
+SAFEBOOTALTERNATESHELL = 0x26000081
+RECOVERYENABLED = 0x16000009
+BOOTSTATUSPOLICY = 0x250000E0
+IGNORE_ALL_FAILURES = 1
+DISPLAYBOOTMENU = 0x26000020
+
+
+def plan_clear_safeboot(store: BcdStore, ref: FileRef, loader: BcdObject) -> Step:
+    """`bcdedit /deletevalue {default} safeboot` and `... safebootalternateshell`: Windows starts
+    normally again (msconfig's "Safe boot" box writes these two)."""
+    title = f"Leave Safe Mode: delete safeboot and safebootalternateshell from {store.display_id(loader.identifier)}"
+    changes: list[Change] = []
+    for code in (SAFEBOOT, SAFEBOOTALTERNATESHELL):
+        changes.extend(_delete_step(store, ref, loader, code, action="bcd.safeboot").changes)
+    if not changes:
+        return Step("bcd.safeboot", title, skipped=f"{store.display_id(loader.identifier)} has no safeboot setting")
+    return Step("bcd.safeboot", title, tuple(changes))
+
+
+def plan_ignore_failures(store: BcdStore, ref: FileRef, loader: BcdObject) -> Step:
+    """`bcdedit /set {default} bootstatuspolicy IgnoreAllFailures` and `recoveryenabled No`: after
+    a failed boot or shutdown Windows starts normally instead of Automatic Repair / the recovery menu."""
+    title = f"Boot normally after failures: bootstatuspolicy IgnoreAllFailures, recoveryenabled No on " \
+            f"{store.display_id(loader.identifier)}"
+    changes = [c for c in (set_change(store, ref, loader, BOOTSTATUSPOLICY, IGNORE_ALL_FAILURES),
+                           set_change(store, ref, loader, RECOVERYENABLED, False)) if c is not None]
+    if not changes:
+        return Step("bcd.ignore-failures", title,
+                    skipped="bootstatuspolicy is already IgnoreAllFailures and recoveryenabled No")
+    return Step("bcd.ignore-failures", title, tuple(changes))
+
+
+def plan_boot_menu(store: BcdStore, ref: FileRef, timeout: int) -> Step:
+    """`bcdedit /deletevalue {bootmgr} displaybootmenu` and `bcdedit /set {bootmgr} timeout N`: the
+    boot manager starts the default entry after N seconds instead of waiting for a key."""
+    bm = store.bootmgr
+    if bm is None:
+        raise NotFoundError(f"The store {store.name} has no {{bootmgr}} object.")
+    title = f"Do not wait at the boot menu: delete displaybootmenu, timeout {timeout} s ({{bootmgr}})"
+    changes = list(_delete_step(store, ref, bm, DISPLAYBOOTMENU, action="bcd.boot-menu").changes)
+    c = set_change(store, ref, bm, C.TIMEOUT, timeout)
+    if c is not None:
+        changes.append(c)
+    if not changes:
+        return Step("bcd.boot-menu", title, skipped=f"{{bootmgr}} has no displaybootmenu and timeout {timeout}")
+    return Step("bcd.boot-menu", title, tuple(changes))

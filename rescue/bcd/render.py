@@ -44,8 +44,17 @@ def enum_json(objects: list[BcdObject], context: DeviceContext | None = None) ->
     return [object_json(o, context) for o in objects]
 
 
-def value_lines(store: BcdStore, obj: BcdObject, e: Element, context: DeviceContext | None = None) -> list[str]:
-    """The value as bcdedit prints it; several lines for lists."""
+def _shown_id(store: BcdStore, verbose: bool):
+    """bcdedit's identifier spelling: aliases and {default}, or (`/v`) the GUID everywhere."""
+    return (lambda ident: ident) if verbose else store.display_id
+
+
+def value_lines(store: BcdStore, obj: BcdObject, e: Element, context: DeviceContext | None = None,
+                verbose: bool = False) -> list[str]:
+    """The value as bcdedit prints it; several lines for lists. Integer lists: hex for the elements
+    bcdedit knows (badmemorylist, allowedinmemorysettings, elementstomigrate), decimal for unknown
+    (custom:) ones, as bcdedit prints them."""
+    shown = _shown_id(store, verbose)
     if e.error is not None:
         kind = "no value" if e.reg_type is None else type_name(e.reg_type)
         return [f"{e.raw.hex() or '(empty)'} ({kind}: {e.error})"]
@@ -59,21 +68,24 @@ def value_lines(store: BcdStore, obj: BcdObject, e: Element, context: DeviceCont
             return [enums[v]]
         return [f"0x{v:x}" if e.code in C.HEX_INTEGERS else str(v)]
     if fmt == C.FMT_INTEGER_LIST:
+        if e.name.startswith("custom:"):
+            return [str(x) for x in v]
         return [f"0x{x:x}" for x in v]
     if fmt == C.FMT_OBJECT:
-        return [store.display_id(v)]
+        return [shown(v)]
     if fmt == C.FMT_OBJECT_LIST:
-        return [store.display_id(x) for x in v] or [""]
+        return [shown(x) for x in v] or [""]
     if fmt == C.FMT_DEVICE:
-        return [device_text(v, context)]
+        return [device_text(v, context, guids=verbose)]
     return [str(v)]
 
 
-def object_text(store: BcdStore, obj: BcdObject, context: DeviceContext | None = None) -> str:
+def object_text(store: BcdStore, obj: BcdObject, context: DeviceContext | None = None,
+                verbose: bool = False) -> str:
     heading = obj.type_name
-    lines = [heading, "-" * len(heading), _line("identifier", store.display_id(obj.identifier))]
+    lines = [heading, "-" * len(heading), _line("identifier", _shown_id(store, verbose)(obj.identifier))]
     for e in obj.elements:
-        vals = value_lines(store, obj, e, context)
+        vals = value_lines(store, obj, e, context, verbose)
         lines.append(_line(e.name, vals[0]))
         lines.extend(" " * NAME_WIDTH + v for v in vals[1:])
     return "\n".join(lines)
@@ -84,6 +96,7 @@ def _line(name: str, value: str) -> str:
     return f"{name:<{NAME_WIDTH - 1}} {value}".rstrip() if len(name) < NAME_WIDTH else f"{name} {value}"
 
 
-def enum_text(store: BcdStore, objects: list[BcdObject], context: DeviceContext | None = None) -> str:
-    """Like `bcdedit /enum`: a blank line before each block."""
-    return "".join("\n" + object_text(store, o, context) + "\n" for o in objects)
+def enum_text(store: BcdStore, objects: list[BcdObject], context: DeviceContext | None = None,
+              verbose: bool = False) -> str:
+    """Like `bcdedit /enum` (`/v` with `verbose`: identifiers as GUIDs): a blank line before each block."""
+    return "".join("\n" + object_text(store, o, context, verbose) + "\n" for o in objects)

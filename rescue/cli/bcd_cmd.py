@@ -20,6 +20,9 @@ from rescue.cli.options import (
     ACCEL as _ACCEL,
     ROOT as _ROOT,
     DISCARD_LOGS as _LOGS,
+    DISCARD_HIBERNATION as _DISCARD_HIB,
+    RESET_NTFS_LOG as _RESET_LOG,
+    ntfs as _ntfs,
     DRY_RUN as _DRY,
     YES as _YES,
 )
@@ -40,26 +43,31 @@ from rescue.bcd.store import device_context, host_copy, store_label, store_ref  
 
 @contextlib.contextmanager
 def open_store(target: str, *, write: bool = False, store: str | None = None, fmt=None, accel=None,
-               root=None, discard_hive_logs: bool = False) -> Iterator:
+               root=None, discard_hive_logs: bool = False, ntfs=None) -> Iterator:
     """Yields (target, FileRef of the store, BcdStore read from a host copy)."""
     from rescue.bcd.store import open_store as read_store
 
-    with open_target(target, write=write, fmt=fmt, accel=accel, root=root) as tgt:
+    with open_target(target, write=write, fmt=fmt, accel=accel, root=root, ntfs=ntfs) as tgt:
         ref = store_ref(tgt, store)
         yield tgt, ref, read_store(tgt, ref, discard_hive_logs)
 
 
 def _apply(target: str, title: str, planner, *, dry_run: bool, yes: bool, json_output: bool,
-           store: str | None, fmt, accel, root, discard_hive_logs: bool) -> None:
-    """Build one plan step from the store with `planner(store, ref)` and run it through the engine."""
+           store: str | None, fmt, accel, root, discard_hive_logs: bool, ntfs=None) -> None:
+    """Build one plan step from the store with `planner(store, ref, target)` and run it through the engine."""
     from rescue.cli.common import run_plan
     from rescue.safety.plan import Plan
 
     with open_store(target, write=not dry_run, store=store, fmt=fmt, accel=accel, root=root,
-                    discard_hive_logs=discard_hive_logs) as (tgt, ref, bcd):
-        step = planner(bcd, ref)
+                    discard_hive_logs=discard_hive_logs, ntfs=ntfs) as (tgt, ref, bcd):
+        step = planner(bcd, ref, tgt)
         run_plan(tgt, Plan(title=title, steps=(step,)), dry_run=dry_run, yes=yes,
                  json_output=json_output, discard_hive_logs=discard_hive_logs)
+
+
+def _disk_paths(tgt) -> list:
+    layout = getattr(tgt, "layout", None)
+    return list(layout.disk_paths) if layout is not None else []
 
 
 def _on_off(text: str) -> bool:
@@ -82,6 +90,7 @@ def register(app: typer.Typer) -> None:
                                     "{guid}, {bootmgr}, {badmemory}, {default}..."),
         json_output: bool = _JSON, store: Optional[str] = _STORE, fmt: Optional[str] = _FMT,
         accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT, discard_hive_logs: bool = _LOGS,
+        verbose: bool = typer.Option(False, "--v", help="Identifiers as GUIDs everywhere (bcdedit /v)."),
     ) -> None:
         """List BCD objects and their elements like `bcdedit /enum`. Never writes."""
         from rescue.bcd.render import enum_json, enum_text
@@ -105,7 +114,7 @@ def register(app: typer.Typer) -> None:
                 what = "no {bootmgr} object" if w == "active" else f"no {w} objects"
                 out.print(f"The store {store_label(tgt, ref)} has {what}.", markup=False)
                 return
-            out.print(enum_text(bcd, objects, ctx), markup=False, highlight=False, end="")
+            out.print(enum_text(bcd, objects, ctx, verbose), markup=False, highlight=False, end="")
 
     @bcd.command("deletevalue")
     def deletevalue_cmd(
@@ -114,15 +123,15 @@ def register(app: typer.Typer) -> None:
         element: str = typer.Argument(..., help="bcdedit name (badmemorylist) or hex code (0x1700000a)."),
         dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
         fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-        discard_hive_logs: bool = _LOGS,
+        discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
     ) -> None:
         """Delete one element, like `bcdedit /deletevalue ID ELEMENT`."""
         from rescue.bcd.edit import plan_deletevalue
 
         _apply(target, f"bcd deletevalue {ident} {element}",
-               lambda s, ref: plan_deletevalue(s, ref, ident, element),
+               lambda s, ref, tgt: plan_deletevalue(s, ref, ident, element),
                dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
-               root=root, discard_hive_logs=discard_hive_logs)
+               root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))
 
     @bcd.command("set")
     def set_cmd(
@@ -130,18 +139,20 @@ def register(app: typer.Typer) -> None:
         ident: str = typer.Argument(..., metavar="ID", help="{guid}, an alias such as {bootmgr}, or {default}."),
         element: str = typer.Argument(..., help="bcdedit name (timeout, bootems, description...) or hex code."),
         value: List[str] = typer.Argument(..., help="on/off/yes/no, a number (decimal or 0x), a string, "
-                                          "an identifier; several for lists."),
+                                          "an identifier, several for lists; devices: partition=C:, "
+                                          "partition=DISK:N, boot, locate."),
         dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
         fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-        discard_hive_logs: bool = _LOGS,
+        discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
     ) -> None:
         """Set one element, like `bcdedit /set ID ELEMENT VALUE`."""
         from rescue.bcd.edit import plan_set
 
         _apply(target, f"bcd set {ident} {element} {' '.join(value)}",
-               lambda s, ref: plan_set(s, ref, ident, element, value),
+               lambda s, ref, tgt: plan_set(s, ref, ident, element, value, device_context(tgt),
+                                            _disk_paths(tgt)),
                dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
-               root=root, discard_hive_logs=discard_hive_logs)
+               root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))
 
     def toggle(name: str, planner: str, id_help: str, doc: str) -> None:
         """`bcd ems` and `bcd bootems`: the same shape (ID on|off), a different element."""
@@ -151,15 +162,15 @@ def register(app: typer.Typer) -> None:
             state: str = typer.Argument(..., metavar="on|off"),
             dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
             fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-            discard_hive_logs: bool = _LOGS,
+            discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
         ) -> None:
             from rescue.bcd import edit
 
             plan = getattr(edit, planner)
             on = _on_off(state)
-            _apply(target, f"bcd {name} {ident} {'on' if on else 'off'}", lambda s, ref: plan(s, ref, ident, on),
+            _apply(target, f"bcd {name} {ident} {'on' if on else 'off'}", lambda s, ref, tgt: plan(s, ref, ident, on),
                    dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
-                   root=root, discard_hive_logs=discard_hive_logs)
+                   root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))
         cmd.__doc__ = doc
         bcd.command(name)(cmd)
 
@@ -177,7 +188,7 @@ def register(app: typer.Typer) -> None:
         baudrate: Optional[int] = typer.Option(None, "--baudrate", help="9600, 19200, 38400, 57600 or 115200."),
         dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
         fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-        discard_hive_logs: bool = _LOGS,
+        discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
     ) -> None:
         """Set the global EMS port and baud rate, like `bcdedit /emssettings EMSPORT:1 EMSBAUDRATE:115200`."""
         from rescue.bcd.edit import parse_int, plan_emssettings, validate_emssettings
@@ -191,6 +202,6 @@ def register(app: typer.Typer) -> None:
             else:
                 raise UsageError(f"{token!r} is not EMSPORT:n or EMSBAUDRATE:b.")
         validate_emssettings(port, baudrate)   # before any appliance launch
-        _apply(target, "bcd emssettings", lambda s, ref: plan_emssettings(s, ref, port, baudrate),
+        _apply(target, "bcd emssettings", lambda s, ref, tgt: plan_emssettings(s, ref, port, baudrate),
                dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
-               root=root, discard_hive_logs=discard_hive_logs)
+               root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))

@@ -17,9 +17,11 @@ from rich.console import Console
 from rescue.report import Reporter
 
 # People read stdout; progress, warnings and errors go to stderr so `--json` output stays clean.
-# When piped (logs, CI), rich would wrap tables at 80 columns; keep them readable.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
+# When piped (logs, CI), rich would wrap tables at 80 columns; keep them readable. No emoji codes:
+# a path, a value or a hive name with ":name:" in it is printed as it is (and rich's emoji table,
+# a noticeable share of start-up, is never loaded).
+out = Console(highlight=False, soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, highlight=False, emoji=False, width=None if sys.stderr.isatty() else 120)
 
 
 def to_jsonable(obj):
@@ -129,24 +131,25 @@ def is_hive_target(path: str) -> bool:
 @contextlib.contextmanager
 def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = None,
                accel: str | None = None, root: str | None = None, quiet: bool = False,
-               images: Sequence | None = None, reporter: Reporter | None = None) -> Iterator:
-    """rescue.target.open_disks with the terminal's reporter (spinner, prompts, messages)."""
+               images: Sequence | None = None, reporter: Reporter | None = None, ntfs=None) -> Iterator:
+    """rescue.target.open_disks with the terminal's reporter (spinner, prompts, messages). `ntfs`:
+    the command's NtfsOptions (--reset-ntfs-log, --discard-hibernation), read by the write engine."""
     from rescue.target import open_disks as core_open
 
     with core_open(paths, write=write, fmt=fmt, accel=accel, root=root, images=images,
-                   reporter=reporter or ConsoleReporter(quiet=quiet)) as target:
+                   reporter=reporter or ConsoleReporter(quiet=quiet), ntfs=ntfs) as target:
         yield target
 
 
 @contextlib.contextmanager
 def open_target(target: str, *, write: bool = False, fmt: str | None = None, accel: str | None = None,
                 root: str | None = None, extra_disks: Sequence[str] = (),
-                reporter: Reporter | None = None) -> Iterator:
+                reporter: Reporter | None = None, ntfs=None) -> Iterator:
     """rescue.target.open_target with the terminal's reporter."""
     from rescue.target import open_target as core_open
 
     with core_open(target, write=write, fmt=fmt, accel=accel, root=root, extra_disks=extra_disks,
-                   reporter=reporter or ConsoleReporter()) as t:
+                   reporter=reporter or ConsoleReporter(), ntfs=ntfs) as t:
         yield t
 
 
@@ -159,7 +162,7 @@ def run_plan(target, plan, *, dry_run: bool, yes: bool, json_output: bool, disca
     target.reporter = ConsoleReporter(assume_yes=yes, json_output=json_output)
     result = execute(target, plan, dry_run=dry_run, discard_hive_logs=discard_hive_logs)
     if json_output:
-        print_json({"plan": plan.to_json(), "result": result.to_json()})
+        print_json({"plan": result.plan_json(plan), "result": result.to_json()})
     else:
         apply_outcome(result)
     return result

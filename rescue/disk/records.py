@@ -1,4 +1,5 @@
-"""What a DiskSession reports: plain records, no appliance calls (rescue.disk.session makes them)."""
+"""What a DiskSession reports: plain records, no appliance calls (rescue.disk.partitions and
+rescue.disk.filesystem make them)."""
 
 from __future__ import annotations
 

@@ -10,19 +10,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import hivex
+from rescue.errors import ApplianceError, CorruptHiveError, InputError, NotFoundError
 
-from rescue.errors import CorruptHiveError, InputError, NotFoundError
-from rescue.hive import values as V
+from rescue.hive import values as V  # noqa: E402
+
+_HIVEX_CLASS: list = []
 
 
-class _Hivex(hivex.Hivex):
-    """hivex's binding runs `close` in __del__ even when open failed, printing an "Exception ignored"
-    traceback on stderr for every corrupt hive; a user must only see our one-sentence error."""
+def _hivex_class():
+    """hivex's handle class, imported on first use: a command that opens no hive (--help,
+    --version, doctor) must work where the bindings are missing."""
+    if not _HIVEX_CLASS:
+        try:
+            import hivex
+        except ImportError:   # a distribution package (python3-hivex), never from pip: say so, exit 10
+            raise ApplianceError("The hivex Python bindings are not installed for this Python.",
+                                 hint="Install python3-hivex (README \"Install\" names the package of each "
+                                      "distribution); in a venv, create it with --system-site-packages. "
+                                      "`rescue doctor` checks the rest.") from None
 
-    def __del__(self):
-        if hasattr(self, "_o"):
-            super().__del__()
+        class _Hivex(hivex.Hivex):
+            """hivex's binding runs `close` in __del__ even when open failed, printing an "Exception
+            ignored" traceback on stderr for every corrupt hive; a user must only see our one-sentence
+            error."""
+
+            def __del__(self):
+                if hasattr(self, "_o"):
+                    super().__del__()
+
+        _HIVEX_CLASS.append(_Hivex)
+    return _HIVEX_CLASS[0]
 
 
 @dataclass(frozen=True)
@@ -51,7 +68,7 @@ class Hive:
         if not self.path.exists():
             raise InputError(f"{self.path} does not exist.")
         try:
-            self._h = _Hivex(str(self.path), write=write)
+            self._h = _hivex_class()(str(self.path), write=write)
             self._root = self._h.root()
         except RuntimeError as exc:
             raise CorruptHiveError(
@@ -197,7 +214,7 @@ class Hive:
         self._dirty = False
 
     def close(self) -> None:
-        self._h = None  # type: ignore[assignment]  # closed: any later call fails loudly
+        self._h = None  # closed: any later call fails loudly
 
     def __enter__(self) -> "Hive":
         return self

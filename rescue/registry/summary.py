@@ -17,6 +17,7 @@ from rescue.registry.pagefile import (DEFAULT_TEMP_DRIVE, FoundPagefile, Pagefil
                                       locate, norm_drive, read_pagefile_settings, scan_pagefiles)
 from rescue.repairs.findings import Finding
 from rescue.fileref import FileRef
+from rescue.safety.hivecheck import open_hive  # noqa: F401  (re-exported: its home is the safety layer)
 
 
 def system_ref(target) -> FileRef:
@@ -25,21 +26,6 @@ def system_ref(target) -> FileRef:
         return target.main
     root = target.layout.require_root()
     return FileRef(SYSTEM_HIVE, root.disk, root.partition)
-
-
-def open_hive(target, ref: FileRef, discard_hive_logs: bool = False):
-    """A read-only `Hive` on a host copy of `ref`; errors name the file on the disk, not the copy."""
-    from rescue.errors import CorruptHiveError
-    from rescue.hive import Hive
-
-    from rescue.safety.apply import safe_hive_copy
-
-    local = safe_hive_copy(target, ref, discard_hive_logs=discard_hive_logs)
-    try:
-        return Hive(local)
-    except CorruptHiveError as exc:
-        label = target.describe(ref) if hasattr(target, "describe") else ref.path
-        raise CorruptHiveError(str(exc).replace(str(local), label)) from None
 
 
 @dataclass(frozen=True)

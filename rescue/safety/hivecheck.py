@@ -193,3 +193,15 @@ def announce(target, state: HiveState, *, reading: bool = False, reporter=None) 
              "refused unless --discard-hive-logs is given.")
     elif state.verdict == "discarded":
         warn(f"{state.label}: {state.summary}.")
+
+
+def open_hive(target, ref: FileRef, discard_hive_logs: bool = False):
+    """A read-only `Hive` on a host copy of `ref`; errors name the file on the disk, not the copy."""
+    from rescue.hive import Hive
+
+    local = safe_hive_copy(target, ref, discard_hive_logs=discard_hive_logs)
+    try:
+        return Hive(local)
+    except CorruptHiveError as exc:
+        label = target.describe(ref) if hasattr(target, "describe") else ref.path
+        raise CorruptHiveError(str(exc).replace(str(local), label)) from None

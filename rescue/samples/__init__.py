@@ -25,6 +25,11 @@ Bases (CATALOGUE):
   empty                       64 MiB of zeros: no partition table.
   bitlocker                   gen2 layout whose C: boot sector carries the BitLocker OEM id "-FVE-FS-".
   hibernated                  gen2-broken plus \\hiberfil.sys starting "HIBR" (ntfs-3g: hibernated).
+  crashed                     gen2-broken whose C: has an unclean version 2.0 $LogFile restart area and
+                              no hiberfil.sys: what a crash or a forced stop of Windows 8+ leaves.
+  fast-startup                gen2-broken shut down with Fast Startup: HiberbootEnabled 1, hiberfil.sys
+                              "HIBR", unclean version 2.0 log.
+  chkdsk-scheduled            gen2-broken whose C: has only VOLUME_IS_DIRTY set (clean log).
   two-windows                 gen2 layout with two Windows volumes (p3 Server 2019, p4 Server 2016),
                               both in the BCD display order.
   gen1-boot-broken /          ControlSet001 (current) in the 0x7B state: storvsc Start 3, a vmbus
@@ -84,12 +89,22 @@ class WindowsOptions:
     emssettings: tuple[int, int] | None = (1, 115200)
     bootems: bool = False                         # {emssettings} bootems
     bootmgr_bootems: bool = True                  # {bootmgr} bootems (Azure image preparation)
+    bcd_timeout: int | None = 5                   # {bootmgr} timeout (None: absent, the menu waits)
+    # BCD boot configuration faults (boot-config, safe-mode, boot-menu, repair-loop)
+    loader_on_other_disk: bool = False            # default loader's device/osdevice: another disk's partition
+    bootmgr_missing: bool = False                 # no {bootmgr} object
+    default_deleted: bool = False                 # default + displayorder name a deleted object
+    safeboot: int | None = None                   # default loader safeboot (1: Network)
+    safeboot_alternateshell: bool = False
+    ignore_failures: bool = True                  # False: recoveryenabled Yes, no bootstatuspolicy
     # files on C:
     pagefile_mib: int = 0                         # \pagefile.sys on C: (0: none)
     download_cache_mib: int = 0                   # one file in SoftwareDistribution\Download
     cleanup_files: bool = False                   # small files in Disk Cleanup categories
     # unsafe states
     hibernated: bool = False
+    hiberboot: bool | None = None                 # SYSTEM ...\Session Manager\Power\HiberbootEnabled
+    ntfs_stamp: str | None = None                 # C: left "unclean" (v2.0 log) or "dirty" (rescue.samples.ntfs_states)
     bitlocker: bool = False
     dirty_hive: bool = False
     second_windows: bool = False
@@ -111,6 +126,10 @@ BROKEN = dict(c_size_mib=256, pagefile_on="C:", crash_dumps=False, nmi=False,
               bootmgr_bootems=False, pagefile_mib=16, download_cache_mib=4, cleanup_files=True)
 
 
+# The three boot-option faults in one store: safeboot Network + safebootalternateshell (safe-mode),
+# displaybootmenu Yes without a timeout (boot-menu), recoveryenabled Yes without bootstatuspolicy
+# (repair-loop). Each fix repairs its own and leaves the others.
+BOOT_OPTIONS = dict(safeboot=1, safeboot_alternateshell=True, bcd_timeout=None, ignore_failures=False)
 SYSTEM_BROKEN = dict(rdp_broken=True, servicing_pending=True, crowdstrike_291=True)
 
 
@@ -144,6 +163,12 @@ CATALOGUE: dict[str, Sample] = {s.base: s for s in (
          **{**BROKEN, "pagefile_mib": 0, "download_cache_mib": 0, "cleanup_files": False}),
     _win("hibernated", "Gen2 broken sample with a hibernated C: (hiberfil.sys 'HIBR')", hibernated=True,
          **{**BROKEN, "pagefile_mib": 4, "download_cache_mib": 0}),
+    _win("crashed", "Gen2 broken sample whose C: Windows did not dismount (unclean v2.0 NTFS log, no hiberfil)",
+         ntfs_stamp="unclean", **{**BROKEN, "pagefile_mib": 4, "download_cache_mib": 0}),
+    _win("fast-startup", "Gen2 broken sample shut down with Fast Startup (hiberfil 'HIBR', HiberbootEnabled 1)",
+         hibernated=True, hiberboot=True, ntfs_stamp="unclean", **{**BROKEN, "pagefile_mib": 4, "download_cache_mib": 0}),
+    _win("chkdsk-scheduled", "Gen2 broken sample whose C: is marked dirty (chkdsk at the next boot), log clean",
+         ntfs_stamp="dirty", **{**BROKEN, "pagefile_mib": 4, "download_cache_mib": 0}),
     _win("two-windows", "Gen2 disk with two Windows volumes (choose with --root)", second_windows=True,
          c_size_mib=256),
     _win("dirty-hive", "Gen2 broken sample whose SYSTEM hive is dirty with pending .LOG1/.LOG2",
@@ -158,6 +183,18 @@ CATALOGUE: dict[str, Sample] = {s.base: s for s in (
     # SYSTEM damaged (first hive bin), RegBack holding good copies of every hive.
     _win("gen2-registry-broken", "Gen2 Windows Server 2019 with a corrupt SYSTEM hive and a filled RegBack",
          corrupt_hive="SYSTEM", regback=True),
+    # --- boot configuration scenarios (boot-config, safe-mode, boot-menu, repair-loop): healthy
+    # apart from the BCD fault each names.
+    _win("gen1-boot-config", "Gen1 whose default loader is on another disk and whose default names a "
+         "deleted entry (0xC000000E)", **_G1, loader_on_other_disk=True, default_deleted=True),
+    _win("gen2-boot-config", "Gen2 whose default loader is on another disk and whose default names a "
+         "deleted entry (0xC000000E)", loader_on_other_disk=True, default_deleted=True),
+    _win("gen1-no-bootmgr", "Gen1 whose BCD has no {bootmgr} (0xC0000034)", **_G1, bootmgr_missing=True),
+    _win("gen2-no-bootmgr", "Gen2 whose BCD has no {bootmgr} (0xC0000034)", bootmgr_missing=True),
+    _win("gen1-boot-options", "Gen1 stuck in Safe Mode, at the boot menu and in Automatic Repair", **_G1,
+         **BOOT_OPTIONS),
+    _win("gen2-boot-options", "Gen2 stuck in Safe Mode, at the boot menu and in Automatic Repair",
+         **BOOT_OPTIONS),
     # --- remote-access, pending-updates, crowdstrike-291: each broken at once, else healthy ---
     _win("gen2-system-broken", "Gen2 Windows Server 2019: RDP blocked, updates stuck pending, faulty CrowdStrike "
          "channel file 291", **SYSTEM_BROKEN),

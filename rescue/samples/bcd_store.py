@@ -34,6 +34,8 @@ DISPLAYBOOTMENU = 0x26000020       # in {bootmgr}
 NX = 0x25000020                    # in an OS loader: 0 OptIn, 1 OptOut, 2 AlwaysOff, 3 AlwaysOn
 BOOTMENUPOLICY = 0x250000C2        # 0 Legacy, 1 Standard
 BOOTSTATUSPOLICY = 0x250000E0      # 1 IgnoreAllFailures
+SAFEBOOT = 0x25000080              # 0 Minimal, 1 Network, 2 DsRepair
+SAFEBOOTALTERNATESHELL = 0x26000081
 RESUME_BOOTMENUPOLICY = 0x25000008
 HYPERVISORDEBUGTYPE, HYPERVISORDEBUGPORT, HYPERVISORBAUDRATE = 0x250000F3, 0x250000F4, 0x250000F5
 
@@ -88,7 +90,10 @@ def build_bcd_hive(path: str | Path, *, generation: str = "gen2", disk: DiskIds 
                    emssettings: tuple[int, int] | None = None, timeout: int = 30,
                    azure_prepared: bool = True,
                    extra_loaders: Sequence[tuple[str, str, bytes]] = (),
-                   loader_guid: str = LOADER_GUID, resume_guid: str = RESUME_GUID) -> Path:
+                   loader_guid: str = LOADER_GUID, resume_guid: str = RESUME_GUID,
+                   loader_device: bytes | None = None, bootmgr: bool = True,
+                   default_guid: str | None = None, safeboot: int | None = None,
+                   safeboot_alternateshell: bool = False, ignore_failures: bool = True) -> Path:
     """Write the system BCD store bcdboot makes for one Windows install.
 
     `disk`: where the boot manager (ESP / System Reserved) and C: are; defaults to the sample
@@ -118,28 +123,31 @@ def build_bcd_hive(path: str | Path, *, generation: str = "gen2", disk: DiskIds 
     s = _Store(h)
     sysdev, osdev = disk.system_device(), disk.os_device()
     ext = "efi" if gen2 else "exe"
-    loaders = [loader_guid] + [g for g, _, _ in extra_loaders]
+    loaders = [default_guid or loader_guid] + [g for g, _, _ in extra_loaders]
 
-    s.obj(C.GUID_BOOTMGR, C.TYPE_BOOTMGR, [
-        (C.DEVICE, sysdev),
-        (C.PATH, "\\EFI\\Microsoft\\Boot\\bootmgfw.efi" if gen2 else None),
-        (C.DESCRIPTION, "Windows Boot Manager"),
-        (LOCALE, locale),
-        (C.INHERIT, [C.GUID_GLOBALSETTINGS]),
-        (INTEGRITYSERVICES, 1 if azure_prepared else None),
-        (C.BOOTEMS, True if bootmgr_bootems else None),
-        (C.BOOTMGR_DEFAULT, loader_guid),
-        (BOOTMGR_RESUMEOBJECT, resume_guid),
-        (C.DISPLAYORDER, loaders),
-        (TOOLSDISPLAYORDER, [C.GUID_MEMDIAG]),
-        (C.TIMEOUT, timeout),
-        (DISPLAYBOOTMENU, True if azure_prepared else None),
-    ])
+    if bootmgr:
+        s.obj(C.GUID_BOOTMGR, C.TYPE_BOOTMGR, [
+            (C.DEVICE, sysdev),
+            (C.PATH, "\\EFI\\Microsoft\\Boot\\bootmgfw.efi" if gen2 else None),
+            (C.DESCRIPTION, "Windows Boot Manager"),
+            (LOCALE, locale),
+            (C.INHERIT, [C.GUID_GLOBALSETTINGS]),
+            (INTEGRITYSERVICES, 1 if azure_prepared else None),
+            (C.BOOTEMS, True if bootmgr_bootems else None),
+            (C.BOOTMGR_DEFAULT, default_guid or loader_guid),
+            (BOOTMGR_RESUMEOBJECT, resume_guid),
+            (C.DISPLAYORDER, loaders),
+            (TOOLSDISPLAYORDER, [C.GUID_MEMDIAG]),
+            (C.TIMEOUT, timeout),
+            (DISPLAYBOOTMENU, True if azure_prepared else None),
+        ])
     if gen2:
         # UEFI system stores mirror the firmware boot order in {fwbootmgr} (regipy_win10_uefi_BCD).
         s.obj(C.GUID_FWBOOTMGR, C.TYPE_FWBOOTMGR, [(C.DISPLAYORDER, [C.GUID_BOOTMGR]), (C.TIMEOUT, 0)])
 
-    def loader(guid: str, desc: str, dev: bytes, *, resume: str | None, with_ems: bool) -> None:
+    def loader(guid: str, desc: str, dev: bytes, *, resume: str | None, with_ems: bool,
+               faults: bool = False) -> None:
+        recovery_loop = azure_prepared and not ignore_failures
         s.obj(guid, C.TYPE_OSLOADER, [
             (C.DEVICE, dev),
             (C.PATH, f"\\Windows\\system32\\winload.{ext}"),
@@ -147,18 +155,20 @@ def build_bcd_hive(path: str | Path, *, generation: str = "gen2", disk: DiskIds 
             (LOCALE, locale),
             (C.INHERIT, [C.GUID_BOOTLOADERSETTINGS]),
             (INTEGRITYSERVICES, 1 if azure_prepared else None),
-            (RECOVERYENABLED, False if azure_prepared else None),
+            (RECOVERYENABLED, (not ignore_failures) if azure_prepared else None),
             (ALLOWEDINMEMORYSETTINGS, [0x15000075]),
             (C.OSDEVICE, dev),
             (C.SYSTEMROOT, "\\Windows"),
             (OSLOADER_RESUMEOBJECT, resume),
             (NX, 1),                     # OptOut: the Windows Server default
             (BOOTMENUPOLICY, 0),         # Legacy: the Windows Server default
-            (BOOTSTATUSPOLICY, 1 if azure_prepared else None),
+            (BOOTSTATUSPOLICY, 1 if azure_prepared and not recovery_loop else None),
             (C.OSLOADER_EMS, True if with_ems else None),
+            (SAFEBOOT, safeboot if faults else None),
+            (SAFEBOOTALTERNATESHELL, True if faults and safeboot_alternateshell else None),
         ])
 
-    loader(loader_guid, description, osdev, resume=resume_guid, with_ems=ems)
+    loader(loader_guid, description, loader_device or osdev, resume=resume_guid, with_ems=ems, faults=True)
     for guid, desc, dev in extra_loaders:
         loader(guid, desc, dev, resume=None, with_ems=ems)
 

@@ -120,6 +120,7 @@ class PartSpec:
     dirs: tuple[str, ...] = ()
     files: tuple[FileSpec, ...] = ()
     bitlocker: bool = False       # stamp "-FVE-FS-" into the boot sector afterwards
+    ntfs_stamp: str | None = None  # "unclean" / "dirty": stamped on the host afterwards (ntfs_states)
     expect_state: str = "ok"      # ntfs-3g's verdict expected at the end (e.g. "hibernated")
 
 
@@ -191,7 +192,7 @@ def system_hive_options(base: str, *, c_guid: str | None = None, seed: str | Non
     return dict(**extra, current=o.current, control_sets=o.control_sets,
                 mounted_devices=mounted_devices(base, c_guid=c_guid, seed=seed),
                 pagefile_on=o.pagefile_on, crash_dumps=o.crash_dumps, nmi=o.nmi,
-                whea_bad_pages=o.whea_bad_pages,
+                whea_bad_pages=o.whea_bad_pages, hiberboot=o.hiberboot,
                 computer_name=f"WINSRV-{hashlib.sha1(seed.encode()).hexdigest()[:6].upper()}",
                 boot_partition=3 if o.generation == "gen2" else 2,
                 remote_access=_remote_access(o))
@@ -224,14 +225,36 @@ def _system_state_files(o: WindowsOptions, hivedir: Path) -> tuple[FileSpec, ...
 def bcd_hive_options(base: str) -> dict:
     """The build_bcd_hive options of a Windows sample's BCD store."""
     o = CATALOGUE[base].windows
+    if o is None:
+        raise KeyError(f"{base} is not a Windows sample")
     ids = ids_for(base)
-    extra = ()
+    extra: tuple = ()
     if o.second_windows:
         extra = ((B.SECOND_LOADER_GUID, "Windows Server 2016",
                   H.gpt_partition_device(second_os_guid(base), ids.disk_guid)),)
+    faults: dict = {}
+    if o.loader_on_other_disk:
+        faults["loader_device"] = other_disk_device(base)
+    if o.default_deleted:
+        faults["default_guid"] = DELETED_LOADER_GUID
     return dict(generation=o.generation, disk=ids, bad_memory_pfns=o.bad_memory_pfns, ems=o.ems,
                 bootems=o.bootems, bootmgr_bootems=o.bootmgr_bootems, emssettings=o.emssettings,
-                timeout=5, extra_loaders=extra)
+                timeout=o.bcd_timeout, extra_loaders=extra, bootmgr=not o.bootmgr_missing,
+                safeboot=o.safeboot, safeboot_alternateshell=o.safeboot_alternateshell,
+                ignore_failures=o.ignore_failures, **faults)
+
+
+# The entry a boot-config sample's default names: it has no object (deleted).
+DELETED_LOADER_GUID = "{0ee1c3a9-9f4b-11ee-8c1a-00155d010203}"
+
+
+def other_disk_device(base: str) -> bytes:
+    """A partition device naming C: of another disk: on Gen1 the same offset on a disk with another
+    signature (what a clone or a disk-signature change leaves), on Gen2 other disk/partition GUIDs."""
+    ids = ids_for(base)
+    if ids.generation == "gen1":
+        return H.mbr_partition_device(_signature(base + "/other-disk"), ids.os_offset)
+    return H.gpt_partition_device(_guid(base, "other-os"), _guid(base, "other-disk"))
 
 
 def _windows_volume(base: str, o: WindowsOptions, hivedir: Path, *, product: str, build: int,
@@ -380,7 +403,7 @@ def windows_spec(sample: Sample, workdir: Path) -> DiskSpec:
         parts = (PartSpec(1, 100, "ntfs", "System Reserved", mbr_type=0x07, bootable=True,
                           dirs=sdirs, files=sfiles),
                  PartSpec(101, o.c_size_mib, "ntfs", "Windows", mbr_type=0x07, dirs=cdirs, files=cfiles,
-                          bitlocker=o.bitlocker, expect_state=c_state))
+                          bitlocker=o.bitlocker, expect_state=c_state, ntfs_stamp=o.ntfs_stamp))
         return DiskSpec(base, o.disk_mib, "mbr", parts, mbr_signature=ids.mbr_signature)
     edirs, efiles = _esp_files(bcd)
     parts = [PartSpec(1, 100, "fat32", None, gpt_type=ESP_TYPE, gpt_guid=ids.esp_guid,
@@ -389,7 +412,7 @@ def windows_spec(sample: Sample, workdir: Path) -> DiskSpec:
                       name="Microsoft reserved partition"),
              PartSpec(117, o.c_size_mib, "ntfs", "Windows", gpt_type=BASIC_DATA_TYPE, gpt_guid=ids.os_guid,
                       name="Basic data partition", dirs=cdirs, files=cfiles, bitlocker=o.bitlocker,
-                      expect_state=c_state)]
+                      expect_state=c_state, ntfs_stamp=o.ntfs_stamp)]
     if o.second_windows:
         d2, f2 = _windows_volume(base, o, hivedir / "W2", product="Windows Server 2016 Datacenter",
                                  build=14393, c_guid=second_os_guid(base), primary=False,

@@ -282,7 +282,7 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
                       class_filters: Mapping[str, ClassFilters] | None = None,
                       set_class_filters: Mapping[int, Mapping[str, ClassFilters]] | None = None,
                       select: Mapping[str, int] | None = None,
-                      remote_access: "RemoteAccess | object | None" = None) -> Path:
+                      remote_access: "RemoteAccess | object | None" = None, hiberboot: bool | None = None) -> Path:
     """Write a SYSTEM hive.
 
     `mounted_devices`: (letter like "C:" or a full value name, data) pairs, in order.
@@ -300,6 +300,7 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
     `remote_access`: Terminal Server, RDP-Tcp, TermService, Dhcp and the firewall
     (rescue.samples.system_state.RemoteAccess; default: a reachable VM's; None only for tests that
     need those keys absent: pass `NO_REMOTE_ACCESS`).
+    `hiberboot`: `Session Manager\\Power\\HiberbootEnabled` 1/0 (Fast Startup on/off), absent when None.
     Every control set gets the same settings unless `set_*` says otherwise.
     """
     from rescue.samples.system_state import RemoteAccess, add_remote_access
@@ -331,6 +332,8 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
 
         sm = f"{ctl}\\Session Manager"
         _multi(h, sm, "BootExecute", ["autocheck autochk *"])
+        if hiberboot is not None:
+            _dword(h, f"{sm}\\Power", "HiberbootEnabled", 1 if hiberboot else 0)
         env = f"{sm}\\Environment"
         _sz(h, env, "ComSpec", "%SystemRoot%\\system32\\cmd.exe", expand=True)
         _sz(h, env, "OS", "Windows_NT")

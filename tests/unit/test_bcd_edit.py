@@ -199,7 +199,7 @@ def test_new_element_keys_are_lower_case(bcd):
     ("{bootmgr}", "timeout", ["soon"], UsageError, "not an integer"),
     ("{bootmgr}", "timeout", ["-1"], UsageError, "out of range"),
     ("{bootmgr}", "bootems", ["maybe"], UsageError, "not a boolean"),
-    ("{bootmgr}", "device", ["boot"], UsageError, "cannot set offline"),
+    ("{bootmgr}", "device", ["ramdisk=[C:]\\\\x.wim"], UsageError, "not a device rescue can set offline"),
     ("{bootmgr}", "description", ["a", "b"], UsageError, "takes one value"),
     ("{bootmgr}", "default", ["{ffffffff-1c2d-11ee-9e4a-00155d0a0b0c}"], NotFoundError, "has no object"),
     ("{current}", "timeout", ["5"], UsageError, "offline"),
@@ -312,9 +312,8 @@ def test_emssettings_needs_the_object(tmp_path):
         E.plan_emssettings(BcdStore.open(path), ref(path), 1, 115200)
 
 
-# --- through the CLI and the safety engine (when it is present) --------------------------------
+# --- through the CLI and the safety engine --------------------------------------------------------
 def test_cli_writes_through_the_safety_engine(bcd, capsys):
-    pytest.importorskip("rescue.safety.apply")
     from rescue.cli.main import run
 
     original = bcd.read_bytes()

@@ -29,7 +29,7 @@ class Case:
     label: str                                  # what the sample is, e.g. "badmemorylist of 3 pages"
     build: Callable[[Path], RepairContext]      # makes the sample in a temp folder, returns the context
     status: Status
-    evidence: str                               # exact
+    evidence: str                               # exact; "{tmp}" stands for the case's temp folder
     plan: Optional[Tuple[str, ...]] = ()        # exact plan lines (plan_lines), None: the check plans nothing
     fixable: Optional[bool] = None              # checked when given
 
@@ -105,7 +105,8 @@ def run_case(case: Case, folder: Path) -> None:
         # As the runner plans: from the diagnosis of every check of the scenario.
         ctx.diagnosis = Diagnosis(ctx.disks, tuple(run_checks(ctx, scenario)))
         finding = check.run(ctx)
-        assert (finding.status, finding.evidence) == (case.status, case.evidence), \
+        evidence = case.evidence.replace("{tmp}", str(folder))
+        assert (finding.status, finding.evidence) == (case.status, evidence), \
             f"{case.id}: got {finding.status.value}: {finding.evidence!r}"
         if case.fixable is not None:
             assert finding.fixable == case.fixable, f"{case.id}: fixable {finding.fixable}"
