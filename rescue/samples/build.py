@@ -56,13 +56,13 @@ def _partition_table(image: Path, spec: DiskSpec) -> None:
     """sfdisk on the host (parted/sgdisk inside a TCG appliance cost ~10 s per call with udev
     settling); GUIDs, names, types, the MBR signature and the active flag all set here."""
     lines = ["label: " + ("gpt" if spec.table == "gpt" else "dos"), "unit: sectors"]
-    lines.append(f"label-id: {spec.disk_guid.upper()}" if spec.table == "gpt"
+    lines.append(f"label-id: {str(spec.disk_guid).upper()}" if spec.table == "gpt"
                  else f"label-id: 0x{spec.mbr_signature:08x}")
     for p in spec.partitions:
         start = p.start_mib * SECTORS_PER_MIB
         fields = [f"start={start}", f"size={spec.end_sector(p) - start + 1}"]
         if spec.table == "gpt":
-            fields += [f"type={p.gpt_type}", f"uuid={p.gpt_guid.upper()}"]
+            fields += [f"type={p.gpt_type}", f"uuid={str(p.gpt_guid).upper()}"]
             if p.name:
                 fields.append(f'name="{p.name}"')
         else:
@@ -140,7 +140,7 @@ def _make_fat32(image: Path, part: PartSpec, volume_id: str, tmp: Path) -> None:
     mkfs cannot force FAT32; Windows formats its 100 MiB ESP FAT32)."""
     start = part.start_mib * SECTORS_PER_MIB
     _run(["mkfs.fat", "-F", "32", "-S", "512", "-s", "1", "-i", volume_id, f"--offset={start}",
-          str(image), str(part.size_mib * 1024)])
+          str(image), str((part.size_mib or 0) * 1024)])
     env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
     target = f"{image}@@{start * 512}"
     made: set[str] = set()
@@ -220,7 +220,7 @@ def _check_identity(image: Path, spec: DiskSpec) -> None:
     table = json.loads(out)["partitiontable"]
     if spec.table == "mbr" and int(table["id"], 16) != spec.mbr_signature:
         raise BuildError(f"{spec.name}: MBR signature {table['id']} != {spec.mbr_signature:#x}")
-    if spec.table == "gpt" and table["id"].upper() != spec.disk_guid.upper():
+    if spec.table == "gpt" and table["id"].upper() != str(spec.disk_guid).upper():
         raise BuildError(f"{spec.name}: disk GUID {table['id']} != {spec.disk_guid}")
     got = table.get("partitions", [])
     if len(got) != len(spec.partitions):

@@ -165,14 +165,15 @@ def sample_path(name: str, log: Callable[[str], None] = _stderr) -> Path:
     if out.exists():
         return out
     if fmt == "special" and name == "not-a-disk.vhd":
-        raw = None
-    else:
-        raw = ensure_raw(log)
+        with _locked(d):
+            if not out.exists():
+                make_not_a_disk(out)
+                out.chmod(0o444)
+        return out
+    raw = ensure_raw(log)
     with _locked(d):
         if not out.exists():
-            if name == "not-a-disk.vhd":
-                make_not_a_disk(out)
-            elif name == "truncated.vhd":
+            if name == "truncated.vhd":
                 make_truncated_vhd(raw / "gen2-broken.raw", out)
             else:
                 convert(raw / f"{base}.raw", out, fmt)

@@ -390,6 +390,8 @@ def _system_reserved_files(bcd: Path) -> tuple[tuple[str, ...], tuple[FileSpec, 
 
 def windows_spec(sample: Sample, workdir: Path) -> DiskSpec:
     base, o = sample.base, sample.windows
+    if o is None:
+        raise ValueError(f"{base} is not a Windows sample")
     ids = ids_for(base)
     hivedir = workdir / base
     bcd = hivedir / "BCD"
@@ -400,11 +402,11 @@ def windows_spec(sample: Sample, workdir: Path) -> DiskSpec:
     c_state = "hibernated" if o.hibernated else "ok"
     if o.generation == "gen1":
         sdirs, sfiles = _system_reserved_files(bcd)
-        parts = (PartSpec(1, 100, "ntfs", "System Reserved", mbr_type=0x07, bootable=True,
-                          dirs=sdirs, files=sfiles),
-                 PartSpec(101, o.c_size_mib, "ntfs", "Windows", mbr_type=0x07, dirs=cdirs, files=cfiles,
-                          bitlocker=o.bitlocker, expect_state=c_state, ntfs_stamp=o.ntfs_stamp))
-        return DiskSpec(base, o.disk_mib, "mbr", parts, mbr_signature=ids.mbr_signature)
+        mbr_parts = (PartSpec(1, 100, "ntfs", "System Reserved", mbr_type=0x07, bootable=True,
+                              dirs=sdirs, files=sfiles),
+                     PartSpec(101, o.c_size_mib, "ntfs", "Windows", mbr_type=0x07, dirs=cdirs, files=cfiles,
+                              bitlocker=o.bitlocker, expect_state=c_state, ntfs_stamp=o.ntfs_stamp))
+        return DiskSpec(base, o.disk_mib, "mbr", mbr_parts, mbr_signature=ids.mbr_signature)
     edirs, efiles = _esp_files(bcd)
     parts = [PartSpec(1, 100, "fat32", None, gpt_type=ESP_TYPE, gpt_guid=ids.esp_guid,
                       name="EFI system partition", dirs=edirs, files=efiles),
@@ -417,7 +419,7 @@ def windows_spec(sample: Sample, workdir: Path) -> DiskSpec:
         d2, f2 = _windows_volume(base, o, hivedir / "W2", product="Windows Server 2016 Datacenter",
                                  build=14393, c_guid=second_os_guid(base), primary=False,
                                  seed=base + "/second")
-        parts.append(PartSpec(117 + o.c_size_mib, None, "ntfs", "Windows2", gpt_type=BASIC_DATA_TYPE,
+        parts.append(PartSpec(117 + (o.c_size_mib or 0), None, "ntfs", "Windows2", gpt_type=BASIC_DATA_TYPE,
                               gpt_guid=second_os_guid(base), name="Basic data partition", dirs=d2, files=f2))
     return DiskSpec(base, o.disk_mib, "gpt", tuple(parts), disk_guid=ids.disk_guid)
 

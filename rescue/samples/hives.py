@@ -15,6 +15,10 @@ Nothing here touches a disk: these are host files, uploaded by rescue.samples.di
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+T = TypeVar("T")
+
 import hashlib
 import struct
 import uuid
@@ -34,6 +38,13 @@ AZURE_USER_SID = "S-1-5-21-3288219532-1843474312-2441395046-500"
 
 
 # --- disk identities: what MountedDevices and BCD devices point at -----------------------------
+def _known(value: T | None) -> T:
+    """A disk identity field the generation needs (gen1: signature and offsets; gen2: GUIDs)."""
+    if value is None:
+        raise ValueError("this disk identity lacks a field its generation needs")
+    return value
+
+
 @dataclass(frozen=True)
 class DiskIds:
     """The identity of a Windows OS disk as its hives name it.
@@ -53,23 +64,23 @@ class DiskIds:
 
     def os_device(self) -> bytes:
         if self.generation == "gen1":
-            return mbr_partition_device(self.mbr_signature, self.os_offset)
-        return gpt_partition_device(self.os_guid, self.disk_guid)
+            return mbr_partition_device(_known(self.mbr_signature), _known(self.os_offset))
+        return gpt_partition_device(_known(self.os_guid), _known(self.disk_guid))
 
     def system_device(self) -> bytes:
         if self.generation == "gen1":
-            return mbr_partition_device(self.mbr_signature, self.system_offset)
-        return gpt_partition_device(self.esp_guid, self.disk_guid)
+            return mbr_partition_device(_known(self.mbr_signature), _known(self.system_offset))
+        return gpt_partition_device(_known(self.esp_guid), _known(self.disk_guid))
 
     def os_mounted_device(self) -> bytes:
         if self.generation == "gen1":
-            return mbr_mounted_device(self.mbr_signature, self.os_offset)
-        return gpt_mounted_device(self.os_guid)
+            return mbr_mounted_device(_known(self.mbr_signature), _known(self.os_offset))
+        return gpt_mounted_device(_known(self.os_guid))
 
     def system_mounted_device(self) -> bytes:
         if self.generation == "gen1":
-            return mbr_mounted_device(self.mbr_signature, self.system_offset)
-        return gpt_mounted_device(self.esp_guid)
+            return mbr_mounted_device(_known(self.mbr_signature), _known(self.system_offset))
+        return gpt_mounted_device(_known(self.esp_guid))
 
 
 def mbr_mounted_device(signature: int, offset: int) -> bytes:
