@@ -31,6 +31,10 @@ Bases (CATALOGUE):
                               non-empty SYSTEM.LOG1/.LOG2: the real regipy SYSTEM_B + logs from
                               ../shared/realdata when present (C:'s GPT GUID is then the one its
                               MountedDevices names), else our SYSTEM marked dirty + a synthetic log.
+  gen2-nobcd / gen1-nobcd     healthy samples without the store the firmware reads (rebuild-bcd); C:
+                              holds \\Windows\\Boot\\{EFI,PCAT,Fonts} stand-ins and a BCD-Template.
+  gen2-badbcd / gen1-badbcd   the same with a corrupt store (its hbins overwritten); gen1-badbcd also
+                              has no active partition.
 
 Facts the tests compare against (GUIDs, signatures, offsets) come from `identity(base)` and
 `options(base)`; nothing needs to be read back from the images to know what they should hold.
@@ -80,6 +84,10 @@ class WindowsOptions:
     bitlocker: bool = False
     dirty_hive: bool = False
     second_windows: bool = False
+    # boot configuration (rebuild-bcd)
+    bcd_state: str = "ok"                         # ok | missing | corrupt: the store on the system partition
+    boot_sources: bool = False                    # \Windows\Boot\{EFI,PCAT,Fonts} + config\BCD-Template on C:
+    active: bool = True                           # gen1: System Reserved marked active
 
 
 BROKEN = dict(c_size_mib=256, pagefile_on="C:", crash_dumps=False, nmi=False,
@@ -121,6 +129,15 @@ CATALOGUE: dict[str, Sample] = {s.base: s for s in (
          c_size_mib=256),
     _win("dirty-hive", "Gen2 broken sample whose SYSTEM hive is dirty with pending .LOG1/.LOG2",
          dirty_hive=True, **{**BROKEN, "c_size_mib": None, "pagefile_mib": 4, "download_cache_mib": 0}),
+    # rebuild-bcd: the store the firmware reads is missing or corrupt; C: holds what bcdboot copies.
+    _win("gen2-nobcd", "Gen2 healthy sample whose \\EFI\\Microsoft\\Boot\\BCD is missing", bcd_state="missing",
+         boot_sources=True),
+    _win("gen2-badbcd", "Gen2 healthy sample whose BCD store is corrupt (hbins overwritten)", bcd_state="corrupt",
+         boot_sources=True),
+    _win("gen1-nobcd", "Gen1 healthy sample whose \\Boot\\BCD is missing", bcd_state="missing", boot_sources=True,
+         **_G1),
+    _win("gen1-badbcd", "Gen1 sample with a corrupt \\Boot\\BCD and no active partition", bcd_state="corrupt",
+         boot_sources=True, active=False, **_G1),
 )}
 
 
