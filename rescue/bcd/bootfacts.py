@@ -123,7 +123,11 @@ def read_boot_facts(target, layout, *, discard_hive_logs: bool = False) -> BootF
         status, why = _store_status(target, store, discard_hive_logs)
     else:
         store = FileRef(STORE_PATH[gen], system.disk, system.partition)
-        status, why = StoreStatus.MISSING, f"{STORE_PATH[gen]} is missing on {system_label}"
+        if target.exists(store):
+            # Written since the layout was read (the diagnosis after a rebuild, same launch).
+            status, why = _store_status(target, store, discard_hive_logs)
+        else:
+            status, why = StoreStatus.MISSING, f"{STORE_PATH[gen]} is missing on {system_label}"
     logs = tuple(r for r in (FileRef(store.path + s, store.disk, store.partition) for s in STORE_LOGS)
                  if target.exists(r) and target.size(r) > 0)
     manager = FileRef(BOOT_MANAGER[gen], system.disk, system.partition)
