@@ -59,7 +59,6 @@ class BootFacts:
     template: Path | None = None             # host copy of \Windows\System32\config\BCD-Template
     boot_target: BootTarget | None = None
     problem: str | None = None               # why a store cannot be rebuilt (no template, no system partition)
-    files: tuple[BootFile, ...] = ()
     boot_manager: FileRef | None = None      # \EFI\Microsoft\Boot\bootmgfw.efi or \bootmgr on the system partition
     boot_manager_present: bool = False
     system_label: str = ""                   # "disk.vhd partition 1" for evidence
@@ -150,17 +149,25 @@ def read_boot_facts(target, layout, *, discard_hive_logs: bool = False) -> BootF
         return BootFacts(**base, template=template, problem="the partitions cannot be named as BCD devices")
     boot_target = BootTarget(gen, _device(sdisk, spart), _device(rdisk, rpart),
                              loader_description(root.product, root.build))
+    return BootFacts(**base, template=template, boot_target=boot_target)
+
+
+def boot_file_copies(target, layout, facts: BootFacts) -> tuple[tuple[BootFile, ...], str | None]:
+    """The files bcdboot would copy, each compared with what is at its destination (sizes, then
+    sha256 only where sizes match); plus why nothing can be copied (None when there are files).
+    Only a plan reads this: it hashes every boot file, which a triage need not do."""
+    gen, system, root = facts.generation, facts.system, layout.root
+    if facts.problem or system is None or root is None:
+        return (), facts.problem or "no system partition or Windows installation"
     files = []
     total = 0
     for src, dest in _copies(target, gen, root, system):
         size = target.size(src)
         total += size
         if total > MAX_BOOT_FILES_BYTES:
-            return BootFacts(**base, template=template, boot_target=boot_target,
-                             problem=f"\\Windows\\Boot holds more than {MAX_BOOT_FILES_BYTES >> 20} MiB: not a boot folder")
+            return (), f"\\Windows\\Boot holds more than {MAX_BOOT_FILES_BYTES >> 20} MiB: not a boot folder"
         same = target.exists(dest) and target.size(dest) == size and target.sha256(dest) == target.sha256(src)
         files.append(BootFile(src, dest, size, same))
     if not files:
-        return BootFacts(**base, template=template, boot_target=boot_target,
-                         problem=f"\\Windows\\Boot\\{'EFI' if gen == 'gen2' else 'PCAT'} holds no boot files to copy")
-    return BootFacts(**base, template=template, boot_target=boot_target, files=tuple(files))
+        return (), f"\\Windows\\Boot\\{'EFI' if gen == 'gen2' else 'PCAT'} holds no boot files to copy"
+    return tuple(files), None

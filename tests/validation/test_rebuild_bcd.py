@@ -63,10 +63,11 @@ def _facts(*, gen: str = "gen2", status: StoreStatus = StoreStatus.MISSING, temp
             boot_target=_target(gen) if template else None,
             problem=None if template else "\\Windows\\System32\\config\\BCD-Template is missing on the Windows volume "
                                           "(os.vhd partition 3)",
-            files=_boot_files(d, gen, missing_files) if template else (),
             boot_manager=FileRef("\\EFI\\Microsoft\\Boot\\bootmgfw.efi" if gen == "gen2" else "\\bootmgr", 0, 1),
             boot_manager_present=manager, system_label=label, store_label=f"{label}: {store}")
         ctx.preset("bootfacts", facts)
+        if template:
+            ctx.preset("bootfiles", (_boot_files(d, gen, missing_files), None))
         return ctx
     return build
 

@@ -23,7 +23,7 @@ Checks:
 
 from __future__ import annotations
 
-from rescue.bcd.bootfacts import BootFacts, StoreStatus, read_boot_facts
+from rescue.bcd.bootfacts import BootFacts, StoreStatus, boot_file_copies, read_boot_facts
 from rescue.errors import RescueError, UsageError
 from rescue.repairs.base import Check, Option, OptionKind, Scenario, register
 from rescue.repairs.context import RepairContext
@@ -31,6 +31,7 @@ from rescue.repairs.findings import FOUND, OK, UNKNOWN, Finding
 from rescue.safety.plan import Step, WriteFile
 
 FACTS = "bootfacts"
+FILES = "bootfiles"
 
 
 def facts(ctx: RepairContext) -> BootFacts:
@@ -130,7 +131,10 @@ def _plan_files(ctx: RepairContext, finding: Finding):
     title = f"Boot files from \\Windows\\Boot to {f.system_label} (bcdboot)"
     if f.problem:
         return Step("bcd.bootfiles", title, skipped=f"cannot copy: {f.problem}")
-    todo = [b for b in f.files if not b.same]
+    files, why = ctx.memo(FILES, lambda: boot_file_copies(ctx.target, ctx.layout, f))
+    if why:
+        return Step("bcd.bootfiles", title, skipped=f"cannot copy: {why}")
+    todo = [b for b in files if not b.same]
     if not todo:
         return Step("bcd.bootfiles", title, skipped="every boot file is already there, byte for byte")
     changes = tuple(WriteFile(b.dest, ctx.target.read_bytes(b.source),
