@@ -145,7 +145,8 @@ def read_boot_facts(target, layout, *, discard_hive_logs: bool = False) -> BootF
     sdisk, rdisk = disks.get(system.disk), disks.get(root.disk)
     spart = next((p for p in sdisk.partitions if p.number == system.partition), None) if sdisk else None
     rpart = next((p for p in rdisk.partitions if p.number == root.partition), None) if rdisk else None
-    if spart is None or rpart is None or sdisk.table not in ("gpt", "mbr") or rdisk.table not in ("gpt", "mbr"):
+    if sdisk is None or rdisk is None or spart is None or rpart is None \
+            or sdisk.table not in ("gpt", "mbr") or rdisk.table not in ("gpt", "mbr"):
         return BootFacts(**base, template=template, problem="the partitions cannot be named as BCD devices")
     boot_target = BootTarget(gen, _device(sdisk, spart), _device(rdisk, rpart),
                              loader_description(root.product, root.build))
@@ -157,11 +158,11 @@ def boot_file_copies(target, layout, facts: BootFacts) -> tuple[tuple[BootFile, 
     sha256 only where sizes match); plus why nothing can be copied (None when there are files).
     Only a plan reads this: it hashes every boot file, which a triage need not do."""
     gen, system, root = facts.generation, facts.system, layout.root
-    if facts.problem or system is None or root is None:
+    if facts.problem or system is None or root is None or gen not in ("gen1", "gen2"):
         return (), facts.problem or "no system partition or Windows installation"
     files = []
     total = 0
-    for src, dest in _copies(target, gen, root, system):
+    for src, dest in _copies(target, str(gen), root, system):
         size = target.size(src)
         total += size
         if total > MAX_BOOT_FILES_BYTES:

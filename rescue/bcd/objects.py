@@ -153,18 +153,14 @@ def plan_displayorder(store: BcdStore, ref: FileRef, idents: Sequence[str], *, m
         guids = [_application(store, i).identifier for i in idents]
         if mode == "set":
             new = list(dict.fromkeys(guids))
-        elif mode == "addfirst":
-            new = [g for g in guids if g not in current] + current if len(guids) == 1 else None
-        elif mode == "addlast":
-            new = current + [g for g in guids if g not in current] if len(guids) == 1 else None
-        else:
-            raise UsageError(f"Unknown display order mode {mode!r}.")
-        if new is None:
-            raise UsageError(f"--{mode} takes one entry (as bcdedit /{mode}).")
-        if mode in ("addfirst", "addlast") and guids[0] in current:
+        elif mode in ("addfirst", "addlast"):
+            if len(guids) != 1:
+                raise UsageError(f"--{mode} takes one entry (as bcdedit /{mode}).")
             # bcdedit moves an entry that is already listed to the requested end.
             rest = [g for g in current if g != guids[0]]
             new = [guids[0]] + rest if mode == "addfirst" else rest + [guids[0]]
+        else:
+            raise UsageError(f"Unknown display order mode {mode!r}.")
     shown = ", ".join(store.display_id(g) for g in new) or "(empty)"
     return _set(store, ref, bootmgr, C.DISPLAYORDER, tuple(new), "bcd.displayorder",
                 f"Boot menu order: {shown}")

@@ -74,13 +74,14 @@ def _plan_store(ctx: RepairContext, finding: Finding):
     if not _rebuilding(ctx, f):
         return Step("bcd.rebuild", "New BCD store from BCD-Template",
                     skipped="the store parses (give --rebuild to make a new one anyway)")
-    if f.problem:
-        return Step("bcd.rebuild", "New BCD store from BCD-Template", skipped=f"cannot rebuild: {f.problem}")
+    bt, store = f.boot_target, f.store
+    if f.problem or bt is None or store is None:
+        return Step("bcd.rebuild", "New BCD store from BCD-Template",
+                    skipped=f"cannot rebuild: {f.problem or 'the partitions are unknown'}")
     data, objects = _new_store(ctx, f)
-    bt = f.boot_target
     reason = ("bcdboot: a new system store from \\Windows\\System32\\config\\BCD-Template "
-              f"(the old one is kept in the backup)")
-    changes = [WriteFile(f.store, data, reason=reason)]
+              "(the old one is kept in the backup)")
+    changes = [WriteFile(store, data, reason=reason)]
     # The old store's logs belong to the old hive: emptied (kept in the backup), so nothing can
     # ever replay them over the new store.
     changes += [WriteFile(log, b"", reason="transaction log of the replaced store") for log in f.logs]
