@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 RESCUE := $(VENV)/bin/rescue
-APT_PACKAGES := python3-guestfs python3-hivex python3-venv libguestfs-tools libhivex-bin \
+APT_PACKAGES := python3-guestfs python3-hivex python3-venv python3-yaml libguestfs-tools libhivex-bin \
                 ntfs-3g dosfstools mtools qemu-utils fdisk gdisk parted
 # This machine (and CI) have /dev/kvm, but nested KVM hangs the appliance kernel: tests and the
 # demo pin TCG explicitly. Users get `--accel auto`, which detects the hang and falls back.
@@ -13,7 +13,7 @@ export LIBGUESTFS_BACKEND_SETTINGS ?= force_tcg
 export RESCUE_ACCEL ?= tcg
 DEMO_DIR := demo
 
-.PHONY: setup apt venv demo test test-unit bench clean image image-test image-test-full
+.PHONY: setup apt venv demo test test-unit typecheck bench clean image image-test image-test-full
 
 setup: apt venv
 
@@ -37,8 +37,12 @@ venv: apt $(VENV)/.installed
 demo: setup
 	@$(PY) -m rescue.cli.demo $(DEMO_DIR)
 
-test: setup
+test: setup typecheck
 	$(VENV)/bin/pytest -q -ra $(PYTEST_ARGS)
+
+# The type checker over the package (settings in pyproject.toml [tool.mypy]).
+typecheck: setup
+	$(VENV)/bin/mypy
 
 test-unit: setup
 	$(VENV)/bin/pytest -q -ra -m 'not appliance' $(PYTEST_ARGS)

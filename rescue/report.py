@@ -40,6 +40,10 @@ class Reporter:
         log.debug("%s", label)
         yield
 
+    def advance(self, done: int, total: int, label: str) -> None:
+        """Work through many items (fleet mode): `done` of `total` finished, `label` is next."""
+        log.debug("%d/%d %s", done, total, label)
+
     def ask(self, question: str) -> bool:
         """Ask a yes/no question. Nobody can answer here: refuse rather than guess."""
         raise UsageError("Refusing to write without confirmation: there is no terminal to ask; add --yes to "
@@ -51,6 +55,27 @@ class Reporter:
             return
         if not self.ask(question):
             raise DeclinedError("Declined at the prompt; nothing was changed.")
+
+
+    def consented(self) -> "Reporter":
+        """This reporter after the user agreed to a whole batch at once (fleet mode): messages
+        still reach the user, plans are not shown again, and no question is asked again."""
+        return _Consented(self)
+
+
+class _Consented(Reporter):
+    def __init__(self, inner: Reporter) -> None:
+        super().__init__(assume_yes=True)
+        self.inner = inner
+
+    def info(self, message: str) -> None:
+        self.inner.info(message)
+
+    def warn(self, message: str) -> None:
+        self.inner.warn(message)
+
+    def progress(self, label: str):
+        return self.inner.progress(label)
 
 
 SILENT = Reporter()

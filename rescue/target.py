@@ -7,6 +7,7 @@ the same on `osdisk.vhd` and on a `BCD` file copied out of a disk. Files are nam
 from __future__ import annotations
 
 import contextlib
+from abc import ABC, abstractmethod
 import hashlib
 import os
 import shutil
@@ -16,15 +17,9 @@ from typing import Iterator, Sequence
 
 from rescue.errors import InputError, NotFoundError, UnsafeStateError
 from rescue.report import SILENT, Reporter
-from rescue.safety.plan import FileRef
+from rescue.fileref import FileRef, win_to_posix  # noqa: F401  (win_to_posix: re-exported)
 
 STAGED_SUFFIX = ".rescue-new"      # a file's new content waits under this name for its rename
-
-
-def win_to_posix(path: str) -> str:
-    """"\\Windows\\System32\\config\\SYSTEM" -> "/Windows/System32/config/SYSTEM"."""
-    parts = [p for p in path.replace("\\", "/").split("/") if p]
-    return "/" + "/".join(parts)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -35,8 +30,9 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-class Target:
-    """Common interface. `workdir` is a host temp folder removed on close."""
+class Target(ABC):
+    """What every command works on, through one interface (a disk set or a hive file).
+    `workdir` is a host temp folder removed on close."""
 
     write: bool = False
 
@@ -47,15 +43,21 @@ class Target:
         self._copies: dict[FileRef, Path] = {}
 
     # files
-    def exists(self, ref: FileRef) -> bool: raise NotImplementedError
-    def size(self, ref: FileRef) -> int: raise NotImplementedError
-    def sha256(self, ref: FileRef) -> str: raise NotImplementedError
-    def _download(self, ref: FileRef, dest: Path) -> None: raise NotImplementedError
+    @abstractmethod
+    def exists(self, ref: FileRef) -> bool: ...
+    @abstractmethod
+    def size(self, ref: FileRef) -> int: ...
+    @abstractmethod
+    def sha256(self, ref: FileRef) -> str: ...
+    @abstractmethod
+    def _download(self, ref: FileRef, dest: Path) -> None: ...
+    @abstractmethod
     def stage(self, host_file: Path, ref: FileRef) -> None:
         """Write `host_file` beside `ref` under its temporary name (STAGED_SUFFIX), the original
         untouched; on the disk only once the next sync() returns."""
         raise NotImplementedError
 
+    @abstractmethod
     def switch(self, ref: FileRef) -> None:
         """Rename the staged copy over `ref`: atomic, so a crash leaves the old or the new file."""
         raise NotImplementedError
@@ -71,12 +73,21 @@ class Target:
         if durable:
             self.sync()
 
-    def copy(self, src: FileRef, dst: FileRef) -> None: raise NotImplementedError
-    def delete(self, ref: FileRef) -> None: raise NotImplementedError
-    def rename(self, src: FileRef, dst: FileRef) -> None: raise NotImplementedError  # atomic, same volume
-    def makedirs(self, ref: FileRef) -> None: raise NotImplementedError
-    def listdir(self, ref: FileRef) -> list[str]: raise NotImplementedError
-    def walk_files(self, ref: FileRef) -> list[tuple[str, int]]: raise NotImplementedError
+    @abstractmethod
+    def copy(self, src: FileRef, dst: FileRef) -> None: ...
+    @abstractmethod
+    def delete(self, ref: FileRef) -> None: ...
+    @abstractmethod
+    def rename(self, src: FileRef, dst: FileRef) -> None:
+        """Atomic, on the same volume."""
+    @abstractmethod
+    def makedirs(self, ref: FileRef) -> None: ...
+    @abstractmethod
+    def listdir(self, ref: FileRef) -> list[str]: ...
+    @abstractmethod
+    def walk_files(self, ref: FileRef) -> list[tuple[str, int]]:
+        """(path below folder `ref`, with backslashes; size) of every regular file under it, from
+        metadata only; [] when the folder is not there."""
 
     def sha256_folder(self, ref: FileRef) -> dict[str, str]:
         """{name: sha256} of the files directly in folder `ref` (a disk target does it in one call)."""
@@ -84,9 +95,12 @@ class Target:
         base = ref.path.rstrip(sep)
         return {n: self.sha256(FileRef(base + sep + n, ref.disk, ref.partition)) for n in self.listdir(ref)}
 
-    def write_bytes(self, ref: FileRef, data: bytes) -> None: raise NotImplementedError
-    def read_bytes(self, ref: FileRef) -> bytes: raise NotImplementedError
-    def free_bytes(self, ref: FileRef) -> int | None: raise NotImplementedError
+    @abstractmethod
+    def write_bytes(self, ref: FileRef, data: bytes) -> None: ...
+    @abstractmethod
+    def read_bytes(self, ref: FileRef) -> bytes: ...
+    @abstractmethod
+    def free_bytes(self, ref: FileRef) -> int | None: ...
     def sync(self) -> None: pass
     def describe(self, ref: FileRef) -> str: return ref.path
 
@@ -427,12 +441,12 @@ def open_target(path: str, *, write: bool = False, fmt: str | None = None, accel
     if is_hive_target(path):
         if extra_disks:
             raise UsageError("Extra disks make no sense with a bare hive file.")
-        t = HostFileTarget(path, write=write, reporter=reporter)
+        host = HostFileTarget(path, write=write, reporter=reporter)
         try:
-            yield t
+            yield host
         finally:
-            t.close()
+            host.close()
         return
     with open_disks([path, *extra_disks], write=write, fmt=fmt, accel=accel, root=root,
-                    reporter=reporter) as t:
-        yield t
+                    reporter=reporter) as disks:
+        yield disks

@@ -6,6 +6,10 @@ Measured in one run, on copies of the broken Gen2 sample (dynamic VHD):
   3. `rescue fix no-memory --yes` vs one bare launch (goal <= 1.5), vs the same changes made with the
      generic tools a Linux user has today (guestfish + hivexregedit, one guestfish call per article
      step), and on 127 GiB vs 2 GiB.
+  4. `rescue diagnose` (the triage of every scenario) vs one bare launch (goal <= 1.5).
+  5. Fleet mode: `rescue diagnose --each` over 10 disks in one launch vs one single-disk triage
+     (goal <= 3x), the same over 10 disks of 127 GiB (per-disk cost must not grow with size), and
+     with `--jobs 2` (the speed-up on this machine).
 Not a test: it prints a table. Runs with TCG as the tests do (set RESCUE_ACCEL to change that).
 """
 
@@ -154,6 +158,24 @@ def main() -> int:
         rows.append(("rescue inspect (2 GiB)", ins_small, f"{ins_small / bare:.2f}x bare (goal <= 1.5)"))
         ins_big = timed([RESCUE, "inspect", str(big)], ok=(0, 1))
         rows.append(("rescue inspect (127 GiB)", ins_big, f"{ins_big / ins_small:.2f}x 2 GiB (goal <= 1.1)"))
+
+        diag = timed([RESCUE, "diagnose", str(small)], ok=(0, 1))
+        rows.append(("rescue diagnose, every scenario (2 GiB)", diag, f"{diag / bare:.2f}x bare (goal <= 1.5)"))
+
+        fleet = [small] + [Path(shutil.copyfile(small, work / f"fleet-{i}.vhd")) for i in range(1, 10)]
+        each = timed([RESCUE, "diagnose", "--each", *map(str, fleet), "--jobs", "1"], ok=(0, 1))
+        rows.append(("rescue diagnose --each, 10 disks (2 GiB), one launch", each,
+                     f"{each / diag:.2f}x one triage (goal <= 3); {(each - bare) / 10:.1f} s a disk after the launch"))
+        jobs2 = timed([RESCUE, "diagnose", "--each", *map(str, fleet), "--jobs", "2"], ok=(0, 1))
+        rows.append(("rescue diagnose --each, 10 disks, --jobs 2", jobs2, f"{each / jobs2:.2f}x faster than --jobs 1"))
+        for f in fleet[1:]:
+            f.unlink()
+        bigs = [big] + [Path(shutil.copyfile(big, work / f"fleet-big-{i}.vhd")) for i in range(1, 10)]
+        each_big = timed([RESCUE, "diagnose", "--each", *map(str, bigs), "--jobs", "1"], ok=(0, 1))
+        rows.append(("rescue diagnose --each, 10 disks of 127 GiB", each_big,
+                     f"{each_big / each:.2f}x the 2 GiB disks (goal <= 1.1)"))
+        for f in bigs[1:]:
+            f.unlink()
 
         fixes = {}
         small_fixes = []

@@ -376,7 +376,8 @@ def element_enums(code: int, type_: int | None) -> dict[int, str] | None:
     if element_class(code) == 1:
         return LIBRARY_ENUMS.get(code)
     if element_class(code) == 2:
-        return APP_ENUMS_BY_APPTYPE.get(application_type(type_), {}).get(code)
+        app = application_type(type_)
+        return APP_ENUMS_BY_APPTYPE.get(app, {}).get(code) if app is not None else None
     return None
 
 

@@ -72,7 +72,8 @@ class Device:
             d["path"] = self.path
             d["parent"] = None if self.parent is None else self.parent.to_json(context)
         elif self.kind == "disk":
-            d["block_type"] = BLOCK_TYPES.get(self.block_type, self.block_type)
+            d["block_type"] = (BLOCK_TYPES.get(self.block_type, self.block_type)
+                               if self.block_type is not None else None)
             d["style"] = self.style
             d["disk_guid"] = self.disk_guid
             d["mbr_signature"] = None if self.mbr_signature is None else f"0x{self.mbr_signature:08x}"
@@ -317,7 +318,7 @@ def device_text(dev: Device, context: DeviceContext | None = None) -> str:
         parent = _inner(dev.parent, context) if dev.parent else "?"
         text = f"{dev.kind}=[{parent}]{dev.path}"
     elif dev.kind == "disk" and dev.note is None:
-        text = f"disk=({'GPT disk ' + dev.disk_guid if dev.style == 'gpt' else f'MBR signature {dev.mbr_signature:08x}'})"
+        text = f"disk=({'GPT disk ' + str(dev.disk_guid) if dev.style == 'gpt' else f'MBR signature {dev.mbr_signature or 0:08x}'})"
     else:
         text = f"unknown (device type {dev.device_type}) {dev.raw.hex()}"
         return text

@@ -21,7 +21,7 @@ from rescue.bcd import constants as C
 from rescue.bcd.model import BcdObject, BcdStore, Element
 from rescue.errors import NotFoundError, UsageError
 from rescue.hive import values as V
-from rescue.safety.plan import DeleteKey, FileRef, SetValue, Step
+from rescue.safety.plan import Change, DeleteKey, FileRef, SetValue, Step
 
 TRUE_WORDS = {"on", "yes", "true", "1"}
 FALSE_WORDS = {"off", "no", "false", "0"}
@@ -195,7 +195,7 @@ def plan_clear_badmemory(store: BcdStore, ref: FileRef) -> Step:
     if not holders:
         where = "{badmemory}" if store.get(C.GUID_BADMEMORY) else "the store (it has no {badmemory} object)"
         return Step("bcd.badmemory", title, skipped=f"no bad-memory list in {where}")
-    changes = []
+    changes: list[Change] = []
     for obj in holders:
         changes.extend(_delete_step(store, ref, obj, C.BADMEMORYLIST, action="bcd.badmemory").changes)
     pages = sum(len(o.value(C.BADMEMORYLIST, ()) or ()) for o in holders)

@@ -272,7 +272,8 @@ class BcdStore:
 
         def key(o: BcdObject):
             kind = C.object_kind(o.type)
-            r = rank.get(o.type, 6 if kind == 1 else 7 if kind == 2 else 8 if kind == 3 else 9)
+            r = rank.get(o.type if o.type is not None else -1,
+                         6 if kind == 1 else 7 if kind == 2 else 8 if kind == 3 else 9)
             return (r, o.identifier)
         return sorted(self.objects, key=key)
 

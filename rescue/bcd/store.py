@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from rescue.errors import NotFoundError, NotWindowsError, RescueError, UsageError
-from rescue.safety.plan import FileRef
+from rescue.fileref import FileRef, win_path
 
 
 def store_ref(target: Any, store_path: Optional[str] = None) -> FileRef:
@@ -28,7 +28,7 @@ def store_ref(target: Any, store_path: Optional[str] = None) -> FileRef:
                                   "on an EFI system partition nor \\Boot\\BCD on an MBR partition).",
                                   hint="Name one with --store PATH, or give the BCD file itself.")
         return FileRef(layout.bcd.path, layout.bcd.disk, layout.bcd.partition)
-    path = "\\" + "\\".join(p for p in store_path.replace("/", "\\").split("\\") if p)
+    path = win_path(store_path)
     candidates = []
     if layout is not None and layout.bcd is not None:
         candidates.append((layout.bcd.disk, layout.bcd.partition))

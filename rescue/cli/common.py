@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from dataclasses import asdict, is_dataclass
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from rich.console import Console
 
@@ -56,6 +56,9 @@ class ConsoleReporter(Reporter):
         super().__init__(assume_yes=assume_yes)
         self.json_output = json_output
         self.quiet = quiet
+        self._bar: Any = None               # the fleet progress bar while it runs
+        self._task: Any = None
+        self._started: Optional[float] = None
 
     def info(self, message: str) -> None:
         info(message)
@@ -77,6 +80,34 @@ class ConsoleReporter(Reporter):
             return
         with err.status(label, spinner="dots"):
             yield
+
+    def advance(self, done: int, total: int, label: str) -> None:
+        """Fleet mode: a progress bar with the current disk and an ETA on a terminal, one line per
+        disk otherwise (logs)."""
+        import time
+
+        if self.quiet:
+            return
+        if self._started is None:
+            self._started = time.monotonic()
+        elapsed = time.monotonic() - self._started
+        eta = f", about {elapsed / done * (total - done):.0f} s left" if 0 < done < total else ""
+        if err.is_terminal:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            bar = self._bar
+            if bar is None:
+                bar = self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                           TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
+                                           console=err, transient=True)
+                self._task = bar.add_task("", total=total)
+                bar.start()
+            bar.update(self._task, completed=done, description=label or "done")
+            if done >= total:
+                bar.stop()
+                self._bar = None
+        elif done < total:
+            err.print(f"[{done + 1}/{total}] {label}{eta}", markup=False, highlight=False)
 
     def ask(self, question: str) -> bool:
         if not sys.stdin or not sys.stdin.isatty():

@@ -21,7 +21,27 @@ from rescue.cli.options import ACCEL, DISCARD_LOGS, FORMAT, JSON, ROOT
 from rescue.cli.views import apply_outcome, render_diagnosis
 from rescue.errors import ExitCode, RescueError
 
-_DISKS = typer.Argument(..., metavar="DISK...", help="OS disk (image or block device), then data disks.")
+_DISKS = typer.Argument(None, metavar="DISK...", show_default=False,
+                        help="OS disk (image or block device), then data disks; with --each, one disk per VM.")
+
+
+def _fleet_params() -> List[inspect.Parameter]:
+    return [_param("each", typer.Option(False, "--each", help="Every DISK is a VM of its own: one appliance for "
+                                                            "all, a report per VM (fleet mode)."), bool),
+            _param("manifest", typer.Option(None, "--manifest", metavar="FILE",
+                                            help="Fleet mode over the VMs listed in FILE: one line per VM, its OS "
+                                                 "disk then its data disks."), Optional[str]),
+            _param("jobs", typer.Option(None, "--jobs", metavar="N",
+                                        help="Fleet mode: N appliances side by side, each with a share of the VMs "
+                                             "(default: 1 per 2 cores, bounded by memory)."), Optional[int])]
+
+
+def _need_disks(a: Dict[str, Any]) -> List[str]:
+    from rescue.errors import UsageError
+
+    if not a.get("disks"):
+        raise UsageError("Give at least one disk (an image file or a block device).")
+    return list(a["disks"])
 
 
 # --- building typer commands from scenario options ---------------------------------------------------
@@ -76,7 +96,8 @@ def _fix_command(scenario, alias_of: Optional[str] = None) -> Callable:
                      "Windows partition and NTFS with it; `fill` grows them into a disk already grown (e.g. by "
                      "`az disk update`). Cannot be undone by `rescue undo`."), Optional[str]),
             _param("allow_large", typer.Option(False, "--allow-large", help="Allow --expand beyond 1 TiB."), bool)]
-    params += [_param("dry_run", typer.Option(False, "--dry-run", help="Show the plan; open the disk read-only."),
+    params += [*_fleet_params(),
+               _param("dry_run", typer.Option(False, "--dry-run", help="Show the plan; open the disk read-only."),
                       bool),
                _param("yes", typer.Option(False, "--yes", "-y", help="Apply without asking (required without "
                                                                       "a terminal)."), bool),
@@ -93,7 +114,9 @@ def _fix_command(scenario, alias_of: Optional[str] = None) -> Callable:
 def run_fix_cli(scenario, a: Dict[str, Any]) -> None:
     from rescue.repairs.runner import run_fix, staged_images
 
-    disks, dry_run, json_output = a["disks"], a["dry_run"], a["json_output"]
+    if a.get("each") or a.get("manifest"):
+        raise typer.Exit(_fix_fleet(scenario, a))
+    disks, dry_run, json_output = _need_disks(a), a["dry_run"], a["json_output"]
     expand = a.get("expand")
     options = _values(scenario.options, a, discard_hive_logs=a["discard_hive_logs"], expand=bool(expand))
     reporter = ConsoleReporter(assume_yes=a["yes"], json_output=json_output)
@@ -118,6 +141,20 @@ def run_fix_cli(scenario, a: Dict[str, Any]) -> None:
         out.print("[bold]Next steps[/bold]")
         for i, line in enumerate(outcome.next_steps, 1):
             out.print(f"  {i}. {line}")
+
+
+def _fix_fleet(scenario, a: Dict[str, Any]) -> int:
+    from rescue.cli.fleet_cmd import common_argv, confirm_plans, option_argv, run_fleet, warn_unsupported
+    from rescue.fleet import fix_each
+
+    warn_unsupported(a)
+    options = _values(scenario.options, a, discard_hive_logs=a["discard_hive_logs"], expand=False)
+    return run_fleet(
+        "fix", a, write=not a["dry_run"], title=f"fix {scenario.name}",
+        child_argv=lambda m: ["fix", scenario.name, "--manifest", m, *option_argv(scenario.options, a),
+                              *common_argv(a)],
+        local=lambda fleet, reporter: fix_each(fleet, scenario, options, dry_run=a["dry_run"],
+                                               confirm=confirm_plans(reporter)))
 
 
 class ScenarioGroup(TyperGroup):
@@ -166,27 +203,36 @@ def _diagnose_command() -> Callable:
               _param("scenario", typer.Option(None, "--scenario", "-s", metavar="NAME",
                                               help="Only this scenario's checks (a name or alias; repeatable)."),
                      Optional[List[str]]),
-              *(_option_param(o) for o in options), *_common_params()]
+              *(_option_param(o) for o in options), *_fleet_params(), *_common_params()]
 
     def body(a: Dict[str, Any]) -> None:
         from rescue.repairs.base import get
         from rescue.repairs.context import RepairContext
-        from rescue.repairs.runner import diagnose
+        from rescue.repairs.runner import diagnose, diagnosis_json
 
         selected = tuple(dict.fromkeys(get(n) for n in a["scenario"])) if a.get("scenario") else scenarios()
         # Options of scenarios registered after this command was built (or fix-only ones) read as
         # their defaults.
-        every = {o.name: o for s in selected for o in s.options if not o.diagnose}
+        every = {o.name: o for s in selected for o in s.options}
         every.update({o.name: o for o in options})
         values = _values(list(every.values()), a, discard_hive_logs=a["discard_hive_logs"])
-        disks = a["disks"]
+        if a.get("each") or a.get("manifest"):
+            from rescue.cli.fleet_cmd import common_argv, option_argv, run_fleet, warn_unsupported
+            from rescue.fleet import diagnose_each
+
+            warn_unsupported(a)
+            picked = [w for n in (a.get("scenario") or ()) for w in ("--scenario", n)]
+            raise typer.Exit(run_fleet(
+                "diagnose", a, write=False, title="Triage",
+                child_argv=lambda m: ["diagnose", "--manifest", m, *picked, *option_argv(options, a),
+                                      *common_argv(a)],
+                local=lambda fleet, reporter: diagnose_each(fleet, selected, values)))
+        disks = _need_disks(a)
         reporter = ConsoleReporter(json_output=a["json_output"])
         with open_disks(disks, fmt=a["fmt"], accel=a["accel"], root=a["root"], reporter=reporter) as target:
             diag = diagnose(RepairContext(target, values, reporter=reporter), selected)
         if a["json_output"]:
-            doc = diag.to_json()
-            doc["scenarios"] = [_scenario_json(s, diag) for s in selected]
-            print_json(doc)
+            print_json(diagnosis_json(diag, selected))
         else:
             render_triage(diag, selected, narrowed=bool(a.get("scenario")))
         raise typer.Exit(ExitCode.OK if diag.healthy else ExitCode.FINDINGS)
@@ -194,15 +240,6 @@ def _diagnose_command() -> Callable:
     return _command(body, params,
                     "Check a disk for every boot failure rescue knows (read-only, one launch) and print the "
                     "command that fixes each one found. Exit 0 healthy, 1 problems found.")
-
-
-def _scenario_json(scenario, diag) -> dict:
-    from rescue.repairs.findings import FOUND, fix_command
-
-    mine = diag.of_scenario(scenario.name)
-    return {"name": scenario.name, "summary": scenario.summary,
-            "found": [f.id for f in mine if f.status == FOUND],
-            "fix_command": None if diag.blockers else fix_command(scenario.name, diag.disks, mine)}
 
 
 def render_triage(diag, selected, *, narrowed: bool) -> None:

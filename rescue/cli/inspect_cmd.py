@@ -6,6 +6,7 @@ gave and partitions by their 1-based number, never by the appliance's /dev/sdX.
 
 from __future__ import annotations
 
+import shlex
 from typing import List, Optional
 
 import typer
@@ -134,9 +135,11 @@ def register(app: typer.Typer) -> None:
                 out.print("[bold]Findings[/bold]")
                 for f in findings:
                     out.print(f"  [yellow]![/yellow] {f}")
+                # inspect describes (exit 0); the triage judges and prints the fixing commands.
+                out.print(f"Run `rescue diagnose {shlex.join(disks)}` for the triage and the commands that fix these.")
             elif layout.root is not None:
                 out.print("[green]No problems found in what inspect checks.[/green] "
-                          "Run `rescue diagnose` for every cause of 0xC0000017.")
+                          "Run `rescue diagnose` for the triage of every boot failure rescue knows.")
             if layout.root is None:
                 # Still a failure for scripts: the disks were read, but there is nothing to repair.
                 layout.require_root()

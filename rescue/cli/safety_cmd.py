@@ -4,7 +4,7 @@ bare hive file), listed and restored byte-identically."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -20,7 +20,13 @@ _TARGET = typer.Argument(..., help="The disk image / block device the backups ar
 def register(app: typer.Typer) -> None:
     @app.command("undo")
     def undo_cmd(
-        target: str = _TARGET,
+        targets: Optional[List[str]] = typer.Argument(None, metavar="TARGET...", show_default=False,
+                                                      help="The disk image / block device the backups are on, or "
+                                                           "the hive file; with --each, one disk per VM."),
+        each: bool = typer.Option(False, "--each", help="Undo on every TARGET (a VM each): one appliance for all."),
+        manifest: Optional[str] = typer.Option(None, "--manifest", metavar="FILE",
+                                               help="Undo on the VMs listed in FILE (one line per VM)."),
+        jobs: Optional[int] = typer.Option(None, "--jobs", metavar="N", help="Fleet mode: N appliances side by side."),
         backup: Optional[str] = typer.Option(None, "--backup", help="The backup to restore (default: the latest "
                                                                     "one still in effect); see `rescue backups`."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be restored and stop (read-only)."),
@@ -32,13 +38,33 @@ def register(app: typer.Typer) -> None:
         The current state is backed up first, so an undo can be undone."""
         from rescue.cli.common import ConsoleReporter
         from rescue.cli.views import undo_outcome
+        from rescue.errors import UsageError
         from rescue.safety.undo import undo
 
+        if each or manifest:
+            from rescue.cli.fleet_cmd import common_argv, run_fleet
+            from rescue.fleet import undo_each
+
+            a = {"disks": targets, "manifest": manifest, "jobs": jobs, "json_output": json_output, "yes": yes,
+                 "dry_run": dry_run, "fmt": fmt, "accel": accel}
+            if root:
+                raise UsageError("--root cannot be given with --each or --manifest.")
+            if not dry_run and not yes:
+                raise UsageError("Undo on many VMs needs --yes (or --dry-run to see what it would restore).")
+            raise typer.Exit(run_fleet(
+                "undo", a, write=not dry_run, title="undo",
+                child_argv=lambda m: ["undo", "--manifest", m, *(["--backup", backup] if backup else []),
+                                      *common_argv(a)],
+                local=lambda fleet, reporter: undo_each(fleet, backup_id=backup, dry_run=dry_run)))
+        if not targets or len(targets) != 1:
+            raise UsageError("Give one TARGET (the OS disk, or the hive file); several VMs need --each.")
+        target = targets[0]
         reporter = ConsoleReporter(assume_yes=yes, json_output=json_output)
         with open_target(target, write=not dry_run, fmt=fmt, accel=accel, root=root, reporter=reporter) as tgt:
             result = undo(tgt, backup_id=backup, dry_run=dry_run)
         if json_output:
-            print_json({"backup": result.manifest.summary_json(), "result": result.to_json()})
+            print_json({"backup": result.manifest.summary_json() if result.manifest else None,
+                        "result": result.to_json()})
         else:
             undo_outcome(result)
 

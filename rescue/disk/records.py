@@ -24,7 +24,9 @@ class Partition:
 
     @property
     def key(self) -> str:
-        return f"d{self.disk}p{self.number}"
+        """Names the partition's mount point: from its appliance device, which is unique in the
+        appliance even when several VMs' disks share it (fleet mode numbers each VM's disks from 0)."""
+        return self.device.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)

@@ -263,7 +263,7 @@ class DiskSession:
 
     def _write_record(self) -> None:
         try:
-            qemu = self._g.get_pid()
+            qemu = self.g.get_pid()
             d = runs_dir()
             d.mkdir(parents=True, exist_ok=True)
             self._record = d / f"{os.getpid()}-{qemu}.json"
@@ -508,7 +508,10 @@ class DiskSession:
             self.g.rmmountpoint(mp)
 
     def describe(self, part: Partition) -> str:
-        return f"{self.images[part.disk].path} partition {part.number}"
+        # By device, not part.disk: a fleet view (rescue.disk.view) numbers each VM's disks from 0.
+        disk = next((i for i in range(len(self.images)) if part.device.startswith(self.disks_device(i))
+                     and part.device[len(self.disks_device(i)):] in ("", *map(str, range(1, 129)))), part.disk)
+        return f"{self.images[disk].path} partition {part.number}"
 
     def usage(self, mountpoint: str) -> VolumeUsage:
         st = self.g.statvfs(mountpoint)

@@ -197,7 +197,7 @@ class Hive:
         self._dirty = False
 
     def close(self) -> None:
-        self._h = None
+        self._h = None  # type: ignore[assignment]  # closed: any later call fails loudly
 
     def __enter__(self) -> "Hive":
         return self

@@ -120,7 +120,7 @@ def read_crashdump(system) -> CrashDumpReport:
     """CrashControl settings of every control set of a SYSTEM hive (host path or open Hive)."""
     hive = _open(system)
     try:
-        current, notes = current_control_set(hive), ()
+        current, notes = current_control_set(hive), ()  # type: tuple[int | None, tuple[str, ...]]
     except RescueError as exc:
         current, notes = None, (str(exc),)
     return CrashDumpReport(current, tuple(_read(hive, n) for n in control_sets(hive)), notes)

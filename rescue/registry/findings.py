@@ -69,7 +69,7 @@ def plan_clear_whea_badpages(system, ref: FileRef) -> Step:
     from rescue.registry.pagefile import _open
 
     hive = _open(system)
-    changes = []
+    changes: list[DeleteKey | DeleteValue] = []
     for b in read_whea_badpages(hive):
         if not b.present:
             continue
@@ -159,7 +159,7 @@ def registry_findings(pagefile: PagefileReport | None, crash: CrashDumpReport | 
         out.append(Finding("whea-bad-pages", "no predicted-bad memory pages in the registry (WHEA BadPages)",
                            FOUND if present else OK,
                            ("; ".join(f"{control_set_key(b.control_set)}\\{WHEA} BadPages "
-                                      + ("subkey" if b.as_key else f"{V.type_name(b.type)} {b.size} bytes")
+                                      + ("subkey" if b.as_key or b.type is None else f"{V.type_name(b.type)} {b.size} bytes")
                                       for b in present) + ": Windows will not use those pages")
                            if present else f"no BadPages in any control set{note}", fixable=bool(present)))
     return tuple(out)

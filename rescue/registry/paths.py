@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import PureWindowsPath
 
 from rescue.errors import NotFoundError, UsageError
-from rescue.safety.plan import FileRef
+from rescue.fileref import FileRef
 
 CONFIG_DIR = "\\Windows\\System32\\config"
 MACHINE_HIVES = ("SYSTEM", "SOFTWARE", "SAM", "SECURITY", "DEFAULT")
@@ -265,7 +265,8 @@ def resolve_path(hive, path: str, *, name: str = "SYSTEM") -> ResolvedPath:
 
 def resolved_display(display: str, resolved: ResolvedPath) -> str:
     """reg.exe's key name with CurrentControlSet shown as the set it resolved to."""
-    if resolved.control_set is None:
+    current = resolved.control_set
+    if current is None:
         return display
     return re.sub(r"(?i)\\CurrentControlSet(?=\\|$)|^CurrentControlSet(?=\\|$)",
-                  lambda m: m.group(0)[:-len(CCS)] + control_set_key(resolved.control_set), display, count=1)
+                  lambda m: m.group(0)[:-len(CCS)] + control_set_key(current), display, count=1)

@@ -16,7 +16,7 @@ from rescue.registry.findings import WheaBadPages, read_whea_badpages, registry_
 from rescue.registry.pagefile import (DEFAULT_TEMP_DRIVE, FoundPagefile, PagefileLocation, PagefileReport,
                                       locate, norm_drive, read_pagefile_settings, scan_pagefiles)
 from rescue.repairs.findings import Finding
-from rescue.safety.plan import FileRef
+from rescue.fileref import FileRef
 
 
 def system_ref(target) -> FileRef:

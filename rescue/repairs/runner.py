@@ -159,6 +159,21 @@ def staged_images(disks: Sequence[str], expand: Optional[str], *, allow_large: b
         yield [stage.working_image, *images[1:]], stage
 
 
+def diagnosis_json(diag: Diagnosis, scenarios: Sequence[Scenario]) -> dict:
+    """A diagnosis for machines (README "rescue diagnose --json"), with one entry per scenario
+    checked: what it found and the command that fixes it."""
+    from rescue.repairs.findings import fix_command
+
+    doc = diag.to_json()
+    doc["scenarios"] = []
+    for s in scenarios:
+        mine = diag.of_scenario(s.name)
+        doc["scenarios"].append({"name": s.name, "summary": s.summary,
+                                 "found": [f.id for f in mine if f.status == FOUND],
+                                 "fix_command": None if diag.blockers else fix_command(s.name, diag.disks, mine)})
+    return doc
+
+
 @dataclass(frozen=True)
 class FixOutcome:
     """Everything one `rescue fix SCENARIO` run did, for the CLI to render (or put in JSON)."""
@@ -172,8 +187,10 @@ class FixOutcome:
     next_steps: Tuple[str, ...] = ()
 
     def to_json(self) -> dict:
-        return {"scenario": self.scenario.name, "before": self.before.to_json(), "plan": self.plan.to_json(),
-                "result": self.result.to_json(), "after": self.after.to_json() if self.after else None,
+        scenarios = (self.scenario,)
+        return {"scenario": self.scenario.name, "before": diagnosis_json(self.before, scenarios),
+                "plan": self.plan.to_json(), "result": self.result.to_json(),
+                "after": diagnosis_json(self.after, scenarios) if self.after else None,
                 "backup": self.result.backup_id, "commit": self.commit.to_json() if self.commit else None,
                 "next_steps": list(self.next_steps)}
 

@@ -14,7 +14,7 @@ from typing import Any, Optional, Tuple
 from rescue.errors import RescueError, UnsafeStateError
 from rescue.repairs.context import RepairContext
 from rescue.repairs.findings import FOUND, UNKNOWN, Finding
-from rescue.safety.plan import FileRef
+from rescue.fileref import FileRef
 
 
 class SourceError(RescueError):

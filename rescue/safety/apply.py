@@ -25,6 +25,7 @@ import shutil
 import signal
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from rescue.errors import RescueError, UnsafeStateError, VerifyError, WriteFailedError
 from rescue.hive.regf import read_header
@@ -49,7 +50,7 @@ class ApplyResult:
     files: tuple[FileRef, ...]           # files written or deleted
     backup_location: str | None = None
     notes: tuple[str, ...] = ()
-    prelude: object = None               # what Plan.prelude.run() returned (has .to_json())
+    prelude: Any = None                  # what Plan.prelude.run() returned (has .to_json())
     target_label: str = ""               # the TARGET as given (for `rescue undo TARGET`)
     changes: int = 0                     # changes applied
     changed_files: int = 0               # files they touched
@@ -226,7 +227,7 @@ def _verify_hive(path: Path, changes: list, label: str) -> None:
     value wins; a deleted key takes its values with it unless a later change recreates them)."""
     from rescue.hive import Hive
 
-    values: dict[tuple[str, str], tuple] = {}
+    values: dict[tuple[str, str], tuple | None] = {}
     keys: dict[str, bool] = {}
     for c in changes:
         k = c.key.lower().strip("\\")
@@ -464,7 +465,7 @@ def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = No
         if unrecoverable:
             msg = (f"Writing failed ({what}), and restoring from backup {manifest.id} failed too "
                    f"({'; '.join(unrecoverable[:3])}).")
-            hint = f"Run `rescue undo {label} --backup {manifest.id}` to restore the originals from {where}."
+            hint: str | None = f"Run `rescue undo {label} --backup {manifest.id}` to restore the originals from {where}."
         else:
             msg = (f"Writing failed ({what}). Rolled back: {len(restored)} file(s) restored from backup "
                    f"{manifest.id} ({where}); the files are as before.")

@@ -21,7 +21,7 @@ from pathlib import Path, PureWindowsPath
 
 from rescue import __version__
 from rescue.errors import NotFoundError, VerifyError, WriteFailedError
-from rescue.safety.plan import FileRef
+from rescue.fileref import FileRef
 from rescue.target import STAGED_SUFFIX
 
 MANIFEST = "manifest.json"
@@ -268,7 +268,7 @@ def restore_entry(target, backup_id: str, entry: BackupEntry) -> str:
         got = target.sha256(ref)
         if got != entry.sha256:
             raise VerifyError(f"{target.describe(ref)} was restored from backup {backup_id} but reads back "
-                              f"different (sha256 {got[:12]}…, expected {entry.sha256[:12]}…).")
+                              f"different (sha256 {got[:12]}…, expected {(entry.sha256 or '')[:12]}…).")
         return "restored"
     if not entry.existed:
         drop_temp(target, ref)

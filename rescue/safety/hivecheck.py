@@ -24,7 +24,7 @@ from pathlib import Path
 from rescue.errors import CorruptHiveError, UnsafeStateError
 from rescue.hive.regf import BASE_BLOCK_SIZE, RegfHeader, parse_header
 from rescue.safety.logreplay import LogFile, ReplayError, _seq_before, newest_entry, parse_log, replay
-from rescue.safety.plan import FileRef
+from rescue.fileref import FileRef
 from rescue.target import sha256_file
 
 LOG_SUFFIXES = (".LOG1", ".LOG2", ".LOG")
@@ -118,13 +118,14 @@ def _assess(target, ref: FileRef, discard: bool) -> HiveState:
 
     dirty = header.dirty or not header.checksum_ok
     if not dirty:
-        newer = [lg for lg in logs if lg.parsed.format == "new" and newest_entry(lg.parsed) is not None
-                 and _seq_before(header.secondary_sequence, newest_entry(lg.parsed))]
+        newest = {lg.parsed.name: newest_entry(lg.parsed) for lg in logs if lg.parsed.format == "new"}
+        newer = [lg for lg in logs if newest.get(lg.parsed.name) is not None
+                 and _seq_before(header.secondary_sequence, newest[lg.parsed.name] or 0)]
         if not newer:
             return HiveState(**common, verdict="clean", base=original, summary=f"clean (sequence {seqs})")
         names = ", ".join(lg.parsed.name for lg in newer)
         problem = (f"the hive is marked clean (sequence {seqs}) but {names} hold entries up to "
-                   f"{max(newest_entry(lg.parsed) for lg in newer)}, newer than the hive, which Windows "
+                   f"{max(newest[lg.parsed.name] or 0 for lg in newer)}, newer than the hive, which Windows "
                    "would not apply; rescue cannot tell which state is right")
         return _not_replayed(common, problem, discard)
 

@@ -211,21 +211,27 @@ def newest_entry(log: LogFile) -> int | None:
 
 
 # --- replay -------------------------------------------------------------------------------------
+def _seq(log: LogFile) -> int:
+    """The base block sequence of a log that has one (choose_logs keeps only those)."""
+    assert log.sequence is not None
+    return log.sequence
+
+
 def choose_logs(secondary: int, logs: list[LogFile]) -> list[LogFile]:
     """The new-format logs to apply, in order (see the module docstring for the rules)."""
-    usable = [lg for lg in logs if lg.format == "new" and lg.entries]
+    usable = [lg for lg in logs if lg.format == "new" and lg.entries and lg.sequence is not None]
     if not usable:
         return []
-    usable.sort(key=lambda lg: lg.sequence)
-    if len(usable) == 2 and _seq_before(usable[1].sequence, usable[0].sequence):
+    usable.sort(key=lambda lg: _seq(lg))
+    if len(usable) == 2 and _seq_before(_seq(usable[1]), _seq(usable[0])):
         usable.reverse()  # wrap-around: serial order, not integer order
     first = usable[0]
-    if _seq_before(first.sequence, secondary):
+    if _seq_before(_seq(first), secondary):
         # The first log is older than the hive: already applied. Only the other one may be newer.
-        rest = [lg for lg in usable[1:] if not _seq_before(lg.sequence, secondary)]
+        rest = [lg for lg in usable[1:] if not _seq_before(_seq(lg), secondary)]
         return rest[:1]
     chosen = [first]
-    if len(usable) > 1 and usable[1].sequence == ((newest_entry(first) + 1) & _M):
+    if len(usable) > 1 and usable[1].sequence == (((newest_entry(first) or 0) + 1) & _M):
         chosen.append(usable[1])
     return chosen
 

@@ -11,34 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
+from rescue.fileref import FileRef  # noqa: F401  (changes name their files by it)
 from rescue.hive.values import decode_value, type_name
-
-
-@dataclass(frozen=True)
-class FileRef:
-    """A file on a volume of an attached disk (disk index, 1-based partition, backslash path from the
-    volume root, e.g. "\\\\Windows\\\\System32\\\\config\\\\SYSTEM"), or a host file when disk is None."""
-
-    path: str
-    disk: int | None = None
-    partition: int | None = None
-
-    @property
-    def on_host(self) -> bool:
-        return self.disk is None
-
-    def label(self, disk_paths: list[str] | None = None) -> str:
-        if self.on_host:
-            return self.path
-        disk = disk_paths[self.disk] if disk_paths and self.disk is not None and self.disk < len(disk_paths) else f"disk {self.disk}"
-        return f"{disk} partition {self.partition}: {self.path}"
-
-    def to_json(self) -> dict:
-        return {"path": self.path, "disk": self.disk, "partition": self.partition}
-
-    @classmethod
-    def from_json(cls, d: dict) -> "FileRef":
-        return cls(path=d["path"], disk=d.get("disk"), partition=d.get("partition"))
 
 
 def _show(type_: int | None, data: bytes | None):
@@ -68,7 +42,7 @@ class SetValue:
     def to_json(self) -> dict:
         return {"kind": self.kind, "file": self.file.to_json(), "key": self.key, "name": self.name,
                 "type": type_name(self.type), "data_hex": self.data.hex(),
-                "before": None if self.before_data is None else {
+                "before": None if self.before_data is None or self.before_type is None else {
                     "type": type_name(self.before_type), "data_hex": self.before_data.hex(),
                     "value": _show(self.before_type, self.before_data)},
                 "after": {"type": type_name(self.type), "value": _show(self.type, self.data)},

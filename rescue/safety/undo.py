@@ -19,7 +19,7 @@ from rescue.safety import backup as B
 from rescue.safety import render
 from rescue.safety.hivecheck import forget
 from rescue.report import SILENT, Reporter
-from rescue.safety.plan import FileRef
+from rescue.fileref import FileRef
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,8 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Repor
     mine = B.make_backup(target, keeps, kind="undo", target_label=label, plan=plan, undoes=manifest.id)
     reporter.info(f"Current state backed up as {mine.id} in {B.location(target, mine.id)} (so this undo can be undone).")
     forget(target, [e.file for e, _ in work])
-    restored, removed = [], []
+    restored: list[FileRef] = []
+    removed: list[FileRef] = []
     try:
         for e, _ in work:
             what = B.restore_entry(target, manifest.id, e)

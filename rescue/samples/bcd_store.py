@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from rescue.bcd import constants as C
 from rescue.hive import Hive
@@ -223,14 +223,14 @@ def build_bcd_template(path: str | Path, *, locale: str = "en-US") -> Path:
     element keys, and Setup's objects bcdboot does not copy."""
     h = _new_hive(path, "System", "ws\\System32\\config\\BCD-Template", 3)
     _sz(h, "Description", "KeyName", "BCD00000000")
-    B, S, M, SZ = V.REG_BINARY, V.REG_SZ, V.REG_MULTI_SZ, "sz"
+    B, S, M = V.REG_BINARY, V.REG_SZ, V.REG_MULTI_SZ
 
-    def obj(guid: str, type_: int, elements: Sequence[tuple[str, int, object]]) -> None:
+    def obj(guid: str, type_: int, elements: Sequence[tuple[str, int, Any]]) -> None:
         base = f"Objects\\{guid}"
         _dword(h, f"{base}\\Description", "Type", type_)
         h.ensure_key(f"{base}\\Elements")
         for key, t, value in elements:
-            data = V.encode_sz(value) if t == S else V.encode_multi_sz(list(value)) if t == M else value
+            data: bytes = V.encode_sz(value) if t == S else V.encode_multi_sz(list(value)) if t == M else value
             h.set(f"{base}\\Elements\\{key}", "Element", t, data)
 
     inh = [("14000006", M, [C.GUID_GLOBALSETTINGS])]

@@ -305,6 +305,8 @@ def _system_reserved_files(bcd: Path, state: str = "ok") -> tuple[tuple[str, ...
 
 def windows_spec(sample: Sample, workdir: Path) -> DiskSpec:
     base, o = sample.base, sample.windows
+    if o is None:
+        raise KeyError(f"{base} is not a Windows sample")
     ids = ids_for(base)
     hivedir = workdir / base
     bcd = hivedir / "BCD"

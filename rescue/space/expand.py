@@ -135,6 +135,8 @@ def _table_identity(head: bytes, table: str, number: int) -> list:
             out.append((e[0], e[4], e[8:12]) if i == number else (e[0], e[4], e[8:16]))
         return out
     hdr = gpt_header(head[SECTOR:2 * SECTOR])
+    if hdr is None:
+        raise VerifyError("The GPT header cannot be read back.")
     out = [head[SECTOR + 56:SECTOR + 72], hdr.entries, hdr.entry_size, hdr.first_usable]   # disk GUID ...
     for i, e in enumerate(gpt_entries(head, hdr), start=1):
         out.append(e[:40] + e[48:] if i == number else e)
@@ -371,7 +373,7 @@ def _apply(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
                           f"not {plan.new_part_size:,} at {plan.part_start:,}.")
     if plan.table == "gpt":
         hdr = gpt_header(after_head[SECTOR:2 * SECTOR])
-        if hdr.alternate_lba != plan.new_disk_size // SECTOR - 1:
+        if hdr is None or hdr.alternate_lba != plan.new_disk_size // SECTOR - 1:
             raise VerifyError("The GPT backup header is not at the end of the disk after moving it.")
     try:
         session.ntfsresize(grown)

@@ -62,7 +62,7 @@ def space_findings(*, free_bytes: int | None, size_bytes: int | None, letter: st
         parts = ", ".join(f"{c.key} {c.file_count} files {mb(c.reclaim_bytes)}" for c in scan.included if c.files)
         opt = [c for c in scan.categories if not c.included and c.files]
         extra = ("; opt-in: " + ", ".join(f"{c.key} {mb(c.reclaim_bytes)}" for c in opt)) if opt else ""
-        status = FOUND if low and reclaim > 0 else OK
+        status = FOUND if low and (reclaim or 0) > 0 else OK
         out.append(Finding("space-cleanup", "Files Disk Cleanup would remove", status,
                            f"cleanup can free {mb(reclaim)}" + (f" ({parts})" if parts else "") + extra
                            + ("" if low else " (not needed: enough free space)"),

@@ -295,21 +295,21 @@ def grow_vhdx(path: str, new_size: int, journal: Journal) -> None:
         if leave_allocated and alloc > file_end:
             fh.truncate(alloc)
         if (new_bat_off, new_bat_len) != (bat_off, bat_len):
-            t = bytearray(rt)
-            struct.pack_into("<QI", t, bat_entry_pos + 16, new_bat_off, new_bat_len)
-            t = _with_crc(bytes(t))
-            journal.write(fh, REGION_TABLES[1], t)
-            journal.write(fh, REGION_TABLES[0], t)
+            region_table = bytearray(rt)
+            struct.pack_into("<QI", region_table, bat_entry_pos + 16, new_bat_off, new_bat_len)
+            signed = _with_crc(bytes(region_table))
+            journal.write(fh, REGION_TABLES[1], signed)
+            journal.write(fh, REGION_TABLES[0], signed)
         journal.write(fh, size_at, struct.pack("<Q", new_size))
         # Headers: the non-current slot first with the next sequence number, then the other, each
         # naming new write GUIDs (MS-VHDX 2.2.2.1: the file and the virtual disk's data changed).
         other = HEADERS[1] if cur_off == HEADERS[0] else HEADERS[0]
         file_guid, data_guid = uuid.uuid4().bytes_le, uuid.uuid4().bytes_le
         for n, slot in enumerate((other, cur_off), start=1):
-            h = bytearray(header)
-            struct.pack_into("<Q", h, 8, seq + n)
-            h[16:32], h[32:48] = file_guid, data_guid
-            journal.write(fh, slot, _with_crc(bytes(h)))
+            hdr = bytearray(header)
+            struct.pack_into("<Q", hdr, 8, seq + n)
+            hdr[16:32], hdr[32:48] = file_guid, data_guid
+            journal.write(fh, slot, _with_crc(bytes(hdr)))
         fh.flush()
         os.fsync(fh.fileno())
 
@@ -354,10 +354,9 @@ def grow(image, new_size: int) -> Journal | None:
                                  capture_output=True, text=True, timeout=600)
             if out.returncode != 0:
                 raise WriteFailedError(f"qemu-img resize failed: {out.stderr.strip()}")
-        elif fmt == "vpc":
-            grow_vhd(path, new_size, journal)
-        elif fmt == "vhdx":
-            grow_vhdx(path, new_size, journal)
+        elif fmt in ("vpc", "vhdx"):
+            assert journal is not None          # started above for every format but qcow2
+            (grow_vhd if fmt == "vpc" else grow_vhdx)(path, new_size, journal)
         else:
             raise InputError(f"Growing a {fmt} image is not supported; convert it to VHD, VHDX, qcow2 or raw.")
         got = qemu_virtual_size(path, fmt)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+
+import readme_contract as R
 import shutil
 from pathlib import Path
 
@@ -128,6 +130,9 @@ def test_fix_then_undo(name, sample_disk, cli, monkeypatch, tmp_path):
     assert res.code == 0, res.err
     assert n == 1                                                   # one appliance launch for the whole article
     report = json.loads(res.out)
+    # The README's key lists are the contract (a key the output lost fails here).
+    assert R.check_keys(R.json_keys("`rescue fix SCENARIO --json` prints one document:"), report) == []
+    assert R.check_keys(R.json_keys("`rescue diagnose --json`:"), report["after"]) == []
     found_before = {f["id"] for f in report["before"]["findings"] if f["status"] == "found"}
     assert ARTICLE_IDS | {"space-low", "space-expand"} <= found_before
     after = {f["id"]: f["status"] for f in report["after"]["findings"]}
@@ -166,6 +171,7 @@ def test_healthy_disk_needs_nothing(sample_disk, cli, monkeypatch, tmp_path):
     res, n = run_cli(cli, monkeypatch, tmp_path, "diagnose", str(disk), "--json")
     assert n == 1
     diag = json.loads(res.out)
+    assert R.check_keys(R.json_keys("`rescue diagnose --json`:"), diag) == []
     article = [f for f in diag["findings"] if f["id"] in ARTICLE_IDS]
     assert article and all(f["status"] == "ok" for f in article), article
     before = sha(disk)

@@ -18,6 +18,7 @@ from rescue.disk.session import DiskSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from image_helpers import set_vhd_current_size  # noqa: E402
+import readme_contract as R  # noqa: E402
 
 pytestmark = pytest.mark.appliance
 
@@ -60,6 +61,7 @@ def test_gen2_with_data_disk(sample_disk, cli):
     r = cli("inspect", os_disk, data, "--json")
     assert r.code == 0, r.err
     j = r.json()
+    assert R.check_keys(R.json_keys("`rescue inspect --json` keys (stable):"), j) == []   # README's contract
     assert j["generation"] == "gen2"
     assert j["bcd"] == {"path": "\\EFI\\Microsoft\\Boot\\BCD", "disk": str(os_disk), "partition": 1}
     [win] = j["windows"]

@@ -134,6 +134,25 @@ class FolderTarget(Target):
     def _download(self, ref, dest):
         shutil.copyfile(self._p(ref), dest)
 
+    def size(self, ref):
+        return self._p(ref).stat().st_size
+
+    def sha256(self, ref):
+        from rescue.target import sha256_file
+        return sha256_file(self._p(ref))
+
+    def read_bytes(self, ref):
+        return self._p(ref).read_bytes()
+
+    def free_bytes(self, ref):
+        return None
+
+    # Key location only reads: every write is a test failure.
+    def _no_write(self, *_a, **_k):
+        raise AssertionError("FolderTarget is read-only")
+
+    stage = switch = copy = delete = rename = makedirs = write_bytes = _no_write
+
 
 @pytest.fixture
 def disk_target(tmp_path):
