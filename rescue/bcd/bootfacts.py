@@ -63,6 +63,16 @@ class BootFacts:
     boot_manager_present: bool = False
     system_label: str = ""                   # "disk.vhd partition 1" for evidence
     store_label: str = ""
+    activate_command: str = ""               # how to mark the system partition active (Gen1)
+
+
+def activate_command(image, partition: int) -> str:
+    """The command that sets the MBR active flag on `partition` of `image` (rescue.disk.formats.
+    DiskImage): sfdisk on a block device or a raw image; on a VHD/VHDX/qcow2 image the partition
+    table is inside the container, so through libguestfs with the image's format."""
+    if image.is_block_device or image.format == "raw":
+        return f"sfdisk --activate {image.path} {partition}"
+    return f"guestfish --format={image.format} -a {image.path} run : part-set-bootable /dev/sda {partition} true"
 
 
 def _device(disk, part) -> bytes:
@@ -130,9 +140,11 @@ def read_boot_facts(target, layout, *, discard_hive_logs: bool = False) -> BootF
     logs = tuple(r for r in (FileRef(store.path + s, store.disk, store.partition) for s in STORE_LOGS)
                  if target.exists(r) and target.size(r) > 0)
     manager = FileRef(BOOT_MANAGER[gen], system.disk, system.partition)
+    images = getattr(target.session, "images", ())
+    activate = activate_command(images[system.disk], system.partition) if system.disk < len(images) else ""
     base = dict(generation=gen, system=system, store=store, store_status=status, store_problem=why, logs=logs,
                 boot_manager=manager, boot_manager_present=target.exists(manager), system_label=system_label,
-                store_label=f"{system_label}: {store.path}")
+                store_label=f"{system_label}: {store.path}", activate_command=activate)
     root = layout.root
     if root is None:
         return BootFacts(**base, problem="no Windows installation to make a boot entry for")

@@ -64,7 +64,8 @@ def _facts(*, gen: str = "gen2", status: StoreStatus = StoreStatus.MISSING, temp
             problem=None if template else "\\Windows\\System32\\config\\BCD-Template is missing on the Windows volume "
                                           "(os.vhd partition 3)",
             boot_manager=FileRef("\\EFI\\Microsoft\\Boot\\bootmgfw.efi" if gen == "gen2" else "\\bootmgr", 0, 1),
-            boot_manager_present=manager, system_label=label, store_label=f"{label}: {store}")
+            boot_manager_present=manager, system_label=label, store_label=f"{label}: {store}",
+            activate_command="guestfish --format=vpc -a os.vhd run : part-set-bootable /dev/sda 1 true")
         ctx.preset("bootfacts", facts)
         if template:
             ctx.preset("bootfiles", (_boot_files(d, gen, missing_files), None))
@@ -110,8 +111,9 @@ CASES = [
     Case("active-partition", "gen1 system partition not active", _facts(gen="gen1", active=False), FOUND,
          "no partition is active on os.vhd: the BIOS boots none (bootmgr belongs on os.vhd partition 1, found as "
          "system-reserved)",
-         ("mbr.active skipped: rescue does not write partition tables: run `sfdisk --activate os.vhd 1` (or diskpart: "
-          "select partition, `active`) before booting",), fixable=False),
+         ("mbr.active skipped: rescue does not write partition tables: run `guestfish --format=vpc -a os.vhd run : "
+          "part-set-bootable /dev/sda 1 true` before booting (on Windows: diskpart, select the partition, `active`)",),
+         fixable=False),
     Case("active-partition", "gen1 active", _facts(gen="gen1"), OK, "os.vhd partition 1 is active", None),
     Case("active-partition", "gen2", _facts(), OK,
          "Gen2 (UEFI): the firmware boots the EFI system partition, no active flag", None),
@@ -164,3 +166,15 @@ def test_planned_store_is_the_rebuilt_one(tmp_path):
                 for o in BcdStore.open(path).objects}
 
     assert content(again) == content(out)
+
+
+@pytest.mark.parametrize("path,fmt,block,want", [
+    ("/dev/sdc", "raw", True, "sfdisk --activate /dev/sdc 1"),
+    ("os.raw", "raw", False, "sfdisk --activate os.raw 1"),
+    ("os.vhd", "vpc", False, "guestfish --format=vpc -a os.vhd run : part-set-bootable /dev/sda 1 true"),
+])
+def test_activate_command(path, fmt, block, want):
+    from rescue.bcd.bootfacts import activate_command
+    from rescue.disk.formats import DiskImage
+
+    assert activate_command(DiskImage(path, fmt, 1 << 30, block), 1) == want

@@ -16,8 +16,9 @@ Checks:
   boot-files       the boot manager is on the system partition (bootmgfw.efi / bootmgr); the copy
                    of \\Windows\\Boot bcdboot makes is planned whenever the store is rebuilt too.
   active-partition Gen1: the partition holding bootmgr is marked active (the BIOS boots only the
-                   active partition). rescue does not write partition tables: the finding says
-                   what to run (diskpart `active`, or `sfdisk --activate` on Linux).
+                   active partition). rescue does not write partition tables: the plan says
+                   what to run (diskpart `active`; on Linux `sfdisk --activate` on a block device
+                   or raw image, libguestfs `part-set-bootable` inside a VHD/VHDX/qcow2).
 `--rebuild` rebuilds a store that parses (as running bcdboot on a working system does).
 """
 
@@ -165,10 +166,10 @@ def _plan_active(ctx: RepairContext, finding: Finding):
     if finding.status is not FOUND:
         return None
     f = facts(ctx)
-    disk = f.system_label.rsplit(" partition", 1)[0]
+    how = f"`{f.activate_command}`" if f.activate_command else "diskpart: select partition, `active`"
     return Step("mbr.active", f"Mark {f.system_label} active",
-                skipped=f"rescue does not write partition tables: run `sfdisk --activate {disk} "
-                        f"{f.system.partition}` (or diskpart: select partition, `active`) before booting")
+                skipped=f"rescue does not write partition tables: run {how} before booting "
+                        "(on Windows: diskpart, select the partition, `active`)")
 
 
 SCENARIO = register(Scenario(
