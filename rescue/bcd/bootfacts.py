@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rescue.bcd.rebuild import STORE_PATH, TEMPLATE_PATH, BootTarget, loader_description, partition_device
-from rescue.errors import CorruptHiveError, NotFoundError, RescueError, UnsafeStateError
+from rescue.errors import RescueError, UnsafeStateError
 from rescue.safety.plan import FileRef
 
 BOOT_MANAGER = {"gen2": "\\EFI\\Microsoft\\Boot\\bootmgfw.efi", "gen1": "\\bootmgr"}
@@ -86,11 +86,9 @@ def _store_status(target, ref: FileRef, discard: bool) -> tuple[StoreStatus, str
 
     try:
         store = open_store(target, ref, discard)
-    except UnsafeStateError as exc:
+    except UnsafeStateError as exc:          # dirty, logs that do not replay: the engine refuses it
         return StoreStatus.UNSAFE, exc.message
-    except (CorruptHiveError, NotFoundError) as exc:
-        return StoreStatus.CORRUPT, exc.message
-    except RescueError as exc:
+    except RescueError as exc:               # not a hive, damaged cells, not a BCD (CorruptHiveError...)
         return StoreStatus.CORRUPT, exc.message
     if not store.objects:
         return StoreStatus.CORRUPT, f"{ref.path} is a hive with no BCD objects"

@@ -58,7 +58,6 @@ BOOTMGR_RESUMEOBJECT = 0x23000006
 TOOLSDISPLAYORDER = 0x24000010
 NAMESPACE = uuid.UUID("5d6c0f3e-6f7a-4a55-9a43-3b0b1e7c2d10")   # for the derived object GUIDs
 
-BOOT_DIR = {"gen2": "\\EFI\\Microsoft\\Boot", "gen1": "\\Boot"}
 STORE_PATH = {"gen2": "\\EFI\\Microsoft\\Boot\\BCD", "gen1": "\\Boot\\BCD"}
 TEMPLATE_PATH = "\\Windows\\System32\\config\\BCD-Template"
 

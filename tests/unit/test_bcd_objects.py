@@ -74,6 +74,9 @@ def test_create_refusals(bcd, kwargs, words):
 
 
 def test_copy_keeps_every_element_byte_for_byte(bcd):
+    step = plan_copy(BcdStore.open(bcd), FileRef(str(bcd)), "{default}", "Windows (copy)", ident=NEW)
+    assert step.changes[0].key == f"Objects\\{NEW}\\Description"
+    assert all(c.key.startswith(f"Objects\\{NEW}\\") for c in step.changes)
     assert run(["bcd", "copy", str(bcd), "{default}", "--d", "Windows (copy)", "--id", NEW, "--yes"]) == 0
     store = BcdStore.open(bcd)
     src, dst = store.object(LOADER_GUID), store.object(NEW)
