@@ -170,3 +170,14 @@ def test_healthy_disk_has_nothing_to_rebuild(name, sample_disk, cli, monkeypatch
     assert {f["id"]: f["status"] for f in report["before"]["findings"]} == {
         "bcd-store": "ok", "boot-files": "ok", "active-partition": "ok"}
     assert sha(disk) == before
+
+
+def test_inspect_names_the_system_partition_without_a_store(sample_disk, cli, monkeypatch, tmp_path):
+    """No store, no active partition: inspect still says where the store belongs (System Reserved)."""
+    disk = sample_disk("gen1-badbcd.vhd")
+    res, n = run_cli(cli, monkeypatch, tmp_path, "inspect", str(disk), "--json")
+    assert n == 1
+    doc = json.loads(res.out)
+    assert doc["system_partition"] == {"disk": str(disk), "partition": 1, "how": "system-reserved", "active": False}
+    vols = {v["partition"]: v["role"] for v in doc["volumes"]}
+    assert vols == {1: "system-reserved", 2: "windows"}
