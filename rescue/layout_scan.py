@@ -158,7 +158,9 @@ def scan(session, *, root: str | None = None, workdir: Path | None = None,
             import shutil
             shutil.rmtree(tmp, ignore_errors=True)
 
-    chosen = next((i for i in installs if f"d{i.disk}p{i.partition}" == chosen_key), None)
+    chosen_part = parts.get(chosen_key) if chosen_key else None
+    chosen = next((i for i in installs if chosen_part is not None
+                   and (i.disk, i.partition) == (chosen_part.disk, chosen_part.number)), None)
     bcd, generation = _find_bcd(session, disks, mounts, parts, chosen)
     system = _find_system(disks, bcd, chosen)
     if chosen is None and not windows_keys:
@@ -202,7 +204,8 @@ def _parse_root(root: str, session, parts) -> str:
         if disk_s not in paths:
             raise UsageError(f"--root names disk {disk_s!r}, which was not given.")
         disk = paths.index(disk_s)
-    return f"d{disk}p{int(part_s)}"
+    want = (disk, int(part_s))
+    return next((k for k, p in parts.items() if (p.disk, p.number) == want), f"{disk}:{part_s}")
 
 
 def _find_bcd(session, disks, mounts, parts, chosen):
