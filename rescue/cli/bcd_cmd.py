@@ -277,7 +277,7 @@ def register(app: typer.Typer) -> None:
         fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
         discard_hive_logs: bool = _LOGS,
     ) -> None:
-        """Set the boot menu's order, like `bcdedit /displayorder ID... [/addfirst|/addlast|/remove]`."""
+        """Set the boot menu's order, like `bcdedit /displayorder ID...` (with /addfirst, /addlast or /remove)."""
         from rescue.bcd.objects import plan_displayorder
 
         modes = [m for m, on in (("addfirst", addfirst), ("addlast", addlast), ("remove", remove)) if on]
