@@ -84,10 +84,11 @@ class Target(ABC):
     def makedirs(self, ref: FileRef) -> None: ...
     @abstractmethod
     def listdir(self, ref: FileRef) -> list[str]: ...
-    @abstractmethod
     def walk_files(self, ref: FileRef) -> list[tuple[str, int]]:
         """(path below folder `ref`, with backslashes; size) of every regular file under it, from
-        metadata only; [] when the folder is not there."""
+        metadata only; [] when the folder is not there. Not abstract: only the boot-file copy of
+        rebuild-bcd needs it, and the host and disk targets both have it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list a folder tree")
 
     def sha256_folder(self, ref: FileRef) -> dict[str, str]:
         """{name: sha256} of the files directly in folder `ref` (a disk target does it in one call)."""
