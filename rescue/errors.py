@@ -14,11 +14,11 @@ class ExitCode:
     OK = 0
     FINDINGS = 1          # diagnose/inspect: the disk has problems the article's fix addresses
     USAGE = 2             # bad command line (typer/click use 2 as well)
-    INPUT = 3             # missing file, not a disk image, truncated image, wrong format
+    INPUT = 3             # missing file, not a disk image, truncated image, wrong format, a failed disk call
     NOT_WINDOWS = 4       # the disk(s) hold no Windows installation / no BCD store / ambiguous root
     UNSAFE = 5            # refused: BitLocker, hibernated/Fast Startup, unclean NTFS, dirty hive, read-only, in use
     CORRUPT = 6           # a hive or BCD store that cannot be parsed
-    NOT_FOUND = 7         # a key, value, BCD object or element, or backup that does not exist
+    NOT_FOUND = 7         # a key, value, BCD object or element, backup, or file on the disk that does not exist
     WRITE_FAILED = 8      # a write failed; what was applied was rolled back from the backup
     VERIFY_FAILED = 9     # read-back after a write did not match the plan
     APPLIANCE = 10        # the libguestfs appliance could not be launched, or hung
@@ -79,6 +79,29 @@ class VerifyError(RescueError):
 
 class ApplianceError(RescueError):
     exit_code = ExitCode.APPLIANCE
+
+
+class DiskError(RescueError):
+    """A libguestfs call on the attached disks failed (an I/O error, a filesystem the appliance
+    cannot read, a refused operation). Raised only by rescue.disk, which translates the appliance's
+    errors at its boundary, so no layer above catches RuntimeError. `operation` is the libguestfs
+    call, `errno` its errno (None when libguestfs gave none). A hung or dead appliance is an
+    ApplianceError instead: catching DiskError never hides one."""
+
+    exit_code = ExitCode.INPUT
+
+    def __init__(self, message: str, *, hint: str | None = None, operation: str = "",
+                 errno: int | None = None):
+        super().__init__(message, hint=hint)
+        self.operation = operation
+        self.errno = errno
+
+
+class DiskNotFoundError(DiskError, NotFoundError):
+    """The file, folder or device a disk call named does not exist (ENOENT). Also a NotFoundError,
+    so code that handles "does not exist" for host files and disk files alike catches both."""
+
+    exit_code = ExitCode.NOT_FOUND
 
 
 class InterruptedWriteError(RescueError):

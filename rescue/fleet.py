@@ -143,10 +143,6 @@ class Fleet:
         from rescue.disk.formats import check_not_in_use, check_writable, detect
         from rescue.disk.session import DiskSession
 
-        if self.write:
-            from rescue.disk.session import reap_orphans
-
-            reap_orphans()
         images: List[Any] = []
         for vm in self.vms:
             started = time.monotonic()
@@ -155,7 +151,7 @@ class Fleet:
                 if self.write:
                     for img in mine:
                         check_writable(img)
-                        check_not_in_use(img)
+                        check_not_in_use(img)      # reaps orphans of killed rescue runs first
             except Exception as exc:  # noqa: BLE001  one VM's bad input is its own report
                 self.refused[vm.name] = failed(vm, exc, started)
                 continue
@@ -252,7 +248,12 @@ def fix_each(fleet: Fleet, scenario: Any, options: Any, *, dry_run: bool,
     planned: Dict[str, _Planned] = {}
 
     def plan_work(vm: VmDisks, target: Any) -> VmReport:
+        from rescue.safety.ntfs_reset import NtfsOptions
+
         started = time.monotonic()
+        # --reset-ntfs-log / --discard-hibernation apply to every VM (the engine reads them here).
+        target.ntfs_options = NtfsOptions(reset_log=bool(options.get("reset_ntfs_log")),
+                                          discard_hibernation=bool(options.get("discard_hibernation")))
         ctx = RepairContext(target, options, reporter=fleet.reporter)
         before = diagnose(ctx, (scenario,))
         if before.blockers:

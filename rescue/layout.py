@@ -35,8 +35,9 @@ class Volume:
     free_bytes: int | None        # None: not mounted / unknown
     letter: str | None            # "C:" as Windows names it (MountedDevices), or None
     role: str                     # esp, msr, system-reserved, windows, recovery, data, bitlocker, other
-    state: str                    # ok, bitlocker, hibernated, unclean, unmountable, unformatted
+    state: str                    # ok, bitlocker, hibernated, fast-startup, unclean, dirty, unmountable, unformatted
     note: str | None = None
+    ntfs: object = None           # rescue.ntfs.state.NtfsEvidence of an NTFS volume (None: not NTFS)
 
     @property
     def used_bytes(self) -> int | None:

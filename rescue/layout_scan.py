@@ -11,9 +11,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from rescue.errors import InputError, NotWindowsError, RescueError, UnsafeStateError, UsageError
+from rescue.errors import DiskError, InputError, NotWindowsError, RescueError, UnsafeStateError, UsageError
 from rescue.layout import (BCD_GEN1, BCD_GEN2, SOFTWARE_HIVE, SYSTEM_HIVE, BcdLocation, LetterMapping,
                            SystemPartition, Volume, WindowsInstall, WindowsLayout, parse_mounted_devices)
+from rescue.ntfs import probe as ntfs_probe
+from rescue.ntfs.state import NtfsState
 from rescue.target import win_to_posix
 
 ESP = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
@@ -28,6 +30,8 @@ KNOWN_FILESYSTEMS = {"ntfs", "vfat", "exfat", "ext2", "ext3", "ext4", "xfs", "bt
 
 
 def _volume_state(session, part) -> tuple[str, str | None]:
+    """The state told before mounting: BitLocker (by its boot sector), unformatted, or "ok" for now
+    (an NTFS volume's own metadata decides after its read-only mount, _ntfs_state)."""
     fstype = (part.fstype or "").lower()
     if fstype in KNOWN_FILESYSTEMS or part.gpt_type == MSR:
         head = b""
@@ -37,14 +41,34 @@ def _volume_state(session, part) -> tuple[str, str | None]:
         return "bitlocker", "BitLocker-encrypted: unlock it (e.g. dislocker with the recovery key) first"
     if part.fstype is None:
         return "unformatted", None
-    if part.fstype == "ntfs":
-        state = session.ntfs_state(part, rw=True)
-        if state == "hibernated":
-            return "hibernated", "hibernated / Fast Startup: read-only until Windows shuts down fully"
-        if state == "unclean":
-            return "unclean", "NTFS not shut down cleanly: run chkdsk /f before writing"
-        if state not in ("ok",):
-            return "unmountable", f"ntfs-3g: {state}"
+    return "ok", None
+
+
+# Volume.state of each NTFS state, and what the note says (the evidence follows it).
+NTFS_STATE_NOTES = {
+    NtfsState.UNCLEAN: ("unclean", "not shut down cleanly (crash or forced stop): the NTFS log was not "
+                                   "replayed; writing needs --reset-ntfs-log"),
+    NtfsState.HIBERNATED: ("hibernated", "hibernated: resumable image in hiberfil.sys; writing needs "
+                                         "--discard-hibernation"),
+    NtfsState.FAST_STARTUP: ("fast-startup", "shut down with Fast Startup (hybrid shutdown image in "
+                                             "hiberfil.sys); writing needs --discard-hibernation"),
+    NtfsState.DIRTY: ("dirty", "marked dirty: chkdsk runs at the next Windows boot"),
+}
+
+
+def _ntfs_state(session, part, mountpoint: str | None, ev) -> tuple[str, str | None]:
+    """Volume.state and note of an NTFS volume from its evidence; ntfs-3g's own verdict where the
+    metadata says clean (it may still refuse for reasons of its own) or could not be read."""
+    if ev.state in NTFS_STATE_NOTES:
+        state, note = NTFS_STATE_NOTES[ev.state]
+        return state, f"{note} ({ev.summary()})"
+    verdict = session.ntfs_state(part, rw=True)
+    if verdict == "hibernated":
+        return "hibernated", "ntfs-3g: hibernated or unclean log; " + ev.summary()
+    if verdict == "unclean":
+        return "unclean", "NTFS not shut down cleanly: run chkdsk /f before writing"
+    if verdict not in ("ok",):
+        return "unmountable", f"ntfs-3g: {verdict}"
     return "ok", None
 
 
@@ -72,10 +96,10 @@ def _read_hive(session, mp: str, path: str, tmp: Path, name: str):
     try:
         session.download(real, local)
         return Hive(local), None
+    except DiskError as exc:
+        return None, f"{path} cannot be read: {exc}"
     except RescueError as exc:
         return None, str(exc)
-    except RuntimeError as exc:
-        return None, f"{path} cannot be read: {exc}"
 
 
 def scan(session, *, root: str | None = None, workdir: Path | None = None,
@@ -86,13 +110,19 @@ def scan(session, *, root: str | None = None, workdir: Path | None = None,
     notes: list[str] = []
     states: dict[str, tuple[str, str | None]] = {}
     mounts: dict[str, str] = {}
+    evidence: dict = {}
     for part in session.partitions():
         states[part.key] = _volume_state(session, part)
-        if states[part.key][0] in ("ok", "hibernated", "unclean") and part.fstype in ("ntfs", "vfat", "fat", "exfat"):
+        if states[part.key][0] == "ok" and part.fstype in ("ntfs", "vfat", "fat", "exfat"):
             try:
+                # Read-only: ntfs-3g mounts a crashed or hibernated NTFS this way too.
                 mounts[part.key] = session.mount(part, write=False)
             except RescueError as exc:
                 states[part.key] = ("unmountable", str(exc))
+        if part.fstype == "ntfs" and states[part.key][0] != "bitlocker":
+            evidence[part.key] = ntfs_probe.evidence(session, part, mounts.get(part.key))
+            if states[part.key][0] == "ok":
+                states[part.key] = _ntfs_state(session, part, mounts.get(part.key), evidence[part.key])
 
     # Windows roots: volumes with \Windows\System32\config\SYSTEM.
     parts = {p.key: p for p in session.partitions()}
@@ -140,6 +170,12 @@ def scan(session, *, root: str | None = None, workdir: Path | None = None,
                     control_set = cur if isinstance(cur, int) else None
                     if control_set is None:
                         inotes.append("control set unknown: SYSTEM has no Select\\Current")
+                    if key in evidence:
+                        ev = ntfs_probe.with_hiberboot(evidence[key], ntfs_probe.hiberboot_enabled(sysh, control_set))
+                        if ev != evidence[key]:
+                            evidence[key] = ev
+                            if states[key][0] in ("ok", "hibernated", "fast-startup"):
+                                states[key] = _ntfs_state(session, p, mounts.get(key), ev)
                     if key == chosen_key:
                         node = sysh.find("MountedDevices")
                         vals = [(v.name, v.data) for v in sysh.values(node)] if node else []
@@ -175,13 +211,13 @@ def scan(session, *, root: str | None = None, workdir: Path | None = None,
             try:
                 usage = session.usage(mounts[key])
                 size, free = usage.size_bytes, usage.free_bytes
-            except RuntimeError:
+            except DiskError:
                 pass
         is_system = system is not None and system.how != "windows" and (system.disk, system.partition) == (p.disk, p.number)
         role = "bitlocker" if state == "bitlocker" else _role(p, key in windows_keys, is_system)
         volumes.append(Volume(disk=p.disk, partition=p.number, fstype=p.fstype, label=p.label,
                               size_bytes=size, free_bytes=free, letter=letter_of.get((p.disk, p.number)),
-                              role=role, state=state, note=note))
+                              role=role, state=state, note=note, ntfs=evidence.get(key)))
     return WindowsLayout(
         disk_paths=tuple(i.path for i in session.images),
         disk_formats=tuple(i.format_label for i in session.images),
@@ -276,7 +312,7 @@ def refresh_usage(session, layout: WindowsLayout) -> WindowsLayout:
             try:
                 usage = session.usage(mp)
                 v = replace(v, size_bytes=usage.size_bytes, free_bytes=usage.free_bytes)
-            except RuntimeError:
+            except DiskError:
                 pass
         vols.append(v)
     return replace(layout, volumes=tuple(vols))

@@ -12,14 +12,25 @@ import hashlib
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 from typing import Iterator, Sequence
 
-from rescue.errors import InputError, NotFoundError, UnsafeStateError
+from rescue.errors import DiskError, InputError, NotFoundError, UnsafeStateError
 from rescue.report import SILENT, Reporter
 from rescue.fileref import FileRef, win_to_posix  # noqa: F401  (win_to_posix: re-exported)
 
 STAGED_SUFFIX = ".rescue-new"      # a file's new content waits under this name for its rename
+
+
+@dataclass(frozen=True)
+class FolderEntry:
+    """One entry of a folder, from its metadata only (lstat: links are never followed)."""
+
+    name: str            # as stored on the volume
+    kind: str            # "file" | "dir" | "link" (junctions, reparse points) | "other"
+    size: int
+    mtime: float | None  # last write time, seconds since the epoch (UTC)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -35,6 +46,7 @@ class Target(ABC):
     `workdir` is a host temp folder removed on close."""
 
     write: bool = False
+    ntfs_options = None             # rescue.safety.ntfs_reset.NtfsOptions of the command (disks only)
 
     def __init__(self, reporter: Reporter | None = None) -> None:
         # How this command talks to its user while it works (rescue.report); the CLI sets one.
@@ -90,6 +102,12 @@ class Target(ABC):
         rebuild-bcd needs it, and the host and disk targets both have it."""
         raise NotImplementedError(f"{type(self).__name__} cannot list a folder tree")
 
+    def list_folder(self, ref: FileRef) -> list[FolderEntry]:
+        """The entries directly in folder `ref` with their type, size and time, sorted by name
+        (metadata only; [] when the folder does not exist). Not abstract: only targets whose
+        files checks list (disks, host files) need it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list folders")
+
     def sha256_folder(self, ref: FileRef) -> dict[str, str]:
         """{name: sha256} of the files directly in folder `ref` (a disk target does it in one call)."""
         sep = "/" if ref.on_host else "\\"
@@ -112,7 +130,7 @@ class Target(ABC):
         for ref in refs:
             try:
                 self.delete(ref)
-            except (OSError, RuntimeError, NotFoundError) as exc:
+            except (OSError, DiskError, NotFoundError) as exc:
                 failed.append((ref, str(exc)))
         return failed
 
@@ -243,6 +261,17 @@ class HostFileTarget(Target):
                     out.append((os.path.relpath(full, root).replace(os.sep, "\\"), os.path.getsize(full)))
         return sorted(out)
 
+    def list_folder(self, ref):
+        if not os.path.isdir(self._p(ref)):
+            return []
+        out = []
+        for e in os.scandir(self._p(ref)):
+            st = e.stat(follow_symlinks=False)
+            kind = "link" if e.is_symlink() else "dir" if e.is_dir(follow_symlinks=False) else \
+                "file" if e.is_file(follow_symlinks=False) else "other"
+            out.append(FolderEntry(e.name, kind, st.st_size, st.st_mtime))
+        return sorted(out, key=lambda e: e.name)
+
     def write_bytes(self, ref, data):
         Path(self._p(ref)).write_bytes(data)
         self._written(self._p(ref))
@@ -339,13 +368,21 @@ class DiskTarget(Target):
             ref = paths[path]
             try:
                 self.delete(ref)
-            except (RuntimeError, NotFoundError) as exc:
+            except (DiskError, NotFoundError) as exc:
                 failed.append((ref, str(exc)))
         return failed
 
     def listdir(self, ref):
         p = self._path(ref)
         return sorted(self.session.listdir(p)) if self.session.resolve(p) and self.session.is_dir(p) else []
+
+    def list_folder(self, ref):
+        p = self._path(ref)
+        if not (self.session.resolve(p) and self.session.is_dir(p)):
+            return []
+        entries, _ = self.session.lstat_tree(self.session.resolve(p), recursive=False)
+        return sorted((FolderEntry(e.path.rsplit("/", 1)[-1], e.kind, e.size, e.mtime) for e in entries),
+                      key=lambda e: e.name)
 
     def sha256_folder(self, ref):
         return self.session.sha256_folder(self._path(ref, must_exist=True))
@@ -387,11 +424,12 @@ def is_hive_target(path: str) -> bool:
 @contextlib.contextmanager
 def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = None,
                accel: str | None = None, root: str | None = None, images: Sequence | None = None,
-               reporter: Reporter | None = None) -> Iterator[DiskTarget]:
+               reporter: Reporter | None = None, ntfs=None) -> Iterator[DiskTarget]:
     """Detect formats, launch ONE appliance (ground rule 4), discover the Windows layout.
 
     Yields a DiskTarget whose `.session` and `.layout` the command uses. `images`: already detected
-    DiskImages for `paths` (e.g. disk 0 opened through a staging overlay)."""
+    DiskImages for `paths` (e.g. disk 0 opened through a staging overlay). `ntfs`: the command's
+    rescue.safety.ntfs_reset.NtfsOptions, which the write engine reads from the target."""
     from rescue.disk.formats import check_not_in_use, check_writable, detect
     from rescue.disk.session import DiskSession
     from rescue.errors import UsageError
@@ -402,12 +440,7 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
         raise UsageError("Give at least one disk (an image file or a block device).")
     images = list(images) if images is not None else [detect(p, fmt) for p in paths]
     if write:
-        # An appliance left by a killed rescue run may still hold the image's lock: reap our own
-        # orphans first, so the in-use check below only refuses for someone else's process.
-        from rescue.disk.session import reap_orphans
-
-        reap_orphans()
-        for img in images:
+        for img in images:                  # check_not_in_use reaps our own orphans first
             check_writable(img)
             check_not_in_use(img)
     session = DiskSession(images, write=write, accel=accel, notify=reporter.warn)
@@ -416,6 +449,7 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
         with reporter.progress(f"{label}…"):
             session.launch()
         target = DiskTarget(session, None, reporter=reporter)
+        target.ntfs_options = ntfs
         fetched: dict = {}
         target.layout = discover(session, root=root, workdir=target.workdir, fetched=fetched)
         # Hives read during discovery are reused (never downloaded twice in one command).
@@ -431,7 +465,7 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
 @contextlib.contextmanager
 def open_target(path: str, *, write: bool = False, fmt: str | None = None, accel: str | None = None,
                 root: str | None = None, extra_disks: Sequence[str] = (),
-                reporter: Reporter | None = None) -> Iterator[Target]:
+                reporter: Reporter | None = None, ntfs=None) -> Iterator[Target]:
     """TARGET is a disk image / block device, or a hive file told apart by its `regf` signature
     (no appliance needed: instant)."""
     from rescue.errors import UsageError
@@ -442,6 +476,9 @@ def open_target(path: str, *, write: bool = False, fmt: str | None = None, accel
     if is_hive_target(path):
         if extra_disks:
             raise UsageError("Extra disks make no sense with a bare hive file.")
+        if ntfs is not None and (ntfs.reset_log or ntfs.discard_hibernation):
+            raise UsageError("--reset-ntfs-log and --discard-hibernation act on a disk's NTFS volumes, "
+                             "not on a hive file.")
         host = HostFileTarget(path, write=write, reporter=reporter)
         try:
             yield host
@@ -449,5 +486,5 @@ def open_target(path: str, *, write: bool = False, fmt: str | None = None, accel
             host.close()
         return
     with open_disks([path, *extra_disks], write=write, fmt=fmt, accel=accel, root=root,
-                    reporter=reporter) as disks:
+                    reporter=reporter, ntfs=ntfs) as disks:
         yield disks

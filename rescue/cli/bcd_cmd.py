@@ -20,6 +20,9 @@ from rescue.cli.options import (
     ACCEL as _ACCEL,
     ROOT as _ROOT,
     DISCARD_LOGS as _LOGS,
+    DISCARD_HIBERNATION as _DISCARD_HIB,
+    RESET_NTFS_LOG as _RESET_LOG,
+    ntfs as _ntfs,
     DRY_RUN as _DRY,
     YES as _YES,
 )
@@ -40,23 +43,23 @@ from rescue.bcd.store import device_context, host_copy, store_label, store_ref  
 
 @contextlib.contextmanager
 def open_store(target: str, *, write: bool = False, store: str | None = None, fmt=None, accel=None,
-               root=None, discard_hive_logs: bool = False) -> Iterator:
+               root=None, discard_hive_logs: bool = False, ntfs=None) -> Iterator:
     """Yields (target, FileRef of the store, BcdStore read from a host copy)."""
     from rescue.bcd.store import open_store as read_store
 
-    with open_target(target, write=write, fmt=fmt, accel=accel, root=root) as tgt:
+    with open_target(target, write=write, fmt=fmt, accel=accel, root=root, ntfs=ntfs) as tgt:
         ref = store_ref(tgt, store)
         yield tgt, ref, read_store(tgt, ref, discard_hive_logs)
 
 
 def _apply(target: str, title: str, planner, *, dry_run: bool, yes: bool, json_output: bool,
-           store: str | None, fmt, accel, root, discard_hive_logs: bool) -> None:
+           store: str | None, fmt, accel, root, discard_hive_logs: bool, ntfs=None) -> None:
     """Build one plan step from the store with `planner(store, ref)` and run it through the engine."""
     from rescue.cli.common import run_plan
     from rescue.safety.plan import Plan
 
     with open_store(target, write=not dry_run, store=store, fmt=fmt, accel=accel, root=root,
-                    discard_hive_logs=discard_hive_logs) as (tgt, ref, bcd):
+                    discard_hive_logs=discard_hive_logs, ntfs=ntfs) as (tgt, ref, bcd):
         step = planner(bcd, ref)
         run_plan(tgt, Plan(title=title, steps=(step,)), dry_run=dry_run, yes=yes,
                  json_output=json_output, discard_hive_logs=discard_hive_logs)
@@ -114,7 +117,7 @@ def register(app: typer.Typer) -> None:
         element: str = typer.Argument(..., help="bcdedit name (badmemorylist) or hex code (0x1700000a)."),
         dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
         fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-        discard_hive_logs: bool = _LOGS,
+        discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
     ) -> None:
         """Delete one element, like `bcdedit /deletevalue ID ELEMENT`."""
         from rescue.bcd.edit import plan_deletevalue
@@ -122,7 +125,7 @@ def register(app: typer.Typer) -> None:
         _apply(target, f"bcd deletevalue {ident} {element}",
                lambda s, ref: plan_deletevalue(s, ref, ident, element),
                dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
-               root=root, discard_hive_logs=discard_hive_logs)
+               root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))
 
     @bcd.command("set")
     def set_cmd(
@@ -133,7 +136,7 @@ def register(app: typer.Typer) -> None:
                                           "an identifier; several for lists."),
         dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
         fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-        discard_hive_logs: bool = _LOGS,
+        discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
     ) -> None:
         """Set one element, like `bcdedit /set ID ELEMENT VALUE`."""
         from rescue.bcd.edit import plan_set
@@ -141,7 +144,7 @@ def register(app: typer.Typer) -> None:
         _apply(target, f"bcd set {ident} {element} {' '.join(value)}",
                lambda s, ref: plan_set(s, ref, ident, element, value),
                dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
-               root=root, discard_hive_logs=discard_hive_logs)
+               root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))
 
     def toggle(name: str, planner: str, id_help: str, doc: str) -> None:
         """`bcd ems` and `bcd bootems`: the same shape (ID on|off), a different element."""
@@ -151,7 +154,7 @@ def register(app: typer.Typer) -> None:
             state: str = typer.Argument(..., metavar="on|off"),
             dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
             fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-            discard_hive_logs: bool = _LOGS,
+            discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
         ) -> None:
             from rescue.bcd import edit
 
@@ -159,7 +162,7 @@ def register(app: typer.Typer) -> None:
             on = _on_off(state)
             _apply(target, f"bcd {name} {ident} {'on' if on else 'off'}", lambda s, ref: plan(s, ref, ident, on),
                    dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
-                   root=root, discard_hive_logs=discard_hive_logs)
+                   root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))
         cmd.__doc__ = doc
         bcd.command(name)(cmd)
 
@@ -177,7 +180,7 @@ def register(app: typer.Typer) -> None:
         baudrate: Optional[int] = typer.Option(None, "--baudrate", help="9600, 19200, 38400, 57600 or 115200."),
         dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
         fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-        discard_hive_logs: bool = _LOGS,
+        discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
     ) -> None:
         """Set the global EMS port and baud rate, like `bcdedit /emssettings EMSPORT:1 EMSBAUDRATE:115200`."""
         from rescue.bcd.edit import parse_int, plan_emssettings, validate_emssettings
@@ -193,7 +196,7 @@ def register(app: typer.Typer) -> None:
         validate_emssettings(port, baudrate)   # before any appliance launch
         _apply(target, "bcd emssettings", lambda s, ref: plan_emssettings(s, ref, port, baudrate),
                dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
-               root=root, discard_hive_logs=discard_hive_logs)
+               root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))
 
     # --- objects (bcdedit /create, /copy, /delete, /default, /displayorder) -----------------------
     @bcd.command("create")
@@ -205,7 +208,7 @@ def register(app: typer.Typer) -> None:
         ident: Optional[str] = typer.Option(None, "--id", help="The new entry's {GUID} (default: a new random one)."),
         dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
         fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-        discard_hive_logs: bool = _LOGS,
+        discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
     ) -> None:
         """Create an entry, like `bcdedit /create /d DESCRIPTION /application osloader`."""
         from rescue.bcd.objects import plan_create
@@ -213,7 +216,7 @@ def register(app: typer.Typer) -> None:
         _apply(target, f"bcd create {description!r}", lambda s, ref: plan_create(s, ref, description,
                                                                                  application=application, ident=ident),
                dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
-               root=root, discard_hive_logs=discard_hive_logs)
+               root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))
 
     @bcd.command("copy")
     def copy_cmd(
@@ -223,14 +226,14 @@ def register(app: typer.Typer) -> None:
         ident: Optional[str] = typer.Option(None, "--id", help="The copy's {GUID} (default: a new random one)."),
         dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
         fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-        discard_hive_logs: bool = _LOGS,
+        discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
     ) -> None:
         """Copy an entry, like `bcdedit /copy {default} /d "Windows (copy)"`."""
         from rescue.bcd.objects import plan_copy
 
         _apply(target, f"bcd copy {source}", lambda s, ref: plan_copy(s, ref, source, description, ident=ident),
                dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
-               root=root, discard_hive_logs=discard_hive_logs)
+               root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))
 
     @bcd.command("delete")
     def delete_cmd(
@@ -241,7 +244,7 @@ def register(app: typer.Typer) -> None:
                                        help="Leave it in the display order (bcdedit /nocleanup)."),
         dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
         fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-        discard_hive_logs: bool = _LOGS,
+        discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
     ) -> None:
         """Delete an entry and take it out of the boot menu, like `bcdedit /delete ID`."""
         from rescue.bcd.objects import plan_delete
@@ -249,7 +252,7 @@ def register(app: typer.Typer) -> None:
         _apply(target, f"bcd delete {ident}",
                lambda s, ref: plan_delete(s, ref, ident, cleanup=not nocleanup, force=force),
                dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
-               root=root, discard_hive_logs=discard_hive_logs)
+               root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))
 
     @bcd.command("default")
     def default_cmd(
@@ -257,14 +260,14 @@ def register(app: typer.Typer) -> None:
         ident: str = typer.Argument(..., metavar="ID", help="The entry the boot manager starts: {guid}."),
         dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
         fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-        discard_hive_logs: bool = _LOGS,
+        discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
     ) -> None:
         """Make an entry the default, like `bcdedit /default ID`."""
         from rescue.bcd.objects import plan_default
 
         _apply(target, f"bcd default {ident}", lambda s, ref: plan_default(s, ref, ident),
                dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
-               root=root, discard_hive_logs=discard_hive_logs)
+               root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))
 
     @bcd.command("displayorder")
     def displayorder_cmd(
@@ -275,7 +278,7 @@ def register(app: typer.Typer) -> None:
         remove: bool = typer.Option(False, "--remove", help="Take the entries out (bcdedit /remove)."),
         dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
         fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-        discard_hive_logs: bool = _LOGS,
+        discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
     ) -> None:
         """Set the boot menu's order, like `bcdedit /displayorder ID...` (with /addfirst, /addlast or /remove)."""
         from rescue.bcd.objects import plan_displayorder
@@ -287,4 +290,4 @@ def register(app: typer.Typer) -> None:
         _apply(target, f"bcd displayorder {' '.join(idents)}",
                lambda s, ref: plan_displayorder(s, ref, idents, mode=mode),
                dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
-               root=root, discard_hive_logs=discard_hive_logs)
+               root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))

@@ -129,24 +129,25 @@ def is_hive_target(path: str) -> bool:
 @contextlib.contextmanager
 def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = None,
                accel: str | None = None, root: str | None = None, quiet: bool = False,
-               images: Sequence | None = None, reporter: Reporter | None = None) -> Iterator:
-    """rescue.target.open_disks with the terminal's reporter (spinner, prompts, messages)."""
+               images: Sequence | None = None, reporter: Reporter | None = None, ntfs=None) -> Iterator:
+    """rescue.target.open_disks with the terminal's reporter (spinner, prompts, messages). `ntfs`:
+    the command's NtfsOptions (--reset-ntfs-log, --discard-hibernation), read by the write engine."""
     from rescue.target import open_disks as core_open
 
     with core_open(paths, write=write, fmt=fmt, accel=accel, root=root, images=images,
-                   reporter=reporter or ConsoleReporter(quiet=quiet)) as target:
+                   reporter=reporter or ConsoleReporter(quiet=quiet), ntfs=ntfs) as target:
         yield target
 
 
 @contextlib.contextmanager
 def open_target(target: str, *, write: bool = False, fmt: str | None = None, accel: str | None = None,
                 root: str | None = None, extra_disks: Sequence[str] = (),
-                reporter: Reporter | None = None) -> Iterator:
+                reporter: Reporter | None = None, ntfs=None) -> Iterator:
     """rescue.target.open_target with the terminal's reporter."""
     from rescue.target import open_target as core_open
 
     with core_open(target, write=write, fmt=fmt, accel=accel, root=root, extra_disks=extra_disks,
-                   reporter=reporter or ConsoleReporter()) as t:
+                   reporter=reporter or ConsoleReporter(), ntfs=ntfs) as t:
         yield t
 
 
@@ -159,7 +160,7 @@ def run_plan(target, plan, *, dry_run: bool, yes: bool, json_output: bool, disca
     target.reporter = ConsoleReporter(assume_yes=yes, json_output=json_output)
     result = execute(target, plan, dry_run=dry_run, discard_hive_logs=discard_hive_logs)
     if json_output:
-        print_json({"plan": plan.to_json(), "result": result.to_json()})
+        print_json({"plan": result.plan_json(plan), "result": result.to_json()})
     else:
         apply_outcome(result)
     return result

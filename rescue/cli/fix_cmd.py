@@ -17,7 +17,8 @@ import typer
 from typer.core import TyperGroup
 
 from rescue.cli.common import ConsoleReporter, open_disks, out, print_json
-from rescue.cli.options import ACCEL, DISCARD_LOGS, FORMAT, JSON, ROOT
+from rescue.cli.options import (ACCEL, DISCARD_HIBERNATION, DISCARD_LOGS, FORMAT, JSON, RESET_NTFS_LOG, ROOT,
+                                ntfs as ntfs_options)
 from rescue.cli.views import apply_outcome, render_diagnosis
 from rescue.errors import ExitCode, RescueError
 
@@ -101,6 +102,7 @@ def _fix_command(scenario, alias_of: Optional[str] = None) -> Callable:
                       bool),
                _param("yes", typer.Option(False, "--yes", "-y", help="Apply without asking (required without "
                                                                       "a terminal)."), bool),
+               _param("reset_ntfs_log", RESET_NTFS_LOG, bool), _param("discard_hibernation", DISCARD_HIBERNATION, bool),
                *_common_params()]
 
     def body(a: Dict[str, Any]) -> None:
@@ -123,7 +125,8 @@ def run_fix_cli(scenario, a: Dict[str, Any]) -> None:
     with staged_images(disks, expand, allow_large=a.get("allow_large", False), dry_run=dry_run,
                        fmt=a["fmt"]) as (images, stage):
         with open_disks(disks, write=not dry_run, fmt=a["fmt"], accel=a["accel"], root=a["root"],
-                        images=images, reporter=reporter) as target:
+                        images=images, reporter=reporter,
+                        ntfs=ntfs_options(a["reset_ntfs_log"], a["discard_hibernation"])) as target:
             outcome = run_fix(target, scenario, options, dry_run=dry_run, stage=stage)
     if json_output:
         print_json(outcome.to_json())
@@ -148,7 +151,8 @@ def _fix_fleet(scenario, a: Dict[str, Any]) -> int:
     from rescue.fleet import fix_each
 
     warn_unsupported(a)
-    options = _values(scenario.options, a, discard_hive_logs=a["discard_hive_logs"], expand=False)
+    options = _values(scenario.options, a, discard_hive_logs=a["discard_hive_logs"], expand=False,
+                      reset_ntfs_log=a["reset_ntfs_log"], discard_hibernation=a["discard_hibernation"])
     return run_fleet(
         "fix", a, write=not a["dry_run"], title=f"fix {scenario.name}",
         child_argv=lambda m: ["fix", scenario.name, "--manifest", m, *option_argv(scenario.options, a),
@@ -266,6 +270,8 @@ def render_triage(diag, selected, *, narrowed: bool) -> None:
         out.print(f"{len(diag.found)} problem(s) found." + (" Fix them with:" if cmds else ""))
         for c in cmds:
             out.print(f"  {c}", markup=False, highlight=False)
+        for note in diag.fix_notes():
+            out.print(f"  {note}", markup=False, highlight=False)
 
 
 # --- registration ----------------------------------------------------------------------------------

@@ -181,6 +181,10 @@ def common_argv(a: Dict[str, Any]) -> List[str]:
             words += [flag, a[key]]
     if a.get("discard_hive_logs"):
         words.append("--discard-hive-logs")
+    if a.get("reset_ntfs_log"):
+        words.append("--reset-ntfs-log")
+    if a.get("discard_hibernation"):
+        words.append("--discard-hibernation")
     if a.get("yes"):
         words.append("--yes")
     if a.get("dry_run"):

@@ -34,7 +34,7 @@ def layout_findings(layout) -> list[str]:
             findings.append(f"OS volume has only {_mb(vol.free_bytes)} free (under 300 MB): "
                             "Windows cannot create its ramdisk / page file (0xC0000017)")
     for v in layout.volumes:
-        if v.state in ("bitlocker", "hibernated", "unclean", "unmountable"):
+        if v.state in ("bitlocker", "hibernated", "fast-startup", "unclean", "unmountable"):
             findings.append(f"{layout.disk_paths[v.disk]} partition {v.partition}: {v.note or v.state}")
     return findings
 
@@ -58,7 +58,8 @@ def layout_json(layout) -> dict:
                      "used_bytes": v.used_bytes, "free_bytes": v.free_bytes,
                      "free_percent": None if v.free_bytes is None or not v.size_bytes
                      else round(100.0 * v.free_bytes / v.size_bytes, 1),
-                     "note": v.note} for v in layout.volumes],
+                     "note": v.note, "ntfs": v.ntfs.to_json() if v.ntfs is not None else None}
+                    for v in layout.volumes],
         "drive_letters": [{"letter": m.letter, "disk": None if m.disk is None else paths[m.disk],
                            "partition": m.partition} for m in layout.letters],
         "notes": list(layout.notes),
@@ -97,6 +98,9 @@ def render_layout(layout) -> None:
                       _mb(v.size_bytes), _mb(v.used_bytes), ("[red]" if low else "") + _mb(v.free_bytes),
                       pct, v.state if v.state == "ok" else f"[yellow]{v.state}[/yellow]")
     out.print(table)
+    for v in layout.volumes:
+        if v.ntfs is not None and v.state != "ok":
+            out.print(f"  [yellow]{paths[v.disk]} partition {v.partition}[/yellow]: {v.note or v.state}")
 
 
 def register(app: typer.Typer) -> None:

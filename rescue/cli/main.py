@@ -37,9 +37,9 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def _register() -> None:
-    from rescue.cli import bcd_cmd, fix_cmd, inspect_cmd, reg_cmd, safety_cmd, space_cmd
+    from rescue.cli import bcd_cmd, files_cmd, fix_cmd, inspect_cmd, reg_cmd, safety_cmd, space_cmd
 
-    for module in (inspect_cmd, bcd_cmd, reg_cmd, space_cmd, fix_cmd, safety_cmd):
+    for module in (inspect_cmd, bcd_cmd, reg_cmd, space_cmd, files_cmd, fix_cmd, safety_cmd):
         module.register(app)
 
 

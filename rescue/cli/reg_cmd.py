@@ -23,6 +23,9 @@ from rescue.cli.options import (
     ACCEL as _ACCEL,
     ROOT as _ROOT,
     DISCARD_LOGS as _LOGS,
+    DISCARD_HIBERNATION as _DISCARD_HIB,
+    RESET_NTFS_LOG as _RESET_LOG,
+    ntfs as _ntfs,
     DRY_RUN as _DRY,
     YES as _YES,
 )
@@ -169,7 +172,8 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--f", "--force", help="No prompt, as reg.exe /f (same as --yes)."),
         dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, user: Optional[str] = _USER,
         fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-        discard_hive_logs: bool = _LOGS,
+        discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG,
+                   discard_hibernation: bool = _DISCARD_HIB,
     ) -> None:
         """Set a value like `reg add KEY /v NAME /t TYPE /d DATA /f`
         (also /ve, /s SEP).
@@ -184,7 +188,8 @@ def register(app: typer.Typer) -> None:
         payload = encode_data(t, args.data, args.separator)
         spec = parse_key(key)
         name = args.value or ""
-        with open_target(target, write=not dry_run, fmt=fmt, accel=accel, root=root) as tgt:
+        with open_target(target, write=not dry_run, fmt=fmt, accel=accel, root=root,
+                         ntfs=_ntfs(reset_ntfs_log, discard_hibernation)) as tgt:
             loc, hive, resolved = _open_key(tgt, spec, user, discard_hive_logs)
             step = plan_add(hive, loc.ref, resolved.path, name, t, payload, display=spec.display)
             _execute(tgt, f"reg add {spec.display}", step, dry_run=dry_run, yes=yes or args.force,
@@ -199,7 +204,8 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--f", "--force", help="No prompt, as reg.exe /f (same as --yes)."),
         dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, user: Optional[str] = _USER,
         fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-        discard_hive_logs: bool = _LOGS,
+        discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG,
+                   discard_hibernation: bool = _DISCARD_HIB,
     ) -> None:
         """Delete a value, every value (/va), or the key with everything below it, like `reg delete`."""
         from rescue.registry.paths import parse_key
@@ -208,7 +214,8 @@ def register(app: typer.Typer) -> None:
 
         args = parse_switches("delete", ctx.args, RegArgs(value=value, default=ve, all_values=va, force=force))
         spec = parse_key(key)
-        with open_target(target, write=not dry_run, fmt=fmt, accel=accel, root=root) as tgt:
+        with open_target(target, write=not dry_run, fmt=fmt, accel=accel, root=root,
+                         ntfs=_ntfs(reset_ntfs_log, discard_hibernation)) as tgt:
             loc, hive, resolved = _open_key(tgt, spec, user, discard_hive_logs)
             p, d = resolved.path, spec.display
             if args.value is not None or args.default:
@@ -261,7 +268,8 @@ def _register_pagefile(app: typer.Typer) -> None:
                       help="New PagingFiles: a drive (D:), D:\\pagefile.sys, or 'E:\\pagefile.sys MIN MAX' (MB)."),
                   temp_drive: str = _TEMP, dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON,
                   fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-                  discard_hive_logs: bool = _LOGS) -> None:
+                  discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG,
+                   discard_hibernation: bool = _DISCARD_HIB) -> None:
         """Delete pagefile.sys on the VHD volumes (not on the temporary drive) and set PagingFiles back
         to the temporary drive, system managed, in every control set. The page file is not backed up
         (Windows recreates it); the SYSTEM hive is."""
@@ -272,7 +280,8 @@ def _register_pagefile(app: typer.Typer) -> None:
         loc = normalize_location(location)
         temp = norm_drive(temp_drive)
         first, rest = _disks(disks)
-        with open_target(first, write=not dry_run, fmt=fmt, accel=accel, root=root, extra_disks=rest) as tgt:
+        with open_target(first, write=not dry_run, fmt=fmt, accel=accel, root=root,
+                         ntfs=_ntfs(reset_ntfs_log, discard_hibernation), extra_disks=rest) as tgt:
             ref = system_ref(tgt)
             hive = open_hive(tgt, ref, discard_hive_logs)
             step = plan_pagefile_reset(hive, ref, scan_pagefiles(tgt), location=loc, temp_drive=temp)
@@ -318,7 +327,8 @@ def _register_crashdump(app: typer.Typer) -> None:
                                                  help="Where Windows writes the dump, e.g. F:\\MEMORY.DMP on a data disk."),
                    ram: Optional[str] = ram_opt, dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON,
                    fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
-                   discard_hive_logs: bool = _LOGS) -> None:
+                   discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG,
+                   discard_hibernation: bool = _DISCARD_HIB) -> None:
         """CrashDumpEnabled=1, DumpFile, NMICrashDump=1 in every control set (ControlSet001 and 002 as the
         article does), after checking the dump volume's free space against RAM."""
         from rescue.registry.crashdump import check_dump_space, parse_size, plan_crashdump_enable, validate_dump_file
@@ -328,7 +338,8 @@ def _register_crashdump(app: typer.Typer) -> None:
         df = validate_dump_file(dump_file)
         ram_bytes = parse_size(ram) if ram else None
         first, rest = _disks(disks)
-        with open_target(first, write=not dry_run, fmt=fmt, accel=accel, root=root, extra_disks=rest) as tgt:
+        with open_target(first, write=not dry_run, fmt=fmt, accel=accel, root=root,
+                         ntfs=_ntfs(reset_ntfs_log, discard_hibernation), extra_disks=rest) as tgt:
             ref = system_ref(tgt)
             hive = open_hive(tgt, ref, discard_hive_logs)
             step = plan_crashdump_enable(hive, ref, dump_file=df)

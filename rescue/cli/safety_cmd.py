@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from rescue.cli.common import open_target, out, print_json
+from rescue.cli.options import DISCARD_HIBERNATION as _DISCARD_HIB, RESET_NTFS_LOG as _RESET_LOG, ntfs as _ntfs
 
 _JSON = typer.Option(False, "--json", help="Machine-readable output (stable keys).")
 _FMT = typer.Option(None, "--format", help="Force the image format: raw, vhd, vhdx, qcow2, vmdk.")
@@ -32,7 +33,7 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be restored and stop (read-only)."),
         yes: bool = typer.Option(False, "--yes", "-y", help="Restore without asking (needed without a terminal)."),
         json_output: bool = _JSON, fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL,
-        root: Optional[str] = _ROOT,
+        root: Optional[str] = _ROOT, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
     ) -> None:
         """Restore the files of the latest (or --backup ID) backup byte-identically (sha256-verified).
         The current state is backed up first, so an undo can be undone."""
@@ -60,7 +61,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError("Give one TARGET (the OS disk, or the hive file); several VMs need --each.")
         target = targets[0]
         reporter = ConsoleReporter(assume_yes=yes, json_output=json_output)
-        with open_target(target, write=not dry_run, fmt=fmt, accel=accel, root=root, reporter=reporter) as tgt:
+        with open_target(target, write=not dry_run, fmt=fmt, accel=accel, root=root, reporter=reporter,
+                         ntfs=_ntfs(reset_ntfs_log, discard_hibernation)) as tgt:
             result = undo(tgt, backup_id=backup, dry_run=dry_run)
         if json_output:
             print_json({"backup": result.manifest.summary_json() if result.manifest else None,

@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from rescue.cli.common import ConsoleReporter, err, open_target, out, print_json, warn
+from rescue.cli.options import DISCARD_HIBERNATION as _DISCARD_HIB, RESET_NTFS_LOG as _RESET_LOG, ntfs as _ntfs
 from rescue.cli.views import apply_outcome
 from rescue.errors import DeclinedError, UsageError
 
@@ -50,14 +51,16 @@ def _render_scan(scan) -> None:
 
 
 def cleanup(disks: List[str], *, dry_run: bool, yes: bool, json_output: bool, include: List[str],
-            fmt: Optional[str], accel: Optional[str], root: Optional[str], discard_hive_logs: bool = False) -> int:
+            fmt: Optional[str], accel: Optional[str], root: Optional[str], discard_hive_logs: bool = False,
+            ntfs=None) -> int:
     import time
 
     from rescue.safety.apply import execute
     from rescue.space.cleanup import build_plan, parse_include, scan_volume
 
     keys = parse_include(include)
-    with open_target(disks[0], write=not dry_run, fmt=fmt, accel=accel, root=root, extra_disks=disks[1:]) as tgt:
+    with open_target(disks[0], write=not dry_run, fmt=fmt, accel=accel, root=root, extra_disks=disks[1:],
+                     ntfs=ntfs) as tgt:
         if not hasattr(tgt, "session"):
             raise UsageError("cleanup works on a disk image or block device, not on a hive file.")
         layout = tgt.layout
@@ -84,7 +87,7 @@ def cleanup(disks: List[str], *, dry_run: bool, yes: bool, json_output: bool, in
         if result.applied:
             after = tgt.session.usage(tgt.session.mount(part, write=tgt.write)).free_bytes
         if json_output:
-            print_json({"cleanup": scan.to_json(), "plan": plan.to_json(), "result": result.to_json(),
+            print_json({"cleanup": scan.to_json(), "plan": result.plan_json(plan), "result": result.to_json(),
                         "free_before": scan.free_bytes, "free_after": after,
                         "seconds": {"scan": round(scan_s, 2), "apply": round(apply_s, 2)}})
         elif after is not None:
@@ -95,8 +98,12 @@ def cleanup(disks: List[str], *, dry_run: bool, yes: bool, json_output: bool, in
 
 # --- expand ----------------------------------------------------------------------------------------
 def _render_expand_plan(plan) -> None:
+    from rescue.cli.views import print_resets
+    from rescue.safety.ntfs_reset import ResetPreview
     from rescue.space.expand import human
 
+    if plan.ntfs_resets:
+        print_resets(ResetPreview(plan.ntfs_resets))
     t = Table(title=f"Expand {plan.disk} ({plan.format_label}, {plan.table.upper()})")
     t.add_column("#", justify="right")
     t.add_column("step")
@@ -131,11 +138,11 @@ def _confirmer(*, dry_run: bool, yes: bool, json_output: bool):
 
 
 def expand(disk: str, *, size: Optional[str], add: Optional[str], allow_large: bool, dry_run: bool, yes: bool,
-           json_output: bool, fmt: Optional[str], accel: Optional[str]) -> int:
+           json_output: bool, fmt: Optional[str], accel: Optional[str], ntfs=None) -> int:
     from rescue.space import expand as ex
 
     res = ex.run(disk, size=size, add=add, allow_large=allow_large, dry_run=dry_run, fmt=fmt, accel=accel,
-                 confirm=_confirmer(dry_run=dry_run, yes=yes, json_output=json_output), notify=warn)
+                 confirm=_confirmer(dry_run=dry_run, yes=yes, json_output=json_output), notify=warn, ntfs=ntfs)
     if isinstance(res, ex.ExpandResult):
         if json_output:
             print_json({"expand": res.to_json(), "applied": True, "dry_run": False})
@@ -229,9 +236,11 @@ def register(app: typer.Typer) -> None:
                                           "windows-old (or all); repeatable or comma-separated."),
         dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, fmt: Optional[str] = _FMT,
         accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT, discard_hive_logs: bool = _LOGS,
+        reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
     ) -> None:
         raise typer.Exit(cleanup(disks, dry_run=dry_run, yes=yes, json_output=json_output, include=include,
-                                 fmt=fmt, accel=accel, root=root, discard_hive_logs=discard_hive_logs))
+                                 fmt=fmt, accel=accel, root=root, discard_hive_logs=discard_hive_logs,
+                                 ntfs=_ntfs(reset_ntfs_log, discard_hibernation)))
 
     @app.command("expand", help="Grow the disk image, the Windows partition (MBR or GPT) and its NTFS, in place. "
                  "Without --size/--add, grow the partition into free space already at the end of the disk.")
@@ -242,9 +251,11 @@ def register(app: typer.Typer) -> None:
         allow_large: bool = typer.Option(False, "--allow-large", help="Allow more than the article's 1 TB."),
         dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, fmt: Optional[str] = _FMT,
         accel: Optional[str] = _ACCEL,
+        reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
     ) -> None:
         raise typer.Exit(expand(disk, size=size, add=add, allow_large=allow_large, dry_run=dry_run, yes=yes,
-                                json_output=json_output, fmt=fmt, accel=accel))
+                                json_output=json_output, fmt=fmt, accel=accel,
+                                ntfs=_ntfs(reset_ntfs_log, discard_hibernation)))
 
     def frag_cmd(
         disks: List[str] = typer.Argument(..., metavar="DISK...", help="OS disk image or block device."),

@@ -20,10 +20,13 @@ def show(target, item) -> None:
     """Draw whatever record the core reported (rescue.report.Reporter.show)."""
     from rescue.repairs.findings import Diagnosis
     from rescue.repairs.runner import DiagnosisView
+    from rescue.safety.ntfs_reset import ResetPreview
     from rescue.safety.undo import UndoPreview
 
     if isinstance(item, Plan):
         print_plan(target, item)
+    elif isinstance(item, ResetPreview):
+        print_resets(item)
     elif isinstance(item, UndoPreview):
         print_undo_preview(target, item)
     elif isinstance(item, DiagnosisView):
@@ -80,6 +83,20 @@ def print_plan(target, plan: Plan) -> None:
             out.print(f"  note ({step.action}): {note}")
 
 
+def print_resets(preview) -> None:
+    """The NTFS log resets a run makes before its first write (rescue.safety.ntfs_reset)."""
+    table = Table(title="First: reset the NTFS log (what Windows left unclean)", title_justify="left", expand=False)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("step")
+    n = 0
+    for r in preview.resets:
+        for line in r.lines():
+            n += 1
+            table.add_row(str(n), line)
+    out.print(table)
+    out.print(f"  {preview.CAVEAT}")
+
+
 def apply_outcome(result) -> None:
     """One sentence for what the safety engine did (rescue.safety.apply.ApplyResult)."""
     if result.nothing_to_do:
@@ -130,6 +147,8 @@ def print_undo_preview(target, preview) -> None:
     for e in preview.changed_since:
         out.print(f"  note: {file_label(target, e.file)} changed after that run (Windows booted since?); "
                   "undo puts back the state from before the run anyway.")
+    for line in preview.not_undone:
+        out.print(f"  note: {line}")
 
 
 def undo_outcome(result) -> None:

@@ -17,6 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from rescue.disk.processes import reap_orphans
 from rescue.errors import InputError, UnsafeStateError
 
 FORMATS = ("raw", "vpc", "vhdx", "qcow2", "vmdk")
@@ -177,10 +178,13 @@ def check_not_in_use(image: DiskImage) -> None:
     """Refuse to write to an image another process holds open for writing (qemu's image locking).
 
     `qemu-img info` without -U takes a shared read lock, which fails while a running qemu has the
-    image open read-write.
+    image open read-write. An appliance left by a killed rescue run may still hold that lock, so
+    our own orphans are reaped first: the check refuses only for someone else's process, whichever
+    command asks (fix, expand, fix --expand, reg/bcd writes).
     """
     if image.is_block_device:
         return
+    reap_orphans()
     out = subprocess.run(["qemu-img", "info", "--output=json", "-f", image.format, image.path],
                          capture_output=True, text=True, timeout=60)
     if out.returncode != 0 and "lock" in out.stderr:

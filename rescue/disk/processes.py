@@ -1,5 +1,5 @@
 """The appliance's qemu as a host process: finding it, recording it, reaping it when its rescue
-process died. No libguestfs calls here (rescue.disk.session uses these)."""
+process died. No libguestfs calls here (rescue.disk.appliance and the in-use check use these)."""
 
 from __future__ import annotations
 

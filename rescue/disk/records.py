@@ -1,4 +1,5 @@
-"""What a DiskSession reports: plain records, no appliance calls (rescue.disk.session makes them)."""
+"""What a DiskSession reports: plain records, no appliance calls (rescue.disk.partitions and
+rescue.disk.filesystem make them)."""
 
 from __future__ import annotations
 
@@ -61,3 +62,4 @@ class TreeEntry:
     allocated: int       # st_blocks * 512: clusters for non-resident data, a small number if resident
     inode: int           # ntfs-3g: the MFT record number
     nlink: int
+    mtime: float | None = None   # st_mtime, seconds since the epoch (UTC; ntfs-3g: NTFS last write time)

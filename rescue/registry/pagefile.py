@@ -212,7 +212,7 @@ def scan_pagefiles(target) -> tuple[FoundPagefile, ...]:
             if real is None:
                 continue
             size = session.file_size(real)
-        except (RescueError, RuntimeError):
+        except RescueError:
             continue                                   # a volume that does not mount holds nothing we can see
         out.append(FoundPagefile(FileRef(PAGEFILE, v.disk, v.partition), size, v.letter,
                                  layout.disk_paths[v.disk], v.role))

@@ -22,9 +22,12 @@ from rescue.repairs.sources import SourceError, space_scan
 from rescue.safety.plan import Plan, Prelude, Step
 
 # Volume states that make every write unsafe (rescue.layout.Volume.state), with the finding each
-# becomes on the volumes a fix touches (the Windows root and the BCD's volume).
+# becomes on the volumes a fix touches (the Windows root and the BCD's volume). BitLocker blocks
+# every fix; an NTFS volume Windows did not dismount is fixable with the flag its state needs
+# (rescue.safety.ntfs_reset), which the fixing command then carries.
 UNSAFE_VOLUME_STATES = (("bitlocker", "unsafe-bitlocker", "volume not BitLocker-locked"),
                         ("hibernated", "unsafe-hibernated", "volume not hibernated (Fast Startup)"),
+                        ("fast-startup", "unsafe-hibernated", "volume not hibernated (Fast Startup)"),
                         ("unclean", "unsafe-unclean-ntfs", "NTFS shut down cleanly"))
 
 
@@ -50,7 +53,15 @@ def volume_blockers(ctx: RepairContext) -> List[Finding]:
             continue
         where = f"{layout.disk_paths[v.disk]} partition {v.partition}"
         for state, fid, title in UNSAFE_VOLUME_STATES:
-            if v.state == state:
+            if v.state != state:
+                continue
+            ev = getattr(v, "ntfs", None)
+            if ev is not None and ev.state.needs_reset:
+                from rescue.safety.ntfs_reset import flag_for, flag_note
+
+                out.append(Finding(fid, title, FOUND, f"{where}: {v.note or state}", fixable=True,
+                                   fix_option=flag_for(ev), fix_note=flag_note(ev)))
+            else:
                 out.append(Finding(fid, title, FOUND, f"{where}: {v.note or state}", blocker=True))
     return out
 
@@ -116,8 +127,12 @@ def plan_expand(ctx: RepairContext) -> Tuple[Optional[Prelude], Optional[Step]]:
     image = session.images[0]
     if not image.staging:
         raise RuntimeError("--expand needs disk 0 opened through a staging overlay")   # caller bug
+    from rescue.safety.ntfs_reset import reset_allowed
+
+    root = ctx.layout.require_root()
     plan = make_plan(session, ctx.layout, user_path=image.path, format_label=image.format_label,
-                     old_disk_size=image.virtual_size)
+                     old_disk_size=image.virtual_size,
+                     log_reset=reset_allowed(ctx.target, root.disk, root.partition))
     if plan.nothing_to_do:
         return None, Step("space.expand", "Grow the OS disk",
                           skipped=f"the Windows partition already fills the {human(plan.new_disk_size)} disk")
@@ -149,12 +164,8 @@ def staged_images(disks: Sequence[str], expand: Optional[str], *, allow_large: b
         target_size(first.virtual_size, size=expand, add=None)
     host_checks(first, new_size, allow_large=allow_large)
     if not dry_run:
-        from rescue.disk.session import reap_orphans
-
-        # As open_disks does: an appliance of a killed rescue run must not make the image look in use.
-        reap_orphans()
         check_writable(first)
-        check_not_in_use(first)
+        check_not_in_use(first)        # reaps an appliance a killed rescue run left holding the lock
     with staged(first, new_size, dry_run=dry_run) as stage:
         yield [stage.working_image, *images[1:]], stage
 
@@ -170,7 +181,8 @@ def diagnosis_json(diag: Diagnosis, scenarios: Sequence[Scenario]) -> dict:
         mine = diag.of_scenario(s.name)
         doc["scenarios"].append({"name": s.name, "summary": s.summary,
                                  "found": [f.id for f in mine if f.status == FOUND],
-                                 "fix_command": None if diag.blockers else fix_command(s.name, diag.disks, mine)})
+                                 "fix_command": None if diag.blockers else fix_command(s.name, diag.disks, mine,
+                                                                                     diag.wide_options())})
     return doc
 
 
@@ -188,8 +200,10 @@ class FixOutcome:
 
     def to_json(self) -> dict:
         scenarios = (self.scenario,)
+        plan_json = getattr(self.result, "plan_json", None)
         return {"scenario": self.scenario.name, "before": diagnosis_json(self.before, scenarios),
-                "plan": self.plan.to_json(), "result": self.result.to_json(),
+                "plan": plan_json(self.plan) if plan_json else self.plan.to_json(),
+                "result": self.result.to_json(),
                 "after": diagnosis_json(self.after, scenarios) if self.after else None,
                 "backup": self.result.backup_id, "commit": self.commit.to_json() if self.commit else None,
                 "next_steps": list(self.next_steps)}

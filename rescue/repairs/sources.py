@@ -161,3 +161,70 @@ def preset_bcd(ctx: RepairContext, path: Path) -> None:
 
 def preset_space(ctx: RepairContext, findings: Tuple[Finding, ...], scan: Any, *, for_cleanup: bool = False) -> None:
     ctx.preset(f"space:{for_cleanup}", SpaceSource(tuple(findings), scan))
+
+
+# --- a folder of the Windows volume (metadata only) -----------------------------------------------------
+def folder(ctx: RepairContext, path: str) -> Tuple[Any, ...]:
+    """The entries (rescue.target.FolderEntry) directly in folder `path` of the Windows volume,
+    from one listing + lstat of that folder ((): the folder does not exist). A bare hive file has
+    no volume: "cannot tell"."""
+    def load() -> Tuple[Any, ...]:
+        if not ctx.on_disk:
+            raise _no_volume()
+        root = ctx.layout.require_root()
+        try:
+            return tuple(ctx.target.list_folder(FileRef(path, root.disk, root.partition)))
+        except RescueError as exc:
+            raise SourceError(Finding(f"folder-unreadable:{path}", f"{path} readable", UNKNOWN, str(exc)), exc) from None
+
+    return ctx.memo(f"folder:{path.lower()}", load)
+
+
+def preset_folder(ctx: RepairContext, path: str, entries: Tuple[Any, ...]) -> None:
+    ctx.preset(f"folder:{path.lower()}", tuple(entries))
+
+
+# --- one file of the Windows volume -----------------------------------------------------------------
+def _no_volume() -> SourceError:
+    """Checks of files on a bare hive file: one "cannot tell" for all of them."""
+    return SourceError(Finding("no-windows-volume", "Windows volume readable", UNKNOWN,
+                               "a hive file has no Windows volume: file checks need the disk"),
+                       RescueError("no volume"))
+
+
+def _root_ref(ctx: RepairContext, path: str) -> FileRef:
+    if not ctx.on_disk:
+        raise _no_volume()
+    root = ctx.layout.require_root()
+    return FileRef(path, root.disk, root.partition)
+
+
+def file_size(ctx: RepairContext, path: str) -> Optional[int]:
+    """Size of file `path` of the Windows volume, None when it does not exist (metadata only)."""
+    def load() -> Optional[int]:
+        ref = _root_ref(ctx, path)
+        try:
+            return ctx.target.size(ref) if ctx.target.exists(ref) else None
+        except RescueError as exc:
+            raise SourceError(Finding(f"file-unreadable:{path}", f"{path} readable", UNKNOWN, str(exc)), exc) from None
+
+    return ctx.memo(f"file-size:{path.lower()}", load)
+
+
+def file_data(ctx: RepairContext, path: str) -> bytes:
+    """The bytes of file `path` of the Windows volume (for a plan that moves a small file)."""
+    def load() -> bytes:
+        ref = _root_ref(ctx, path)
+        try:
+            return ctx.target.read_bytes(ref)
+        except RescueError as exc:
+            raise SourceError(Finding(f"file-unreadable:{path}", f"{path} readable", UNKNOWN, str(exc)), exc) from None
+
+    return ctx.memo(f"file-data:{path.lower()}", load)
+
+
+def preset_file(ctx: RepairContext, path: str, data: Optional[bytes]) -> None:
+    """Give a file of the Windows volume directly (None: it does not exist)."""
+    ctx.preset(f"file-size:{path.lower()}", None if data is None else len(data))
+    if data is not None:
+        ctx.preset(f"file-data:{path.lower()}", bytes(data))

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rescue.errors import RescueError, UnsafeStateError, VerifyError, WriteFailedError
+from rescue.errors import DiskError, RescueError, UnsafeStateError, VerifyError, WriteFailedError
 from rescue.hive.regf import read_header
 from rescue.safety import backup as B
 from rescue.report import SILENT, Reporter
@@ -38,7 +38,10 @@ from rescue.safety.plan import HIVE_CHANGES, DeleteFile, DeleteKey, DeleteValue,
 from rescue.target import sha256_file
 
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-FAULT_POINTS = ("after-backup", "mid-upload", "before-rename", "after-rename")
+# In the order an apply reaches them; the first two only when an NTFS log is reset first.
+NTFS_FAULT_POINTS = ("ntfs-reset", "after-ntfs-reset")
+FILE_FAULT_POINTS = ("after-backup", "mid-upload", "before-rename", "after-rename")
+FAULT_POINTS = NTFS_FAULT_POINTS + FILE_FAULT_POINTS
 
 
 @dataclass(frozen=True)
@@ -54,12 +57,19 @@ class ApplyResult:
     target_label: str = ""               # the TARGET as given (for `rescue undo TARGET`)
     changes: int = 0                     # changes applied
     changed_files: int = 0               # files they touched
+    planned_resets: tuple = ()           # rescue.safety.ntfs_reset.PlannedReset: the log resets the plan needs
+    ntfs_resets: tuple = ()              # rescue.safety.ntfs_reset.ResetRecord of each log reset made
 
     def to_json(self) -> dict:
         return {"applied": self.applied, "dry_run": self.dry_run, "nothing_to_do": self.nothing_to_do,
                 "backup_id": self.backup_id, "backup_location": self.backup_location,
                 "files": [f.to_json() for f in self.files], "notes": list(self.notes),
-                "prelude": self.prelude.to_json() if self.prelude is not None else None}
+                "prelude": self.prelude.to_json() if self.prelude is not None else None,
+                "ntfs_resets": [r.to_json() for r in self.ntfs_resets]}
+
+    def plan_json(self, plan: Plan) -> dict:
+        """plan.to_json() with the log resets the engine found it needs (`ntfs_resets`)."""
+        return {**plan.to_json(), "ntfs_resets": [r.to_json() for r in self.planned_resets]}
 
 
 # --- fault injection (test hook) ---------------------------------------------------------------
@@ -68,7 +78,9 @@ class Faults:
     with SIGKILL (as a crash, power loss or OOM kill would) or, with the "raise:" prefix, raises
     OSError (a failed write, which exercises the rollback). Syntax: `[raise:]point[@n]`, several
     separated by commas; `@n` fires the n-th time the point is reached (default the first).
-    Points, in the order an apply reaches them: mid-upload (half of a file written under its
+    Points, in the order an apply reaches them: ntfs-reset (an NTFS log reset with the log body
+    emptied and synced, the restart pages not yet written), after-ntfs-reset (the reset written and
+    synced, no backup yet), mid-upload (half of a file written under its
     temporary name), after-backup (the backup and every staged copy synced, no original changed
     yet), before-rename, after-rename (that file switched and synced). Used by
     tests/integration/test_safety_disk.py."""
@@ -300,6 +312,14 @@ def _check_room(target, prep: _Prepared) -> None:
                 hint="Free some space first (for example with `rescue cleanup`); nothing was written.")
 
 
+def _prelude_volumes(plan: Plan) -> tuple[tuple[int, int], ...]:
+    """The volume a prelude grows (an expand always grows a partition of disk 0), so a log reset it
+    needs is planned too."""
+    data = plan.prelude.data if plan.prelude is not None else {}
+    grow = data.get("expand") if isinstance(data, dict) else None
+    return ((0, grow["partition"]),) if isinstance(grow, dict) and "partition" in grow else ()
+
+
 # --- applying ----------------------------------------------------------------------------------
 def _stage(target, host: Path, ref: FileRef, faults: Faults) -> None:
     if faults.due("mid-upload"):
@@ -389,7 +409,7 @@ def _rollback(target, manifest: B.Manifest, started: list[FileRef]) -> tuple[lis
             continue
         try:
             what = B.restore_entry(target, manifest.id, entry)
-        except (RescueError, OSError, RuntimeError) as exc:
+        except (RescueError, OSError) as exc:
             problems.append(f"{target.describe(entry.file)}: {B._short(exc)}")
             continue
         if what in ("restored", "removed"):
@@ -398,7 +418,7 @@ def _rollback(target, manifest: B.Manifest, started: list[FileRef]) -> tuple[lis
             problems.append(f"{render.file_label(target, entry.file)} was deleted and not kept (by design)")
     try:
         target.sync()
-    except RuntimeError as exc:
+    except (DiskError, OSError) as exc:
         problems.append(f"sync: {B._short(exc)}")
     return restored, problems
 
@@ -408,13 +428,25 @@ def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = No
     """Apply `plan` to `target` the safe way (the module's docstring says how). The plan is shown
     through the reporter before anything happens, and applied only with its consent
     (`reporter.confirm`: --yes, or a yes at the prompt). Returns what was done; the caller tells
-    the user (nothing to do, dry run, applied)."""
+    the user (nothing to do, dry run, applied).
+
+    A volume the plan writes (its files', its backup's) that Windows did not dismount cleanly is
+    refused here, before anything is shown as doable, unless the target's ntfs_options allow its
+    log reset, which then runs after the confirmation and before the first write
+    (rescue.safety.ntfs_reset)."""
+    from rescue.safety import ntfs_reset
+
     reporter = reporter or getattr(target, "reporter", None) or SILENT
+    resets = () if plan.empty else ntfs_reset.plan_resets(
+        target, ntfs_reset.written_volumes(target, plan, _prelude_volumes(plan)),
+        getattr(target, "ntfs_options", None) or ntfs_reset.NtfsOptions())
+    if resets:
+        reporter.show(target, ntfs_reset.ResetPreview(resets))
     reporter.show(target, plan)
     if plan.empty:
         return ApplyResult(None, False, True, dry_run, ())
     if dry_run:
-        return ApplyResult(None, False, False, True, ())
+        return ApplyResult(None, False, False, True, (), planned_resets=resets)
     if not target.write:
         raise RuntimeError("execute() needs a target opened for writing")  # caller bug
 
@@ -423,28 +455,37 @@ def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = No
         if isinstance(w, _HiveWork):
             announce(target, w.state, reporter=reporter)
     n_files = len(plan.files_touched())
+    faults = Faults.from_env()
     if plan.prelude is None:
         _check_room(target, prep)
-        reporter.confirm(f"Apply {len(plan.changes)} change(s) to {n_files} file(s)?")
+        reporter.confirm(render.resets_question(resets, f"Apply {len(plan.changes)} change(s) to {n_files} file(s)?"))
+        records = ntfs_reset.perform(target, resets, faults=faults)
         pre = None
     else:
         # The prelude (growing the volume) makes the room the backup may need, so room is checked
-        # after it. Its writes sit in the command's staging overlay until the command commits.
+        # after it. Its writes sit in the command's staging overlay until the command commits. A
+        # log reset goes first, with the dirty bit after the resize (ntfsresize refuses a dirty volume).
         question = plan.prelude.title + (f", then apply {len(plan.changes)} change(s) to {n_files} file(s)?"
                                          if plan.changes else "?")
-        reporter.confirm(question)
+        reporter.confirm(render.resets_question(resets, question))
+        records = ntfs_reset.perform(target, resets, faults=faults, dirty=False)
         pre = plan.prelude.run()
+        records = ntfs_reset.ensure_dirty(target, records)
         _check_room(target, prep)
         if not plan.changes:
-            return ApplyResult(None, True, False, False, (), prelude=pre)
+            return ApplyResult(None, True, False, False, (), prelude=pre, planned_resets=resets, ntfs_resets=records)
 
-    faults = Faults.from_env()
     label = render.target_label(target)
     # Not synced yet: _apply syncs once after staging the new files, before it changes anything.
     manifest = B.make_backup(target, prep.keeps, kind="apply", target_label=label, plan=plan.to_json(),
-                             notes=tuple(prep.notes), synced=False)
+                             notes=tuple(prep.notes), synced=False, extra=ntfs_reset.backup_extra(records),
+                             ntfs_resets=tuple(r.to_json() for r in records))
     where = B.location(target, manifest.id)
     reporter.info(f"Backup {manifest.id} written to {where}.")
+    for r in records:
+        reporter.info(f"Reset the NTFS log of {r.where}" + (" and invalidated its hibernation image"
+                      if r.hibernation_discarded else "") + "; chkdsk checks it at the next Windows boot (old "
+                      f"restart area kept in backup {manifest.id}).")
 
     started: list[FileRef] = []
     notes = list(prep.notes)
@@ -457,7 +498,7 @@ def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = No
         status = "rollback-failed" if unrecoverable else "rolled-back"
         try:
             B.write_manifest(target, replace(manifest, status=status, notes=tuple(notes + problems)))
-        except (RescueError, OSError, RuntimeError):
+        except (RescueError, OSError):
             pass
         what = exc.message if isinstance(exc, RescueError) else B._short(exc)
         if isinstance(exc, KeyboardInterrupt):
@@ -487,4 +528,5 @@ def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = No
     for note in notes[len(prep.notes):]:
         reporter.warn(note)
     return ApplyResult(manifest.id, True, False, False, files, where, tuple(notes), prelude=pre,
-                       target_label=label, changes=len(plan.changes), changed_files=n_files)
+                       target_label=label, changes=len(plan.changes), changed_files=n_files,
+                       planned_resets=resets, ntfs_resets=records)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PureWindowsPath
 
 from rescue import __version__
-from rescue.errors import NotFoundError, VerifyError, WriteFailedError
+from rescue.errors import DiskError, NotFoundError, VerifyError, WriteFailedError
 from rescue.fileref import FileRef
 from rescue.target import STAGED_SUFFIX
 
@@ -55,7 +55,7 @@ class BackupEntry:
 @dataclass(frozen=True)
 class Manifest:
     id: str
-    kind: str                      # apply | undo
+    kind: str                      # apply | undo | expand (grew the disk: nothing to restore)
     created: str                   # ISO 8601 UTC
     status: str                    # incomplete | in-progress | applied | rolled-back | rollback-failed | undone
     target: str                    # what was given as TARGET
@@ -66,6 +66,7 @@ class Manifest:
     undone_by: str | None = None
     updated: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    ntfs_resets: tuple[dict, ...] = ()   # NTFS log resets the run made (rescue.safety.ntfs_reset); never undone
 
     @property
     def title(self) -> str:
@@ -79,7 +80,8 @@ class Manifest:
         return {"format": MANIFEST_FORMAT, "tool": "rescue", "tool_version": self.tool_version, "id": self.id,
                 "kind": self.kind, "created": self.created, "updated": self.updated, "status": self.status,
                 "target": self.target, "undoes": self.undoes, "undone_by": self.undone_by,
-                "notes": list(self.notes), "files": [e.to_json() for e in self.files], "plan": self.plan}
+                "notes": list(self.notes), "files": [e.to_json() for e in self.files], "plan": self.plan,
+                "ntfs_resets": list(self.ntfs_resets)}
 
     @classmethod
     def from_json(cls, d: dict) -> "Manifest":
@@ -87,7 +89,8 @@ class Manifest:
                    target=d.get("target", ""), plan=d.get("plan") or {},
                    files=tuple(BackupEntry.from_json(e) for e in d.get("files", ())),
                    tool_version=d.get("tool_version", "?"), undoes=d.get("undoes"), undone_by=d.get("undone_by"),
-                   updated=d.get("updated"), notes=tuple(d.get("notes", ())))
+                   updated=d.get("updated"), notes=tuple(d.get("notes", ())),
+                   ntfs_resets=tuple(d.get("ntfs_resets") or ()))
 
     def summary_json(self) -> dict:
         """The stable keys `rescue backups --json` prints."""
@@ -179,7 +182,11 @@ def list_backups(target) -> list[Manifest]:
 
 def new_backup_id(target) -> str:
     base = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    existing = set(target.listdir(target.backup_root()))
+    return unique_id(base, set(target.listdir(target.backup_root())))
+
+
+def unique_id(base: str, existing: set[str]) -> str:
+    """`base` (a UTC time stamp), or "-2", "-3"... after it when a backup of that second exists."""
     candidate, n = base, 1
     while candidate in existing:
         n += 1
@@ -189,11 +196,14 @@ def new_backup_id(target) -> str:
 
 # --- making a backup ---------------------------------------------------------------------------
 def make_backup(target, keeps: list[Keep], *, kind: str, target_label: str, plan: dict,
-                undoes: str | None = None, notes: tuple[str, ...] = (), synced: bool = True) -> Manifest:
+                undoes: str | None = None, notes: tuple[str, ...] = (), synced: bool = True,
+                extra: dict[str, bytes] | None = None, ntfs_resets: tuple[dict, ...] = ()) -> Manifest:
     """Copy every kept file into a new backup folder on the target, check each copy, then write the
     manifest (status in-progress). Raises WriteFailedError (nothing of the plan written yet).
     synced=False: the backup is on the disk only after the caller's next sync (which it must make
-    before changing any file: the apply engine stages its new files first, then syncs once)."""
+    before changing any file: the apply engine stages its new files first, then syncs once).
+    `extra`: {name: bytes} stored in the folder for the record (not files to restore: the restart
+    area of a reset NTFS log), listed in the manifest's `ntfs_resets`."""
     root = target.backup_root()
     backup_id = new_backup_id(target)
     folder = child(root, backup_id)
@@ -215,15 +225,17 @@ def make_backup(target, keeps: list[Keep], *, kind: str, target_label: str, plan
                 target.write_bytes(child(folder, name), b"")
             else:
                 target.copy(k.file, child(folder, name))
-        except (OSError, RuntimeError) as exc:
+        except (OSError, DiskError) as exc:
             raise WriteFailedError(f"Could not back up {target.describe(k.file)} to {location(target, backup_id)} "
                                    f"({_short(exc)}); nothing was changed.") from None
         entries.append(None)                 # filled in below, in plan order
         copied.append((len(entries) - 1, k, name))
+    for name, data in (extra or {}).items():
+        target.write_bytes(child(folder, name), data)
     # Every copy checked against the file the plan was made from, the folder hashed in one call.
     try:
         sums = target.sha256_folder(folder) if copied else {}
-    except (OSError, RuntimeError) as exc:
+    except (OSError, DiskError) as exc:
         raise WriteFailedError(f"Could not read back the backup in {location(target, backup_id)} "
                                f"({_short(exc)}); nothing was changed.") from None
     for slot, k, name in copied:
@@ -238,7 +250,7 @@ def make_backup(target, keeps: list[Keep], *, kind: str, target_label: str, plan
     # One sync makes the copies and the manifest durable together (each sync costs ~0.15 s under
     # TCG); before it, a crash leaves at worst a folder without a readable manifest, and no change.
     manifest = Manifest(id=backup_id, kind=kind, created=utc_now(), status="in-progress", target=target_label,
-                        plan=plan, files=tuple(entries), undoes=undoes, notes=notes)
+                        plan=plan, files=tuple(entries), undoes=undoes, notes=notes, ntfs_resets=tuple(ntfs_resets))
     manifest = write_manifest(target, manifest, first=True)
     if synced:
         target.sync()
@@ -285,5 +297,5 @@ def drop_temp(target, ref: FileRef) -> None:
     try:
         if target.exists(tmp):
             target.delete(tmp)
-    except (OSError, RuntimeError, NotFoundError):
+    except (OSError, DiskError, NotFoundError):
         pass

@@ -69,3 +69,12 @@ def change_cells(change) -> tuple[str, str]:
     if isinstance(change, WriteFile):
         return "write file", f"→ {_mb(len(change.data))}"
     return type(change).__name__, ""
+
+
+def resets_question(resets, question: str) -> str:
+    """The confirmation question, with the NTFS log resets (rescue.safety.ntfs_reset) first."""
+    question = question[:1].upper() + question[1:]
+    if not resets:
+        return question
+    wheres = ", ".join(r.where for r in resets)
+    return f"Reset the NTFS log of {wheres}, then {question[:1].lower()}{question[1:]}"

@@ -34,12 +34,13 @@ class UndoResult:
     not_kept: int = 0                    # deleted by the run without being kept: cannot come back
     target_label: str = ""
     manifest: "B.Manifest | None" = None  # the backup restored (for its summary)
+    not_undone: tuple[str, ...] = ()     # what the run did that no undo reverses (an NTFS log reset)
 
     def to_json(self) -> dict:
         return {"backup_id": self.backup_id, "undo_backup_id": self.undo_backup_id, "applied": self.applied,
                 "dry_run": self.dry_run, "restored": [f.to_json() for f in self.restored],
                 "removed": [f.to_json() for f in self.removed], "identical": [f.to_json() for f in self.identical],
-                "not_kept": self.not_kept}
+                "not_kept": self.not_kept, "not_undone": list(self.not_undone)}
 
 
 def choose(target, backup_id: str | None) -> B.Manifest:
@@ -53,11 +54,17 @@ def choose(target, backup_id: str | None) -> B.Manifest:
         if found.status in ("incomplete", "unreadable"):
             raise NotFoundError(f"Backup {backup_id} is {found.status} (the run stopped before changing anything), "
                                 "so there is nothing to undo.")
+        if found.kind == "expand":
+            raise _grow_not_undoable(target, found)
         return found
     # Repeated `rescue undo` steps back through the runs, newest first; an undo itself is undone
     # only when named (`--backup ID`), so undoing twice never just toggles between two states.
     active = [m for m in backups if m.status in B.ACTIVE]
     runs = [m for m in active if m.kind != "undo"]
+    if runs and runs[-1].kind == "expand":
+        # Stepping over it silently would undo an older run while the newest change stays.
+        earlier = [m for m in runs if m.kind != "expand"]
+        raise _grow_not_undoable(target, runs[-1], latest=True, earlier=earlier[-1] if earlier else None)
     if runs:
         return runs[-1]
     if active:
@@ -65,6 +72,21 @@ def choose(target, backup_id: str | None) -> B.Manifest:
                             hint=f"To undo the last undo, name its backup: `rescue undo {label} --backup {active[-1].id}`.")
     raise NotFoundError(f"There is no backup to undo on {label}.",
                         hint=f"`rescue backups {label}` lists the backups and their status.")
+
+
+def _grow_not_undoable(target, manifest: B.Manifest, *, latest: bool = False,
+                       earlier: B.Manifest | None = None) -> NotFoundError:
+    """Why `rescue undo` restores nothing for an expand run, and what can be done instead."""
+    label = render.target_label(target)
+    what = "The latest change rescue made" if latest else f"Backup {manifest.id} records that rescue"
+    hint = ("Windows can shrink the volume later (Disk Management, Shrink Volume) if ever needed; the partition "
+            f"table from before is kept in {B.location(target, manifest.id)} for reference only (writing it back "
+            "over the grown NTFS would damage it).")
+    if earlier is not None:
+        hint += f" To undo the run before it, name its backup: `rescue undo {label} --backup {earlier.id}`."
+    return NotFoundError(f"{what} on {label} grew the disk ({manifest.title or 'rescue expand'}, backup "
+                         f"{manifest.id}); growing cannot be undone by `rescue undo`, so nothing was restored.",
+                         hint=hint)
 
 
 @dataclass(frozen=True)
@@ -76,24 +98,29 @@ class UndoPreview:
     states: tuple[tuple[B.BackupEntry, str], ...]
     not_kept: tuple[B.BackupEntry, ...]
     changed_since: tuple[B.BackupEntry, ...]
+    not_undone: tuple[str, ...] = ()     # what that run did that no undo reverses (an NTFS log reset)
 
 
 def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Reporter | None = None) -> UndoResult:
     """Restore a backup (module docstring); the preview is shown through the reporter and the
     restore runs only with its consent."""
+    from rescue.safety import ntfs_reset
+
     reporter = reporter or getattr(target, "reporter", None) or SILENT
     manifest = choose(target, backup_id)
+    # A log reset is never undone (the old log over newer metadata would corrupt the volume): say so.
+    not_undone = (ntfs_reset.undo_note(list(manifest.ntfs_resets)),) if manifest.ntfs_resets else ()
     restorable = [e for e in manifest.files if e.stored or not e.existed]
     not_kept = [e for e in manifest.files if e.existed and not e.stored]
     states = []
     for e in restorable:
         states.append((e, target.sha256(e.file) if target.exists(e.file) else "absent"))
     changed_since = [e for e, now in states if e.after_sha256 is not None and now not in (e.after_sha256, e.sha256)]
-    reporter.show(target, UndoPreview(manifest, tuple(states), tuple(not_kept), tuple(changed_since)))
+    reporter.show(target, UndoPreview(manifest, tuple(states), tuple(not_kept), tuple(changed_since), not_undone))
     label = render.target_label(target)
 
     def finish(result: UndoResult) -> UndoResult:
-        return replace(result, target_label=label, manifest=manifest)
+        return replace(result, target_label=label, manifest=manifest, not_undone=not_undone)
 
     if dry_run:
         return finish(UndoResult(manifest.id, None, False, True, not_kept=len(not_kept)))
@@ -106,7 +133,16 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Repor
         B.write_manifest(target, replace(manifest, status="undone"))
         return finish(UndoResult(manifest.id, None, False, False,
                                  identical=tuple(e.file for e, _ in states), not_kept=len(not_kept)))
-    reporter.confirm(f"Restore {len(work)} file(s) from backup {manifest.id}?")
+    # The volumes written: the files' and this undo's own backup's (refused, or reset, as any write).
+    resets = ntfs_reset.plan_resets(
+        target, ntfs_reset.written_volumes(target, None, tuple((e.file.disk, e.file.partition) for e, _ in work
+                                                                if e.file.disk is not None
+                                                                and e.file.partition is not None)),
+        target.ntfs_options or ntfs_reset.NtfsOptions())
+    if resets:
+        reporter.show(target, ntfs_reset.ResetPreview(resets))
+    reporter.confirm(render.resets_question(resets, f"Restore {len(work)} file(s) from backup {manifest.id}?"))
+    records = ntfs_reset.perform(target, resets)
     for e, now in states:
         if (e, now) not in work:
             B.drop_temp(target, e.file)
@@ -115,7 +151,8 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Repor
     plan = {"title": f"undo {manifest.id}", "restores": manifest.id,
             "files": [{"file": e.file.to_json(), "to_sha256": e.sha256, "action": "restore" if e.stored else "remove"}
                       for e, _ in work]}
-    mine = B.make_backup(target, keeps, kind="undo", target_label=label, plan=plan, undoes=manifest.id)
+    mine = B.make_backup(target, keeps, kind="undo", target_label=label, plan=plan, undoes=manifest.id,
+                         extra=ntfs_reset.backup_extra(records), ntfs_resets=tuple(r.to_json() for r in records))
     reporter.info(f"Current state backed up as {mine.id} in {B.location(target, mine.id)} (so this undo can be undone).")
     forget(target, [e.file for e, _ in work])
     restored: list[FileRef] = []
@@ -130,7 +167,7 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Repor
         for entry in mine.files:
             try:
                 B.restore_entry(target, mine.id, entry)
-            except (RescueError, OSError, RuntimeError) as exc2:
+            except (RescueError, OSError) as exc2:
                 problems.append(f"{target.describe(entry.file)}: {B._short(exc2)}")
         B.write_manifest(target, replace(mine, status="rollback-failed" if problems else "rolled-back"))
         what = exc.message if isinstance(exc, RescueError) else B._short(exc)

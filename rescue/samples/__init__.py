@@ -25,8 +25,20 @@ Bases (CATALOGUE):
   empty                       64 MiB of zeros: no partition table.
   bitlocker                   gen2 layout whose C: boot sector carries the BitLocker OEM id "-FVE-FS-".
   hibernated                  gen2-broken plus \\hiberfil.sys starting "HIBR" (ntfs-3g: hibernated).
+  crashed                     gen2-broken whose C: has an unclean version 2.0 $LogFile restart area and
+                              no hiberfil.sys: what a crash or a forced stop of Windows 8+ leaves.
+  fast-startup                gen2-broken shut down with Fast Startup: HiberbootEnabled 1, hiberfil.sys
+                              "HIBR", unclean version 2.0 log.
+  chkdsk-scheduled            gen2-broken whose C: has only VOLUME_IS_DIRTY set (clean log).
   two-windows                 gen2 layout with two Windows volumes (p3 Server 2019, p4 Server 2016),
                               both in the BCD display order.
+  gen1-system-broken / gen2-system-broken
+                              healthy but for three system scenarios broken at once: remote-access (RDP
+                              denied locally and by policy, SecurityLayer 7, TermService and Dhcp
+                              disabled, firewall RDP rule inactive), pending-updates (pending.xml, CBS
+                              RebootPending/PackagesPending/an incomplete session, COMPONENTS pending
+                              values) and crowdstrike-291 (the faulty channel file of 04:09 UTC).
+                              Every Windows sample has COMPONENTS, config\\TxR logs and the RDP keys.
   dirty-hive                  gen2 layout whose SYSTEM is dirty (sequence numbers differ) with
                               non-empty SYSTEM.LOG1/.LOG2: the real regipy SYSTEM_B + logs from
                               ../shared/realdata when present (C:'s GPT GUID is then the one its
@@ -81,6 +93,8 @@ class WindowsOptions:
     cleanup_files: bool = False                   # small files in Disk Cleanup categories
     # unsafe states
     hibernated: bool = False
+    hiberboot: bool | None = None                 # SYSTEM ...\Session Manager\Power\HiberbootEnabled
+    ntfs_stamp: str | None = None                 # C: left "unclean" (v2.0 log) or "dirty" (rescue.samples.ntfs_states)
     bitlocker: bool = False
     dirty_hive: bool = False
     second_windows: bool = False
@@ -88,11 +102,21 @@ class WindowsOptions:
     bcd_state: str = "ok"                         # ok | missing | corrupt: the store on the system partition
     boot_sources: bool = False                    # \Windows\Boot\{EFI,PCAT,Fonts} + config\BCD-Template on C:
     active: bool = True                           # gen1: System Reserved marked active
+    # remote-access, pending-updates, crowdstrike-291 (rescue.samples.system_state)
+    rdp_broken: bool = False                      # RDP denied (local + policy), bad SecurityLayer, TermService
+                                                  # and Dhcp disabled, the firewall's RDP rule inactive
+    servicing_pending: bool = False               # pending.xml, CBS RebootPending/PackagesPending, COMPONENTS
+                                                  # pending values (COMPONENTS and TxR logs are always there)
+    crowdstrike_291: bool = False                 # \Windows\System32\drivers\CrowdStrike with the faulty
+                                                  # C-00000291*.sys of 2024-07-19 04:09 UTC
 
 
 BROKEN = dict(c_size_mib=256, pagefile_on="C:", crash_dumps=False, nmi=False,
               bad_memory_pfns=BROKEN_PFNS, ems=False, emssettings=None, bootems=False,
               bootmgr_bootems=False, pagefile_mib=16, download_cache_mib=4, cleanup_files=True)
+
+
+SYSTEM_BROKEN = dict(rdp_broken=True, servicing_pending=True, crowdstrike_291=True)
 
 
 @dataclass(frozen=True)
@@ -125,6 +149,12 @@ CATALOGUE: dict[str, Sample] = {s.base: s for s in (
          **{**BROKEN, "pagefile_mib": 0, "download_cache_mib": 0, "cleanup_files": False}),
     _win("hibernated", "Gen2 broken sample with a hibernated C: (hiberfil.sys 'HIBR')", hibernated=True,
          **{**BROKEN, "pagefile_mib": 4, "download_cache_mib": 0}),
+    _win("crashed", "Gen2 broken sample whose C: Windows did not dismount (unclean v2.0 NTFS log, no hiberfil)",
+         ntfs_stamp="unclean", **{**BROKEN, "pagefile_mib": 4, "download_cache_mib": 0}),
+    _win("fast-startup", "Gen2 broken sample shut down with Fast Startup (hiberfil 'HIBR', HiberbootEnabled 1)",
+         hibernated=True, hiberboot=True, ntfs_stamp="unclean", **{**BROKEN, "pagefile_mib": 4, "download_cache_mib": 0}),
+    _win("chkdsk-scheduled", "Gen2 broken sample whose C: is marked dirty (chkdsk at the next boot), log clean",
+         ntfs_stamp="dirty", **{**BROKEN, "pagefile_mib": 4, "download_cache_mib": 0}),
     _win("two-windows", "Gen2 disk with two Windows volumes (choose with --root)", second_windows=True,
          c_size_mib=256),
     _win("dirty-hive", "Gen2 broken sample whose SYSTEM hive is dirty with pending .LOG1/.LOG2",
@@ -138,6 +168,11 @@ CATALOGUE: dict[str, Sample] = {s.base: s for s in (
          **_G1),
     _win("gen1-badbcd", "Gen1 sample with a corrupt \\Boot\\BCD and no active partition", bcd_state="corrupt",
          boot_sources=True, active=False, **_G1),
+    # --- remote-access, pending-updates, crowdstrike-291: each broken at once, else healthy ---
+    _win("gen2-system-broken", "Gen2 Windows Server 2019: RDP blocked, updates stuck pending, faulty CrowdStrike "
+         "channel file 291", **SYSTEM_BROKEN),
+    _win("gen1-system-broken", "Gen1 Windows Server 2016: RDP blocked, updates stuck pending, faulty CrowdStrike "
+         "channel file 291", **_G1, **SYSTEM_BROKEN),
 )}
 
 

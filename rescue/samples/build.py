@@ -11,7 +11,9 @@ Order of work (build_raw_images):
 2. ONE appliance over every disk with NTFS contents (write=True): each volume's folders and files
    (hives included) as one tarball; then ntfs-3g's verdict ("hibernated" on the hibernated sample,
    "ok" elsewhere).
-3. host: the BitLocker OEM id stamped into the bitlocker sample's C: boot sector.
+3. host: the BitLocker OEM id stamped into the bitlocker sample's C: boot sector; the crashed and
+   Fast Startup samples' unclean $LogFile and the chkdsk-scheduled sample's dirty bit
+   (rescue.samples.ntfs_states), after ntfs-3g's check of the clean volume.
 Other formats: `convert` (qemu-img on the host).
 """
 
@@ -194,7 +196,8 @@ def _volume_tar(spec: PartSpec, dest: Path) -> bool:
                 continue
             data = f.host.read_bytes() if f.host is not None else (f.data or bytes(f.allocate))
             info = tarfile.TarInfo(_posix(f.path).lstrip("/"))
-            info.size, info.mode, info.mtime = len(data), 0o644, 1_700_000_000
+            info.size, info.mode = len(data), 0o644
+            info.mtime = f.mtime if f.mtime is not None else 1_700_000_000
             tar.addfile(info, io.BytesIO(data))
             entries += 1
     return entries > 0
@@ -203,8 +206,10 @@ def _volume_tar(spec: PartSpec, dest: Path) -> bool:
 def _write_volume(s, part, spec: PartSpec, tmp: Path) -> None:
     tarball = tmp / "volume.tar"
     if _volume_tar(spec, tarball):
+        from rescue.disk.builder import DiskBuilder
+
         mp = s.mount(part, write=True)
-        s.extract_tar(tarball, mp)
+        DiskBuilder(s).extract_tar(tarball, mp)
         s.umount(part)
     tarball.unlink(missing_ok=True)
 
@@ -278,8 +283,14 @@ def build_raw_images(specs: list[DiskSpec], outdir: Path, *, log: Log = lambda m
                         if state != p.expect_state:
                             raise BuildError(f"{sp.name} p{n}: ntfs-3g says {state!r}, expected {p.expect_state!r}")
             log(f"appliance session: {time.monotonic() - t:.0f} s")
+    from rescue.samples.ntfs_states import make_dirty, make_unclean
+
     for sp in specs:
         for p in sp.partitions:
+            if p.ntfs_stamp == "unclean":
+                make_unclean(paths[sp.name], p.start_mib * MiB)
+            elif p.ntfs_stamp == "dirty":
+                make_dirty(paths[sp.name], p.start_mib * MiB)
             if p.bitlocker:
                 # A BitLocker volume's boot sector carries the OEM id "-FVE-FS-" at offset 3 (the
                 # layout scan's test); the NTFS behind it is then unreadable, as a locked volume is.

@@ -103,6 +103,7 @@ class FileSpec:
     data: bytes = b""
     host: Path | None = None      # upload this host file instead of `data`
     allocate: int = 0             # or allocate this many bytes (zeros, not sparse)
+    mtime: int | None = None      # last write time (seconds since the epoch, UTC); None: the build's fixed time
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class PartSpec:
     dirs: tuple[str, ...] = ()
     files: tuple[FileSpec, ...] = ()
     bitlocker: bool = False       # stamp "-FVE-FS-" into the boot sector afterwards
+    ntfs_stamp: str | None = None  # "unclean" / "dirty": stamped on the host afterwards (ntfs_states)
     expect_state: str = "ok"      # ntfs-3g's verdict expected at the end (e.g. "hibernated")
 
 
@@ -170,9 +172,34 @@ def system_hive_options(base: str, *, c_guid: str | None = None, seed: str | Non
     return dict(current=o.current, control_sets=o.control_sets,
                 mounted_devices=mounted_devices(base, c_guid=c_guid, seed=seed),
                 pagefile_on=o.pagefile_on, crash_dumps=o.crash_dumps, nmi=o.nmi,
-                whea_bad_pages=o.whea_bad_pages,
+                whea_bad_pages=o.whea_bad_pages, hiberboot=o.hiberboot,
                 computer_name=f"WINSRV-{hashlib.sha1(seed.encode()).hexdigest()[:6].upper()}",
-                boot_partition=3 if o.generation == "gen2" else 2)
+                boot_partition=3 if o.generation == "gen2" else 2,
+                remote_access=_remote_access(o))
+
+
+def _remote_access(o: WindowsOptions | None):
+    from rescue.samples import system_state as S
+
+    return S.BROKEN_RDP if o is not None and o.rdp_broken else S.RemoteAccess()
+
+
+def _system_state_files(o: WindowsOptions, hivedir: Path) -> tuple[FileSpec, ...]:
+    """COMPONENTS and the TxR logs (every Windows volume has them), pending.xml when an update is
+    stuck, the CrowdStrike folder with the faulty channel file 291 (rescue.samples.system_state)."""
+    from rescue.samples import system_state as S
+
+    cfg = "\\Windows\\System32\\config"
+    S.build_components_hive(hivedir / "COMPONENTS", pending=o.servicing_pending)
+    files = [FileSpec(f"{cfg}\\COMPONENTS", host=hivedir / "COMPONENTS"),
+             FileSpec(f"{cfg}\\COMPONENTS.LOG1"), FileSpec(f"{cfg}\\COMPONENTS.LOG2"),
+             *(FileSpec(f"{S.TXR}\\{n}", S.txr_data(n)) for n in S.TXR_FILES)]
+    if o.servicing_pending:
+        files.append(FileSpec(S.PENDING_XML, S.pending_xml()))
+    if o.crowdstrike_291:
+        files += [FileSpec(f"{S.CROWDSTRIKE}\\{S.FAULTY_291}", S.channel_file(S.FAULTY_291), mtime=S.FAULTY_TIME),
+                  *(FileSpec(f"{S.CROWDSTRIKE}\\{n}", S.channel_file(n), mtime=t) for n, t in S.OTHER_CHANNEL)]
+    return tuple(files)
 
 
 def bcd_hive_options(base: str) -> dict:
@@ -211,7 +238,9 @@ def _windows_volume(base: str, o: WindowsOptions, hivedir: Path, *, product: str
         else:
             logs = [FileSpec(f"{cfg}\\SYSTEM.LOG1"), FileSpec(f"{cfg}\\SYSTEM.LOG2")]
     H.build_software_hive(hivedir / "SOFTWARE", product=product, build=build,
-                          release_id={14393: "1607", 17763: "1809"}.get(build))
+                          release_id={14393: "1607", 17763: "1809"}.get(build),
+                          rdp_policy_deny=1 if o.rdp_broken and primary else None,
+                          servicing_pending=o.servicing_pending and primary)
     from rescue.hive import values as V
     H.build_plain_hive(hivedir / "SAM", root_name="SAM", file_name="SAM",
                        keys=["SAM\\Domains\\Account\\Users\\Names\\azureuser", "SAM\\Domains\\Builtin"])
@@ -242,6 +271,7 @@ def _windows_volume(base: str, o: WindowsOptions, hivedir: Path, *, product: str
              FileSpec("\\Windows\\explorer.exe", _exe("explorer.exe")),
              FileSpec("\\Users\\azureuser\\Desktop\\notes.txt",
                       _text(f"{product} (build {build}) sample volume built by rescue.samples.\n"))]
+    files += _system_state_files(o if primary else WindowsOptions(), hivedir)
     if o.pagefile_mib and primary:
         files.append(FileSpec("\\pagefile.sys", allocate=o.pagefile_mib * MiB))
     if o.download_cache_mib and primary:
@@ -320,7 +350,7 @@ def windows_spec(sample: Sample, workdir: Path) -> DiskSpec:
         parts = (PartSpec(1, 100, "ntfs", "System Reserved", mbr_type=0x07, bootable=o.active,
                           dirs=sdirs, files=sfiles),
                  PartSpec(101, o.c_size_mib, "ntfs", "Windows", mbr_type=0x07, dirs=cdirs, files=cfiles,
-                          bitlocker=o.bitlocker, expect_state=c_state))
+                          bitlocker=o.bitlocker, expect_state=c_state, ntfs_stamp=o.ntfs_stamp))
         return DiskSpec(base, o.disk_mib, "mbr", parts, mbr_signature=ids.mbr_signature)
     edirs, efiles = _esp_files(bcd, o.bcd_state)
     parts = [PartSpec(1, 100, "fat32", None, gpt_type=ESP_TYPE, gpt_guid=ids.esp_guid,
@@ -329,7 +359,7 @@ def windows_spec(sample: Sample, workdir: Path) -> DiskSpec:
                       name="Microsoft reserved partition"),
              PartSpec(117, o.c_size_mib, "ntfs", "Windows", gpt_type=BASIC_DATA_TYPE, gpt_guid=ids.os_guid,
                       name="Basic data partition", dirs=cdirs, files=cfiles, bitlocker=o.bitlocker,
-                      expect_state=c_state)]
+                      expect_state=c_state, ntfs_stamp=o.ntfs_stamp)]
     if o.second_windows:
         d2, f2 = _windows_volume(base, o, hivedir / "W2", product="Windows Server 2016 Datacenter",
                                  build=14393, c_guid=second_os_guid(base), primary=False,

@@ -20,11 +20,14 @@ import struct
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from rescue.hive import Hive, write_minimal_hive
 from rescue.hive import values as V
 from rescue.hive.regf import base_block_checksum
+
+if TYPE_CHECKING:
+    from rescue.samples.system_state import RemoteAccess
 
 AZURE_USER = "azureuser"
 AZURE_USER_SID = "S-1-5-21-3288219532-1843474312-2441395046-500"
@@ -160,6 +163,8 @@ def default_existing_page_files(pagefile_on: str | None) -> list[str]:
 
 
 # --- SYSTEM --------------------------------------------------------------------------------------
+NO_REMOTE_ACCESS = object()      # build_system_hive(remote_access=NO_REMOTE_ACCESS): no RDP keys at all
+
 def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Iterable[int] = (1, 2),
                       last_known_good: int | None = None, failed: int = 0,
                       mounted_devices: Sequence[tuple[str, bytes]] = (),
@@ -168,7 +173,8 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
                       crash_dumps: bool | int = True, nmi: bool = True, auto_reboot: bool = True,
                       dump_file: str = "%SystemRoot%\\MEMORY.DMP",
                       whea_bad_pages: bytes | None = None, computer_name: str = "WINSRV-AZ01",
-                      boot_partition: int = 1, root_name: str = "ROOT") -> Path:
+                      boot_partition: int = 1, root_name: str = "ROOT",
+                      remote_access: "RemoteAccess | object | None" = None, hiberboot: bool | None = None) -> Path:
     """Write a SYSTEM hive.
 
     `mounted_devices`: (letter like "C:" or a full value name, data) pairs, in order.
@@ -177,8 +183,16 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
     False = 0 (disabled), or a CrashDumpEnabled number. `nmi`: NMICrashDump=1 when True, absent when
     False (as in every real hive). `whea_bad_pages`: REG_BINARY value `Control\\WHEA\\BadPages`
     (where builds 19042+ keep PFA bad pages; Microsoft, "How to Manage the PFA Memory List").
+    `remote_access`: Terminal Server, RDP-Tcp, TermService, Dhcp and the firewall
+    (rescue.samples.system_state.RemoteAccess; default: a reachable VM's; None only for tests that
+    need those keys absent: pass `NO_REMOTE_ACCESS`).
+    `hiberboot`: `Session Manager\\Power\\HiberbootEnabled` 1/0 (Fast Startup on/off), absent when None.
     Every control set gets the same settings.
     """
+    from rescue.samples.system_state import RemoteAccess, add_remote_access
+
+    ra = None if remote_access is NO_REMOTE_ACCESS else \
+        remote_access if isinstance(remote_access, RemoteAccess) else RemoteAccess()
     sets = sorted(set(control_sets))
     h = _new_hive(path, root_name, "SYSTEM", 5)
     _dword(h, "Select", "Current", current)
@@ -202,6 +216,8 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
 
         sm = f"{ctl}\\Session Manager"
         _multi(h, sm, "BootExecute", ["autocheck autochk *"])
+        if hiberboot is not None:
+            _dword(h, f"{sm}\\Power", "HiberbootEnabled", 1 if hiberboot else 0)
         env = f"{sm}\\Environment"
         _sz(h, env, "ComSpec", "%SystemRoot%\\system32\\cmd.exe", expand=True)
         _sz(h, env, "OS", "Windows_NT")
@@ -251,6 +267,8 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
             _dword(h, key, "ErrorControl", 1)
             if image:
                 _sz(h, key, "ImagePath", image, expand=True)
+        if ra is not None:
+            add_remote_access(h, cs, ra)
         h.ensure_key(f"{cs}\\Enum")
         h.ensure_key(f"{cs}\\Hardware Profiles")
 
@@ -273,10 +291,15 @@ def build_software_hive(path: str | Path, *, product: str = "Windows Server 2019
                         build_lab: str | None = None, system_root: str = "C:\\Windows",
                         owner: str = AZURE_USER,
                         profiles: Sequence[tuple[str, str]] | None = None,
-                        root_name: str = "ROOT") -> Path:
+                        root_name: str = "ROOT", rdp_policy_deny: int | None = None,
+                        firewall_policy: tuple[tuple[str, int], ...] = (),
+                        servicing_pending: bool | None = False) -> Path:
     """Write a SOFTWARE hive with `Microsoft\\Windows NT\\CurrentVersion` as Windows 10-family
     builds keep it: CurrentVersion stays "6.3" for compatibility; the real version is in
-    CurrentMajorVersionNumber/CurrentMinorVersionNumber (REG_DWORD 10 / 0)."""
+    CurrentMajorVersionNumber/CurrentMinorVersionNumber (REG_DWORD 10 / 0).
+    `rdp_policy_deny` / `firewall_policy`: Group Policy values (absent unless given);
+    `servicing_pending`: Component Based Servicing stuck mid-update (True), settled (False) or no
+    CBS key at all (None). See rescue.samples.system_state."""
     h = _new_hive(path, root_name, "SOFTWARE", 5)
     cv = "Microsoft\\Windows NT\\CurrentVersion"
     lab = build_lab or {17763: "17763.rs5_release.180914-1434",
@@ -326,6 +349,11 @@ def build_software_hive(path: str | Path, *, product: str = "Windows Server 2019
     h.ensure_key("Microsoft\\Windows Azure")  # the Azure guest agent's key
     h.ensure_key("Classes")
     h.ensure_key("Policies")
+    from rescue.samples.system_state import add_servicing_state, add_software_policies
+
+    add_software_policies(h, rdp_policy_deny=rdp_policy_deny, firewall_policy=firewall_policy)
+    if servicing_pending is not None:
+        add_servicing_state(h, pending=servicing_pending)
     h.commit()
     return Path(path)
 

@@ -17,11 +17,13 @@ appliance, e.g. a hibernated volume, would leave it grown) and a second, read-on
 
 Growing the image file cannot be undone by `rescue undo` (Windows can shrink the volume later if
 ever needed); the first MiB of the disk and the MiB that held the old GPT backup are saved on the
-Windows volume (\\rescue-backup\\expand-<UTC time>\\) before the partition table changes.
+Windows volume (\\rescue-backup\\<UTC time>\\, with a manifest of kind "expand" that `rescue backups`
+lists and `rescue undo` explains) before the partition table changes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import struct
@@ -29,7 +31,9 @@ import time
 from dataclasses import dataclass, field, replace
 
 from rescue.units import format_bytes, parse_size
-from rescue.errors import UnsafeStateError, UsageError, VerifyError, WriteFailedError
+from rescue.errors import DiskError, UnsafeStateError, UsageError, VerifyError, WriteFailedError
+from rescue.safety import backup as B
+from rescue.safety import ntfs_reset
 from rescue.space import imagegrow
 from rescue.space.imagegrow import GiB, MiB, TiB
 
@@ -169,6 +173,7 @@ class ExpandPlan:
     fs_size: int | None
     fs_free: int | None
     notes: tuple[str, ...] = ()
+    ntfs_resets: tuple = ()         # rescue.safety.ntfs_reset.PlannedReset: the log reset that goes first
 
     @property
     def grows_image(self) -> bool:
@@ -184,7 +189,7 @@ class ExpandPlan:
             s.append(f"grow the {self.format_label} image from {human(self.old_disk_size)} to "
                      f"{human(self.new_disk_size)} (not undoable by `rescue undo`)")
         s.append(f"save the partition table (first MiB and the old last MiB of the disk) in "
-                 f"{BACKUP_DIR}\\expand-<time> on the Windows volume")
+                 f"{BACKUP_DIR}\\<time> on the Windows volume")
         if self.table == "gpt":
             s.append("move the GPT backup header and table to the new end of the disk")
         s.append(f"grow partition {self.partition}{' (' + self.letter + ')' if self.letter else ''} from "
@@ -201,7 +206,8 @@ class ExpandPlan:
                 "partition": self.partition, "letter": self.letter, "partition_start": self.part_start,
                 "old_partition_size": self.old_part_size, "new_partition_size": self.new_part_size,
                 "filesystem_size": self.fs_size, "filesystem_free": self.fs_free,
-                "nothing_to_do": self.nothing_to_do, "steps": self.steps(), "notes": list(self.notes)}
+                "nothing_to_do": self.nothing_to_do, "steps": self.steps(), "notes": list(self.notes),
+                "ntfs_resets": [r.to_json() for r in self.ntfs_resets]}
 
 
 def _partition_role(part) -> str:
@@ -210,7 +216,8 @@ def _partition_role(part) -> str:
     return _role(part, False, False)
 
 
-def make_plan(session, layout, *, user_path: str, format_label: str, old_disk_size: int) -> ExpandPlan:
+def make_plan(session, layout, *, user_path: str, format_label: str, old_disk_size: int,
+              log_reset: bool = False) -> ExpandPlan:
     """Facts read through the (overlay) session -> the plan, or a RescueError saying why not.
     Nothing is written here."""
     from rescue.space.ntfs import NtfsFormatError, Volume as NtfsVolume
@@ -224,12 +231,14 @@ def make_plan(session, layout, *, user_path: str, format_label: str, old_disk_si
     info = session.disks()[root.disk]
     new_disk = info.size
     where = f"partition {part.number}" + (f" ({vol.letter})" if vol and vol.letter else "")
-    if vol and vol.state != "ok":
+    # log_reset: the volume's log is reset before the resize (the caller planned it), which is what
+    # makes ntfs-3g's verdict "ok"; its dirty bit is still checked below.
+    if vol and vol.state != "ok" and not log_reset:
         raise UnsafeStateError(f"The Windows volume, {where}, cannot be grown: {vol.note or vol.state}.",
                                hint="Nothing was written.")
     if part.fstype != "ntfs":
         raise UnsafeStateError(f"The Windows volume, {where}, is not NTFS ({part.fstype}).")
-    state = session.ntfs_state(part, rw=True)
+    state = "ok" if log_reset else session.ntfs_state(part, rw=True)
     if state != "ok":
         raise UnsafeStateError(f"The Windows volume, {where}, is not clean ({state}); it cannot be resized.",
                                hint="Boot Windows and shut it down fully (or run chkdsk /f); nothing was written.")
@@ -306,27 +315,29 @@ class ExpandResult:
     committed_bytes: int = 0
     verified_extents: int = 0
     seconds: dict = field(default_factory=dict)
+    ntfs_resets: tuple = ()          # rescue.safety.ntfs_reset.ResetRecord of each log reset made
 
     def to_json(self) -> dict:
-        return {"plan": self.plan.to_json(), "backup": self.backup, "filesystem_size_before": self.fs_size_before,
+        return {"ntfs_resets": [r.to_json() for r in self.ntfs_resets],
+                "plan": self.plan.to_json(), "backup": self.backup, "filesystem_size_before": self.fs_size_before,
                 "filesystem_size_after": self.fs_size_after, "free_before": self.free_before,
                 "free_after": self.free_after, "image_grown": self.image_grown,
                 "committed_bytes": self.committed_bytes, "verified_extents": self.verified_extents,
                 "seconds": self.seconds}
 
 
-def apply_in_session(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
+def apply_in_session(session, plan: ExpandPlan, *, stamp: str, extra: dict[str, bytes] | None = None) -> ExpandResult:
     """Grow the partition and the NTFS inside the (overlay) session, verifying each step. Everything
-    here writes to the overlay only: any failure leaves the image file as it was."""
+    here writes to the overlay only: any failure leaves the image file as it was. `extra`: files
+    kept with the partition table backup (the restart area of a reset NTFS log)."""
     try:
-        return _apply(session, plan, stamp=stamp)
-    except RuntimeError as exc:            # libguestfs: one sentence, never a traceback
-        text = str(exc).strip().splitlines()
-        raise WriteFailedError(f"Growing the partition failed: {text[-1] if text else exc}",
+        return _apply(session, plan, stamp=stamp, extra=extra or {})
+    except DiskError as exc:               # one sentence, never a traceback
+        raise WriteFailedError(f"Growing the partition failed: {exc.message}",
                                hint="The image file has not been changed.") from None
 
 
-def _apply(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
+def _apply(session, plan: ExpandPlan, *, stamp: str, extra: dict[str, bytes]) -> ExpandResult:
     from rescue.target import win_to_posix
 
     part = session.partition(0, plan.partition)
@@ -335,16 +346,24 @@ def _apply(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
     head = session.read_disk_bytes(0, MiB, 0)
     old_tail_at = max(0, plan.old_disk_size - MiB)
     tail = session.read_disk_bytes(0, plan.old_disk_size - old_tail_at, old_tail_at)
-    folder = f"{BACKUP_DIR}\\expand-{stamp}"
-    base = mp + win_to_posix(folder)
+    # The backup folder sits among the other runs' backups, named like them (their ids sort in
+    # time order), in the existing \\rescue-backup whatever its spelling (ntfs-3g is case-sensitive).
+    root = session.resolve(mp + win_to_posix(BACKUP_DIR)) or mp + win_to_posix(BACKUP_DIR)
+    existing = set(session.listdir(root)) if session.is_dir(root) else set()
+    backup_id = B.unique_id(stamp, existing)
+    folder = f"{BACKUP_DIR}\\{backup_id}"
+    base = f"{root}/{backup_id}"
+    saved = {"disk-first-1MiB.bin": head, f"disk-at-{old_tail_at}.bin": tail}
     session.makedirs(base)
-    session.write_file(f"{base}/disk-first-1MiB.bin", head)
-    session.write_file(f"{base}/disk-at-{old_tail_at}.bin", tail)
-    session.write_file(f"{base}/plan.json", json.dumps(plan.to_json(), indent=2).encode())
+    saved.update(extra)                    # the restart area of a reset NTFS log, when there was one
+    for name, data in saved.items():
+        session.write_file(f"{base}/{name}", data)
     session.write_file(f"{base}/README.txt", (
         "rescue expand saved the partition table of this disk before growing it.\r\n"
         f"disk-first-1MiB.bin = bytes 0..1048575 of the disk; disk-at-{old_tail_at}.bin = the old last MiB\r\n"
         "(GPT backup header). Restoring them is only meaningful on a disk whose NTFS has not been grown.\r\n").encode())
+    manifest = expand_manifest(plan, backup_id, saved={n: len(d) for n, d in saved.items()})
+    session.write_file(f"{base}/{B.MANIFEST}", (json.dumps(manifest.to_json(), indent=2) + "\n").encode())
     session.sync()
     session.umount(part)
 
@@ -377,9 +396,8 @@ def _apply(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
             raise VerifyError("The GPT backup header is not at the end of the disk after moving it.")
     try:
         session.ntfsresize(grown)
-    except RuntimeError as exc:
-        text = str(exc).strip().splitlines()
-        raise WriteFailedError(f"ntfsresize refused or failed: {text[-1] if text else exc}",
+    except DiskError as exc:
+        raise WriteFailedError(f"ntfsresize refused or failed: {exc.message}",
                                hint="The image file has not been changed.") from None
     mp = session.mount(grown, write=False)
     after = session.usage(mp)
@@ -395,8 +413,37 @@ def _apply(session, plan: ExpandPlan, *, stamp: str) -> ExpandResult:
                         free_before=before.free_bytes, free_after=after.free_bytes)
 
 
+def expand_manifest(plan: ExpandPlan, backup_id: str, *, saved: dict[str, int]) -> "B.Manifest":
+    """The manifest of an expand's backup folder (kind "expand"). It lists no files to restore:
+    growing cannot be undone by `rescue undo` (see rescue.safety.undo), and the saved table bytes
+    are kept for a person, not for undo. Status "applied" is true wherever the manifest is seen:
+    it is written into the overlay, which reaches the image only when the whole grow succeeded."""
+    grown = f"partition {plan.partition}{' (' + plan.letter + ')' if plan.letter else ''} " \
+            f"{human(plan.old_part_size)} -> {human(plan.new_part_size)}"
+    title = f"expand {grown}" + (f", disk {human(plan.old_disk_size)} -> {human(plan.new_disk_size)}"
+                                 if plan.grows_image else "")
+    now = B.utc_now()
+    return B.Manifest(id=backup_id, kind="expand", created=now, updated=now, status="applied", target=plan.disk,
+                      plan={"title": title, "expand": plan.to_json(), "saved": saved},
+                      notes=(EXPAND_NOT_UNDOABLE,))
+
+
+EXPAND_NOT_UNDOABLE = ("Growing the disk, its partition and its NTFS cannot be undone by `rescue undo`; "
+                       "Windows can shrink the volume later (Disk Management, Shrink Volume) if ever needed. "
+                       "The partition table from before is kept here for reference only: writing it back "
+                       "over the grown NTFS would damage it.")
+
+
+def _plan_log_reset(target, ntfs) -> tuple:
+    """The log reset the Windows volume needs before it can be grown (refused without the flag)."""
+    root = target.layout.root
+    if root is None:
+        return ()
+    return ntfs_reset.plan_resets(target, [(root.disk, root.partition)], ntfs or ntfs_reset.NtfsOptions())
+
+
 def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_run: bool,
-        fmt: str | None, accel: str | None, confirm, notify=lambda m: None):
+        fmt: str | None, accel: str | None, confirm, notify=lambda m: None, ntfs=None):
     """The whole command: host checks -> overlay -> ONE launch (facts, plan, `confirm(plan)`, grow
     partition + NTFS, verify) -> grow the image -> commit -> read back. Returns the ExpandPlan (dry
     run, nothing to do) or the ExpandResult. `confirm` prints the plan and raises to stop."""
@@ -404,6 +451,7 @@ def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_
     from rescue.disk.session import DiskSession
     from rescue.layout import discover
     from rescue.space.staging import staged
+    from rescue.target import DiskTarget
 
     seconds: dict[str, float] = {}
     t = time.monotonic()
@@ -413,19 +461,27 @@ def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_
     if not dry_run:
         check_writable(image)
         check_not_in_use(image)
-    with staged(image, new_size, dry_run=dry_run) as stage:
+    with staged(image, new_size, dry_run=dry_run) as stage, contextlib.ExitStack() as stack:
         with DiskSession([stage.working_image], write=not dry_run, accel=accel, notify=notify) as s:
             seconds["launch"] = round(s.launch_seconds, 1)
-            layout = discover(s)
-            plan = make_plan(s, layout, user_path=path, format_label=image.format_label,
-                             old_disk_size=image.virtual_size)
+            target = DiskTarget(s, discover(s))
+            stack.callback(target.close)
+            resets = _plan_log_reset(target, ntfs)
+            plan = make_plan(s, target.layout, user_path=path, format_label=image.format_label,
+                             old_disk_size=image.virtual_size, log_reset=bool(resets))
+            plan = replace(plan, ntfs_resets=resets)
             seconds["plan"] = round(time.monotonic() - t - seconds["launch"], 1)
             confirm(plan)
             if dry_run or plan.nothing_to_do:
                 return plan
             t1 = time.monotonic()
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-            result = apply_in_session(s, plan, stamp=stamp)
+            # The log reset goes first; the dirty bit after the resize (ntfsresize refuses a dirty
+            # volume, and marks the one it grew itself). All of it in the overlay until the commit.
+            records = ntfs_reset.perform(target, resets, dirty=False)
+            result = apply_in_session(s, plan, stamp=stamp, extra=ntfs_reset.backup_extra(records))
+            records = ntfs_reset.ensure_dirty(target, records)
+            result = replace(result, ntfs_resets=records)
             seconds["partition_and_ntfs"] = round(time.monotonic() - t1, 1)
         done = stage.commit()
     seconds.update(done.seconds)

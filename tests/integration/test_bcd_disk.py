@@ -20,12 +20,8 @@ BOOTMGR = "{9dea862c-5cdd-4e70-acc1-f32b344d4795}"
 
 
 @pytest.fixture
-def disk(request):
-    try:
-        factory = request.getfixturevalue("sample_disk")
-    except pytest.FixtureLookupError:
-        pytest.skip("the sample_disk fixture (tests/conftest.py, samples helper) is not there yet")
-    return factory
+def disk(sample_disk):
+    return sample_disk
 
 
 def _enum(capsys, *args) -> list[dict]:
@@ -51,7 +47,6 @@ def test_gen1_enum_resolves_mbr_partitions(disk, capsys):
 
 
 def test_gen2_ems_on_default_loader_through_the_safety_engine(disk, capsys):
-    pytest.importorskip("rescue.safety.apply")
     image = disk("gen2-broken.vhd")
     capsys.readouterr()
     assert run(["bcd", "ems", str(image), "{default}", "on", "--yes"]) == 0

@@ -6,6 +6,7 @@ the checks open the pristine sample, the fixed snapshot and the undone disk in O
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 
@@ -14,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from orphans import orphan_holding
 
 from rescue.bcd import constants as C
 from rescue.bcd.model import BcdStore
@@ -126,8 +128,15 @@ def test_fix_then_undo(name, sample_disk, cli, monkeypatch, tmp_path):
         assert plan["prelude"]["action"] == "space.expand"
         assert plan["prelude"]["expand"]["new_disk_size"] == 4 << 30
 
-    res, n = run_cli(cli, monkeypatch, tmp_path, "fix", "0xC0000017", *fix[2:], "--yes", "--json")
-    assert res.code == 0, res.err
+    with contextlib.ExitStack() as stack:
+        holder = None
+        if name == "gen2-broken.vhd":
+            # An appliance orphaned by a killed run still holds the image's lock: fix --expand
+            # reaps it before its in-use check instead of refusing.
+            holder = stack.enter_context(orphan_holding(disk, "vpc"))
+        res, n = run_cli(cli, monkeypatch, tmp_path, "fix", "0xC0000017", *fix[2:], "--yes", "--json")
+        assert res.code == 0, res.err
+        assert holder is None or holder.poll() is not None              # reaped, not left holding
     assert n == 1                                                   # one appliance launch for the whole article
     report = json.loads(res.out)
     # The README's key lists are the contract (a key the output lost fails here).
@@ -152,6 +161,14 @@ def test_fix_then_undo(name, sample_disk, cli, monkeypatch, tmp_path):
     res, n = run_cli(cli, monkeypatch, tmp_path, "undo", str(disk), "--yes")
     assert res.code == 0, res.err
     assert n == 1
+    if name == "gen2-broken.vhd":
+        # The grow has its own backup (kind "expand"); undo took the fix's, and now says the truth.
+        res, _ = run_cli(cli, monkeypatch, tmp_path, "backups", str(disk), "--json")
+        kinds = [(b["kind"], b["status"]) for b in json.loads(res.out)]
+        assert kinds == [("expand", "applied"), ("apply", "undone"), ("undo", "applied")], kinds
+        res, _ = run_cli(cli, monkeypatch, tmp_path, "undo", str(disk), "--yes")
+        err = " ".join(res.err.split())          # the terminal may wrap the sentence
+        assert res.code == 7 and "grew the disk" in err and "cannot be undone by `rescue undo`" in err, err
 
     win, sysp, bcd_path = layout_of(name)
     with open_three(pristine, snapshot, disk) as s:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,32 +29,17 @@ import pytest
 from rescue.report import Reporter
 
 from rescue.errors import UnsafeStateError
+from rescue.safety.apply import FILE_FAULT_POINTS as POINTS
 
 pytestmark = pytest.mark.appliance
 
 REPO = Path(__file__).resolve().parents[2]
-POINTS = ("after-backup", "mid-upload", "before-rename", "after-rename")
 CC = "ControlSet001\\Control\\CrashControl"
 
 
 @pytest.fixture
-def disk(request, tmp_path):
-    """`sample_disk` (tests/conftest.py, samples helper); until it exists, the samples cache directly."""
-    try:
-        return request.getfixturevalue("sample_disk")
-    except pytest.FixtureLookupError:
-        pass
-    try:
-        from rescue.samples.cache import sample_path
-    except ImportError:
-        pytest.skip("no sample disks: neither the sample_disk fixture nor rescue.samples.cache is there")
-
-    def factory(name: str) -> Path:
-        dst = tmp_path / name
-        shutil.copyfile(sample_path(name), dst)
-        dst.chmod(0o644)
-        return dst
-    return factory
+def disk(sample_disk):
+    return sample_disk
 
 
 def image_sha(path: Path) -> str:

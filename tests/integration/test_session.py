@@ -5,7 +5,9 @@ import time
 
 import pytest
 
-from rescue.disk import accel
+from rescue.disk import accel, filesystem, walk
+from rescue.disk.appliance import Appliance
+from rescue.disk.builder import DiskBuilder
 from rescue.disk.formats import detect
 from rescue.disk.processes import descendant_qemu_pids
 from rescue.disk.session import DiskSession
@@ -60,14 +62,14 @@ def test_launch_that_stops_printing_is_killed_as_hung(tiny_disk):
     """The KVM try of `auto` is cut short by silence, not by total time: the appliance kernel's
     silent boot (~5 s under TCG) outlasts a 1 s stall limit, so the watchdog kills qemu while a
     60 s overall bound is far away. (Hung nested KVM is exactly such a silence, forever.)"""
-    s = DiskSession([tiny_disk], accel="tcg")
-    g = s._new_handle("tcg")
+    appliance = Appliance([tiny_disk], accel="tcg")
+    g = appliance.new_handle("tcg")
     started = time.monotonic()
     try:
         with pytest.raises(TimeoutError):
-            s._launch_with_timeout(g, 60, stall=1)
+            appliance.launch_with_timeout(g, 60, stall=1)
     finally:
-        s._close_handle(g)
+        appliance.close_handle(g)
     assert time.monotonic() - started < 30
     assert descendant_qemu_pids(os.getpid()) == []
 
@@ -101,13 +103,14 @@ def test_cheap_file_calls_match_the_streaming_ones_on_real_ntfs(tmp_path):
     with open(raw, "wb") as fh:
         fh.truncate(96 << 20)
     rng = random.Random(7)
-    chunk = DiskSession.CHUNK
+    chunk = filesystem.CHUNK
     sizes = {"empty": 0, "one-chunk": chunk, "chunk-plus-one": chunk + 1, "big": 9 << 20, "small": 45056}
     blobs = {name: rng.randbytes(size) for name, size in sizes.items()}
     with DiskSession([detect(str(raw))], write=True, accel="tcg") as s:
-        s.init_table(0, "mbr")
-        s.add_partition(0, 2048, (96 << 11) - 1)
-        s.mkfs(0, 1, "ntfs")
+        build = DiskBuilder(s)
+        build.init_table(0, "mbr")
+        build.add_partition(0, 2048, (96 << 11) - 1)
+        build.mkfs(0, 1, "ntfs")
         mp = s.mount(s.partition(0, 1), write=True)
         s.makedirs(f"{mp}/files")
         for name, data in blobs.items():
@@ -142,7 +145,7 @@ def test_cheap_file_calls_match_the_streaming_ones_on_real_ntfs(tmp_path):
             def key(entries):
                 return sorted((e.path, e.kind, e.size) for e in entries)
             tree, cut = s.lstat_tree(f"{mp}/{top}")
-            ref, ref_cut = s._lstat_tree_find0(f"{mp}/{top}", None)
+            ref, ref_cut = walk._lstat_tree_find0(g, f"{mp}/{top}", None)
             assert not cut and not ref_cut and key(tree) == key(ref) and len(tree) == 3 * n + 1
             assert [e.kind for e in tree if e.path.endswith("/link")] == ["link"]      # never followed
             top_only, _ = s.lstat_tree(f"{mp}/{top}", recursive=False)

@@ -8,6 +8,7 @@ is one launch, one verification launch reads all results."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -18,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from conftest import copy_image
+from orphans import orphan_holding
+from rescue.disk.builder import DiskBuilder
 from rescue.disk.formats import detect
 from rescue.disk.session import DiskSession
 
@@ -33,6 +36,16 @@ def _sha_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 22), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _sha_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_raw(path: Path, offset: int, size: int) -> bytes:
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        return fh.read(size)
 
 
 def _data(name: str, size: int) -> bytes:
@@ -126,18 +139,19 @@ def prepared(tmp_path_factory):
                 info = tarfile.TarInfo(path.lstrip("\\").replace("\\", "/"))
                 info.size = size
                 t.addfile(info, io.BytesIO(_data(path, size)))
-        s.extract_tar(tar, mp)
-        s.set_ntfs_xattr(_posix(mp, READONLY[0]), "system.ntfs_attrib_be", (0x21).to_bytes(4, "big"))
+        build = DiskBuilder(s)
+        build.extract_tar(tar, mp)
+        build.set_ntfs_xattr(_posix(mp, READONLY[0]), "system.ntfs_attrib_be", (0x21).to_bytes(4, "big"))
         s.makedirs(_posix(mp, JUNCTION))
-        s.set_ntfs_xattr(_posix(mp, JUNCTION), "system.ntfs_reparse_data", _junction_data("C:\\Windows\\System32"))
+        build.set_ntfs_xattr(_posix(mp, JUNCTION), "system.ntfs_reparse_data", _junction_data("C:\\Windows\\System32"))
         s.makedirs(_posix(mp, ROOT_JUNCTION))
-        s.set_ntfs_xattr(_posix(mp, ROOT_JUNCTION), "system.ntfs_reparse_data", _junction_data("C:\\Windows\\System32"))
-        s.g.ln_s(_posix(mp, "\\Users\\azureuser\\Documents\\report.docx"), _posix(mp, SYMLINK))
+        build.set_ntfs_xattr(_posix(mp, ROOT_JUNCTION), "system.ntfs_reparse_data", _junction_data("C:\\Windows\\System32"))
+        build.symlink(_posix(mp, "\\Users\\azureuser\\Documents\\report.docx"), _posix(mp, SYMLINK))
         s.umount(part)
         # recovery.raw: a WinRE partition (100 MiB, NTFS) starting right after C: (which ends at 763903)
-        s.add_partition(1, 763904, 763904 + 204800 - 1)
-        s.set_partition_attrs(1, 4, gpt_type=WINRE, name="Recovery")
-        s.mkfs(1, 4, "ntfs", label="Recovery")
+        build.add_partition(1, 763904, 763904 + 204800 - 1)
+        build.set_partition_attrs(1, 4, gpt_type=WINRE, name="Recovery")
+        build.mkfs(1, 4, "ntfs", label="Recovery")
     return {"cleanup": clean, "recovery": rec, "dir": d}
 
 
@@ -209,6 +223,9 @@ FILES = ["\\Windows\\System32\\config\\SYSTEM", "\\Windows\\System32\\config\\SO
 
 
 def test_expand_every_format_gen1_and_gen2(sample_disk, cli, tmp_path):
+    from rescue import samples
+
+    gen2_head = _sha_bytes(_read_raw(samples.sample_path("gen2-broken.raw"), 0, MiB))
     cases = [  # (sample, args, expected disk size)
         ("gen2-broken.vhd", ["--add", "1G"], 2 * GiB),                 # dynamic VHD, GPT
         ("gen1-broken.vhdx", ["--size", "1536M"], 1536 * MiB),         # VHDX, MBR
@@ -218,14 +235,20 @@ def test_expand_every_format_gen1_and_gen2(sample_disk, cli, tmp_path):
     disks = []
     for name, args, size in cases:
         disk = sample_disk(name)
-        r = cli("expand", disk, *args, "--yes", "--json")
-        assert r.code == 0, r.err
+        with contextlib.ExitStack() as stack:
+            holder = None
+            if name == "gen2-broken.vhd":
+                # An appliance orphaned by a killed run still holds the image's lock: expand reaps
+                # it before its in-use check instead of refusing.
+                holder = stack.enter_context(orphan_holding(disk, "vpc"))
+            r = cli("expand", disk, *args, "--yes", "--json")
+            assert r.code == 0, r.err
+            assert holder is None or holder.poll() is not None          # reaped, not left holding
         res = r.json()["expand"]
         assert res["plan"]["new_disk_size"] == size and detect(str(disk)).virtual_size == size
         assert res["image_grown"] == (size > GiB)
         assert res["filesystem_size_after"] > res["filesystem_size_before"]
         disks.append((name, disk, res))
-    from rescue import samples
     orig = {g: samples.sample_path(f"{g}-broken.raw") for g in ("gen1", "gen2")}
     with DiskSession([detect(str(d)) for _, d, _ in disks] + [detect(str(orig["gen1"])), detect(str(orig["gen2"]))]) as s:
         ref = {"gen1": _volume_facts(s, 4, 2, FILES), "gen2": _volume_facts(s, 5, 3, FILES)}
@@ -247,6 +270,15 @@ def test_expand_every_format_gen1_and_gen2(sample_disk, cli, tmp_path):
         assert struct.unpack_from("<Q", hdr, 32)[0] == 2 * GiB // 512 - 1
         # MBR: disk signature (BCD + MountedDevices name partitions by it) unchanged
         assert s.disks()[1].mbr_signature == s.disks()[4].mbr_signature
+        # The saved partition table sits in a backup folder named like every run's, with a manifest.
+        mp = s.mount(s.partition(0, 3))
+        [backup_id] = s.listdir(f"{mp}/rescue-backup")
+        assert disks[0][2]["backup"] == f"\\rescue-backup\\{backup_id}"
+        manifest = json.loads(s.read_file(f"{mp}/rescue-backup/{backup_id}/manifest.json"))
+        assert (manifest["kind"], manifest["status"], manifest["files"]) == ("expand", "applied", [])
+        assert manifest["plan"]["expand"]["new_disk_size"] == 2 * GiB
+        assert manifest["plan"]["saved"] == {"disk-first-1MiB.bin": MiB, f"disk-at-{GiB - MiB}.bin": MiB}
+        assert s.sha256(f"{mp}/rescue-backup/{backup_id}/disk-first-1MiB.bin") == gen2_head
 
         # Fragmentation of the grown gen2 VHD, measured in the same launch (metadata only).
         from rescue.cli.space_cmd import _render_frag
@@ -261,6 +293,18 @@ def test_expand_every_format_gen1_and_gen2(sample_disk, cli, tmp_path):
         assert {"\\$MFT", "\\pagefile.sys", "\\Windows\\System32\\config\\SYSTEM"} <= set(paths)
         assert paths["\\pagefile.sys"]["fragments"] >= 1 and paths["\\pagefile.sys"]["size"] == 16 * MiB
         assert j["defrag_command"] == "defrag C: /u /x /g" and "No NTFS defragmenter" in j["advice"]
+
+    # `rescue backups` lists the grow as what it is; `rescue undo` says it cannot undo it.
+    gen2 = disks[0][1]
+    before = _sha_file(gen2)
+    r = cli("backups", gen2, "--json")
+    assert r.code == 0, r.err
+    [b] = r.json()
+    assert (b["id"], b["kind"], b["status"], b["files"]) == (backup_id, "expand", "applied", 0)
+    r = cli("undo", gen2, "--yes")
+    err = " ".join(r.err.split())                # the terminal may wrap the sentence
+    assert r.code == 7 and "grew the disk" in err and "cannot be undone by `rescue undo`" in err, err
+    assert _sha_file(gen2) == before
 
 
 def test_refusals_leave_the_image_byte_identical(prepared, sample_disk, cli):

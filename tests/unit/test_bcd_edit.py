@@ -312,9 +312,8 @@ def test_emssettings_needs_the_object(tmp_path):
         E.plan_emssettings(BcdStore.open(path), ref(path), 1, 115200)
 
 
-# --- through the CLI and the safety engine (when it is present) --------------------------------
+# --- through the CLI and the safety engine --------------------------------------------------------
 def test_cli_writes_through_the_safety_engine(bcd, capsys):
-    pytest.importorskip("rescue.safety.apply")
     from rescue.cli.main import run
 
     original = bcd.read_bytes()

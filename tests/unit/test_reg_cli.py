@@ -174,9 +174,8 @@ def test_corrupt_real_hive(capsys):
     assert str(p) in e.replace("\n", "") and "not a readable registry hive" in e
 
 
-# --- writes through the safety engine (skipped until rescue.safety.apply lands) --------------------
+# --- writes through the safety engine --------------------------------------------------------------
 def test_add_and_delete_through_engine(system, capsys):
-    pytest.importorskip("rescue.safety.apply")
     key = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\CrashControl"
     before = sha(system)
     assert run(["reg", "add", str(system), key, "/v", "NMICrashDump", "/t", "REG_DWORD", "/d", "1", "--dry-run"]) == 0

@@ -90,3 +90,36 @@ def test_a_reused_owner_pid_does_not_keep_the_orphan_alive(runs):
         assert S.reap_orphans() == 1 and wait_dead(q)
     finally:
         q.kill()
+
+
+# --- the in-use check reaps first ------------------------------------------------------------------
+# Every writing command (fix, expand, fix --expand, reg/bcd writes) runs check_not_in_use before its
+# launch; an orphan of a killed run holding the image's lock must not make it refuse.
+@pytest.fixture
+def vhd(tmp_path):
+    raw = tmp_path / "disk.raw"
+    with open(raw, "wb") as fh:
+        fh.truncate(16 << 20)
+    out = tmp_path / "disk.vhd"
+    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "vpc", str(raw), str(out)], check=True)
+    return out
+
+
+def test_the_in_use_check_reaps_an_orphan_holding_the_lock_then_passes(runs, vhd):
+    from orphans import orphan_holding
+    from rescue.disk.formats import check_not_in_use, detect
+
+    with orphan_holding(vhd) as holder:
+        check_not_in_use(detect(str(vhd)))
+        assert wait_dead(holder) and not list(runs.glob("*.json"))
+
+
+def test_the_in_use_check_still_refuses_a_live_process_lock(runs, vhd):
+    from orphans import orphan_holding
+    from rescue.disk.formats import check_not_in_use, detect
+    from rescue.errors import UnsafeStateError
+
+    with orphan_holding(vhd, owner=os.getpid()) as holder:      # its rescue process is alive: not ours to kill
+        with pytest.raises(UnsafeStateError, match="in use by another process"):
+            check_not_in_use(detect(str(vhd)))
+        assert holder.poll() is None

@@ -22,7 +22,7 @@ from rescue.cli.main import run  # noqa: E402
 from rescue.errors import ExitCode, NotFoundError  # noqa: E402
 from rescue.hive import Hive  # noqa: E402
 from rescue.hive.values import REG_DWORD, encode_dword  # noqa: E402
-from rescue.safety.apply import execute  # noqa: E402
+from rescue.safety.apply import FILE_FAULT_POINTS, execute  # noqa: E402
 from rescue.safety.backup import list_backups  # noqa: E402
 from rescue.safety.plan import DeleteFile, FileRef, Plan, SetValue, Step, WriteFile  # noqa: E402
 from rescue.safety.undo import undo  # noqa: E402
@@ -137,6 +137,46 @@ def test_file_deletes_and_writes_round_trip(tmp_path, hive):
     assert after == before
 
 
+def _expand_backup(hive: Path, backup_id: str) -> None:
+    """What `rescue expand` leaves in the backup root: its saved table bytes and manifest."""
+    from rescue.space.expand import ExpandPlan, expand_manifest
+
+    plan = ExpandPlan(disk="osdisk.vhd", format_label="dynamic VHD", old_disk_size=1 << 30, new_disk_size=4 << 30,
+                      table="gpt", partition=3, letter="C:", part_start=1 << 20, old_part_size=900 << 20,
+                      new_part_size=(4 << 30) - (2 << 20), fs_size=None, fs_free=None)
+    folder = hive.parent / "SYSTEM.rescue-backup" / backup_id
+    folder.mkdir(parents=True)
+    (folder / "disk-first-1MiB.bin").write_bytes(bytes(1 << 20))
+    m = expand_manifest(plan, backup_id, saved={"disk-first-1MiB.bin": 1 << 20})
+    (folder / "manifest.json").write_text(json.dumps(m.to_json()))
+
+
+def test_an_expand_backup_is_listed_as_such_and_undo_says_growing_cannot_be_undone(hive, capsys):
+    original = sha(hive)
+    first = apply(hive, set_plan)
+    after_first = sha(hive)
+    _expand_backup(hive, "29991231T235959Z")           # the newest run grew the disk
+    capsys.readouterr()
+    assert run(["backups", str(hive), "--json"]) == 0
+    listed = {b["id"]: b for b in json.loads(capsys.readouterr().out)}
+    grow = listed["29991231T235959Z"]
+    assert (grow["kind"], grow["status"], grow["files"], grow["kept"]) == ("expand", "applied", 0, 0)
+    assert "partition 3 (C:)" in grow["title"] and "1 GiB -> 4 GiB" in grow["title"]
+    assert listed[first.backup_id]["kind"] == "apply"
+
+    # Named or as the latest run: refused with the truth, nothing restored, the earlier run named.
+    for args in (["--backup", "29991231T235959Z"], []):
+        assert run(["undo", str(hive), "--yes", *args]) == ExitCode.NOT_FOUND
+        err = " ".join(capsys.readouterr().err.split())
+        assert "grew the disk" in err and "cannot be undone by `rescue undo`" in err, err
+        assert "nothing was restored" in err and "Shrink Volume" in err
+        if not args:
+            assert f"--backup {first.backup_id}" in err
+        assert sha(hive) == after_first
+    do_undo(hive, backup_id=first.backup_id)              # the earlier run still undoes by name
+    assert sha(hive) == original
+
+
 def test_cli_backups_and_undo_exit_codes(hive, capsys):
     assert run(["backups", str(hive), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
@@ -174,7 +214,7 @@ with HostFileTarget(sys.argv[1], write=True) as t:
 """
 
 
-@pytest.mark.parametrize("point", ["after-backup", "mid-upload", "before-rename", "after-rename"])
+@pytest.mark.parametrize("point", FILE_FAULT_POINTS)
 def test_sigkill_at_each_step_leaves_old_state_or_undo_restores_it(tmp_path, point):
     hive = make_hive(tmp_path / "SYSTEM")
     original = sha(hive)

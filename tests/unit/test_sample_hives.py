@@ -293,7 +293,8 @@ def test_layout_matches_the_real_uefi_store(sample_hives):
 
 
 def test_bcd_model_decodes_every_element(sample_hives):
-    model = pytest.importorskip("rescue.bcd.model")
+    from rescue.bcd import model
+
     for gen in ("gen1", "gen2"):
         for which in ("broken", "healthy"):
             store = model.BcdStore.open(getattr(sample_hives, f"{which}_bcd")(gen))

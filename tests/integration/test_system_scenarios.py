@@ -1,0 +1,231 @@
+"""remote-access, pending-updates and crowdstrike-291 end to end on a sample disk with all three
+broken at once (gen2-system-broken.vhd), and `rescue files delete` on the Gen1 one; the results are
+read back with libguestfs and hivex directly (not through rescue's own disk or hive code).
+
+Launch budget (TCG): the triage 1; per scenario a dry run, the fix and an undo (9); files delete:
+dry run, delete, undo, a pattern matching nothing (4); the healthy triage 1; the read-back 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import guestfs
+import hivex
+import pytest
+
+pytestmark = pytest.mark.appliance
+
+SCENARIOS = ("remote-access", "pending-updates", "crowdstrike-291")
+EXPECTED = {
+    "remote-access": {"rdp-denied", "rdp-security", "rdp-services-disabled", "firewall-blocks-rdp", "dhcp-disabled"},
+    "pending-updates": {"pending-xml", "cbs-pending", "components-pending", "txr-logs"},
+    "crowdstrike-291": {"crowdstrike-channel-291"},
+}
+CS_FILE = "/Windows/System32/drivers/CrowdStrike/C-00000291-00000000-00000032.sys"
+CS_OTHER = "/Windows/System32/drivers/CrowdStrike/C-00000290-00000000-00000014.sys"
+PENDING = "/Windows/WinSxS/pending.xml"
+TXR = "/Windows/System32/config/TxR"
+HIVES = ("SYSTEM", "SOFTWARE", "COMPONENTS")
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run_cli(cli, monkeypatch, tmp_path, *args):
+    log = tmp_path / f"launches-{len(list(tmp_path.glob('launches-*')))}.log"
+    monkeypatch.setenv("RESCUE_LAUNCH_LOG", str(log))
+    result = cli(*args)
+    return result, len(log.read_text().splitlines()) if log.exists() else 0
+
+
+class Volume:
+    """C: of one image, read with libguestfs itself (ntfs-3g read-only) and hivex."""
+
+    def __init__(self, g, mountpoint: str, workdir: Path):
+        self.g, self.mp, self.dir = g, mountpoint, workdir
+
+    def exists(self, path: str) -> bool:
+        return self.g.exists(self.mp + path)
+
+    def listdir(self, path: str) -> list[str]:
+        return sorted(self.g.ls(self.mp + path)) if self.exists(path) else []
+
+    def sha(self, path: str) -> str:
+        return self.g.checksum("sha256", self.mp + path)
+
+    def hive(self, name: str) -> hivex.Hivex:
+        local = self.dir / f"{self.mp.strip('/')}-{name}"
+        self.g.download(f"{self.mp}/Windows/System32/config/{name}", str(local))
+        return hivex.Hivex(str(local))
+
+
+def value(h: hivex.Hivex, key: str, name: str):
+    node = h.root()
+    for part in key.split("\\"):
+        node = h.node_get_child(node, part)
+        if node is None:
+            return None
+    v = h.node_get_value(node, name) if name is not None else None
+    if v is None:
+        return None
+    t, data = h.value_value(v)
+    return int.from_bytes(data[:4], "little") if t == 4 else data.decode("utf-16-le").rstrip("\0")
+
+
+def has_key(h: hivex.Hivex, key: str) -> bool:
+    node = h.root()
+    for part in key.split("\\"):
+        node = h.node_get_child(node, part)
+        if node is None:
+            return False
+    return True
+
+
+def open_volumes(images, workdir: Path):
+    g = guestfs.GuestFS(python_return_dict=True)
+    for path, fmt in images:
+        g.add_drive_opts(str(path), readonly=1, format=fmt)
+    g.launch()
+    vols = []
+    for i, (path, _) in enumerate(images):
+        mp = f"/d{i}"
+        g.mkmountpoint(mp)
+        part = 3 if "gen2" in path.name else 2
+        g.mount_ro(f"/dev/sd{chr(ord('a') + i)}{part}", mp)
+        vols.append(Volume(g, mp, workdir))
+    return g, vols
+
+
+def check_repaired(v: Volume) -> None:
+    system, software, components = (v.hive(n) for n in HIVES)
+    for cs in ("ControlSet001", "ControlSet002"):
+        assert value(system, f"{cs}\\Control\\Terminal Server", "fDenyTSConnections") == 0
+        assert value(system, f"{cs}\\Control\\Terminal Server\\WinStations\\RDP-Tcp", "SecurityLayer") == 2
+        assert value(system, f"{cs}\\Services\\TermService", "Start") == 3
+        assert value(system, f"{cs}\\Services\\Dhcp", "Start") == 2
+        rule = value(system, f"{cs}\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules",
+                     "RemoteDesktop-UserMode-In-TCP")
+        assert "|Active=TRUE|" in rule and "|LPort=3389|" in rule
+        assert value(system, f"{cs}\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\PublicProfile",
+                     "EnableFirewall") == 1                         # the firewall stays on
+    assert value(software, "Policies\\Microsoft\\Windows NT\\Terminal Services", "fDenyTSConnections") == 0
+    cbs = "Microsoft\\Windows\\CurrentVersion\\Component Based Servicing"
+    assert not has_key(software, f"{cbs}\\RebootPending") and not has_key(software, f"{cbs}\\PackagesPending")
+    assert not has_key(software, f"{cbs}\\SessionsPending\\31061403_3507284519")
+    assert value(software, f"{cbs}\\SessionsPending\\31060825_2143928151", "Complete") == 1   # history kept
+    root_values = {components.value_key(x) for x in components.node_values(components.root())}
+    assert root_values == {"StoreFormatVersion"}
+    assert not v.exists(PENDING) and v.exists(PENDING + ".old")
+    assert v.listdir(TXR) == []
+    assert not v.exists(CS_FILE) and v.exists(CS_OTHER)
+
+
+def test_three_scenarios_triage_fix_and_undo(sample_disk, cli, monkeypatch, tmp_path):
+    pristine = sample_disk("gen2-system-broken.vhd", dest=tmp_path / "pristine")
+    disk = sample_disk("gen2-system-broken.vhd")
+
+    res, n = run_cli(cli, monkeypatch, tmp_path, "diagnose", str(disk), "--json")
+    assert (res.code, n) == (1, 1), res.err
+    diag = json.loads(res.out)
+    found = {}
+    for f in diag["findings"]:
+        if f["status"] == "found":
+            found.setdefault(f["scenario"], set()).add(f["id"])
+    for name, ids in EXPECTED.items():
+        assert ids <= found.get(name, set()), (name, found.get(name))
+    by_id = {f["id"]: f for f in diag["findings"]}
+    assert "C-00000291-00000000-00000032.sys 41,000 bytes written 2024-07-19 04:09:14 UTC (the faulty version)" \
+        in by_id["crowdstrike-channel-291"]["evidence"]
+    assert "Group Policy fDenyTSConnections 1" in by_id["rdp-denied"]["evidence"]
+    mine = [c for c in diag["fix_commands"] if c.split()[2] in SCENARIOS]
+    assert sorted(c.split()[2] for c in mine) == sorted(SCENARIOS)          # one command per scenario
+    assert all(c == f"rescue fix {c.split()[2]} {disk}" for c in mine)
+
+    before = sha(disk)
+    backups = []
+    for name in SCENARIOS:
+        res, n = run_cli(cli, monkeypatch, tmp_path, "fix", name, str(disk), "--dry-run", "--json")
+        assert (res.code, n) == (0, 1), res.err
+        assert json.loads(res.out)["plan"]["steps"] and sha(disk) == before      # nothing written
+        res, n = run_cli(cli, monkeypatch, tmp_path, "fix", name, str(disk), "--yes", "--json")
+        assert (res.code, n) == (0, 1), res.err
+        report = json.loads(res.out)
+        after = {f["id"]: f["status"] for f in report["after"]["findings"]}
+        assert all(after[i] == "ok" for i in EXPECTED[name]), after
+        backups.append(report["backup"])
+        before = sha(disk)
+
+    fixed = tmp_path / "fixed" / disk.name
+    fixed.parent.mkdir()
+    shutil.copyfile(disk, fixed)
+    for _ in SCENARIOS:                         # each undo steps back one run, newest first
+        res, n = run_cli(cli, monkeypatch, tmp_path, "undo", str(disk), "--yes")
+        assert (res.code, n) == (0, 1), res.err
+
+    g, (orig, repaired, undone) = open_volumes([(pristine, "vpc"), (fixed, "vpc"), (disk, "vpc")], tmp_path)
+    try:
+        check_repaired(repaired)
+        assert set(backups) <= set(repaired.listdir("/rescue-backup"))
+        for path in (*(f"/Windows/System32/config/{h}" for h in HIVES), PENDING, CS_FILE,
+                     *(f"{TXR}/{n}" for n in orig.listdir(TXR))):
+            assert undone.sha(path) == orig.sha(path), path                # byte-identical after undo
+        assert not undone.exists(PENDING + ".old")
+        assert len(orig.listdir(TXR)) == 5
+    finally:
+        g.close()
+
+
+def test_files_delete_dry_run_delete_undo(sample_disk, cli, monkeypatch, tmp_path):
+    pristine = sample_disk("gen1-system-broken.vhdx", dest=tmp_path / "pristine")
+    disk = sample_disk("gen1-system-broken.vhdx")
+    pattern = "Windows\\System32\\drivers\\CrowdStrike\\C-0000029?-*.sys"
+    before = sha(disk)
+    res, n = run_cli(cli, monkeypatch, tmp_path, "files", "delete", str(disk), pattern, "--dry-run", "--json")
+    assert (res.code, n) == (0, 1), res.err
+    [step] = json.loads(res.out)["plan"]["steps"]
+    assert [(c["file"]["path"], c["backup"]) for c in step["changes"]] == [
+        ("\\Windows\\System32\\drivers\\CrowdStrike\\C-00000290-00000000-00000014.sys", True),
+        ("\\Windows\\System32\\drivers\\CrowdStrike\\C-00000291-00000000-00000032.sys", True)]
+    assert "last written 2024-07-19 04:09:14 UTC" in step["notes"][1]
+    assert sha(disk) == before
+
+    res, n = run_cli(cli, monkeypatch, tmp_path, "files", "delete", str(disk), pattern, "--yes", "--json")
+    assert (res.code, n) == (0, 1), res.err
+    assert json.loads(res.out)["result"]["applied"] is True
+    deleted = tmp_path / "deleted" / disk.name
+    deleted.parent.mkdir()
+    shutil.copyfile(disk, deleted)
+    res, n = run_cli(cli, monkeypatch, tmp_path, "undo", str(disk), "--yes")
+    assert (res.code, n) == (0, 1), res.err
+
+    g, (orig, gone, undone) = open_volumes([(pristine, "vhdx"), (deleted, "vhdx"), (disk, "vhdx")], tmp_path)
+    try:
+        assert not gone.exists(CS_FILE) and not gone.exists(CS_OTHER)
+        assert gone.exists("/Windows/System32/drivers/CrowdStrike/CSAgent.sys")        # not matched
+        for path in (CS_FILE, CS_OTHER):
+            assert undone.sha(path) == orig.sha(path)
+    finally:
+        g.close()
+
+
+def test_healthy_disk_triage_and_a_pattern_matching_nothing(sample_disk, cli, monkeypatch, tmp_path):
+    disk = sample_disk("gen2-healthy.vhd")
+    before = sha(disk)
+    res, n = run_cli(cli, monkeypatch, tmp_path, "diagnose", str(disk), "--json")
+    assert n == 1
+    diag = json.loads(res.out)
+    mine = [f for f in diag["findings"] if f["scenario"] in SCENARIOS]
+    assert {f["id"] for f in mine} >= set().union(*EXPECTED.values())
+    assert all(f["status"] == "ok" for f in mine), [f for f in mine if f["status"] != "ok"]
+    assert (res.code, diag["healthy"]) == (0, True), [f for f in diag["findings"] if f["status"] == "found"]
+
+    res, n = run_cli(cli, monkeypatch, tmp_path, "files", "delete", str(disk),
+                     "Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys", "--yes")
+    assert (res.code, n) == (7, 1)
+    assert "No file matches \\Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys" in res.err
+    assert "Traceback" not in res.err and sha(disk) == before
