@@ -96,6 +96,19 @@ class BcdLocation:
 
 
 @dataclass(frozen=True)
+class SystemPartition:
+    """The partition the firmware boots from, found even when it holds no BCD store (a store that
+    is missing must be rebuilt somewhere): Gen2 the EFI system partition; Gen1 the active
+    partition, else "System Reserved", else the Windows partition itself (Windows Setup's rules,
+    Microsoft "BIOS/MBR-based hard drive partitions")."""
+
+    disk: int
+    partition: int
+    how: str                      # esp | active | system-reserved | windows
+    active: bool = False          # MBR: marked active (bootable) in the partition table
+
+
+@dataclass(frozen=True)
 class LetterMapping:
     letter: str                   # "C:"
     disk: int | None              # None when the volume is not on an attached disk
@@ -115,6 +128,7 @@ class WindowsLayout:
     bcd: BcdLocation | None
     letters: tuple[LetterMapping, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    system: SystemPartition | None = None   # where a store is (or would be rebuilt)
 
     def volume(self, disk: int, partition: int) -> Volume | None:
         return next((v for v in self.volumes if v.disk == disk and v.partition == partition), None)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from rescue.errors import DiskError, InputError, NotWindowsError, RescueError, UnsafeStateError, UsageError
 from rescue.layout import (BCD_GEN1, BCD_GEN2, SOFTWARE_HIVE, SYSTEM_HIVE, BcdLocation, LetterMapping,
-                           Volume, VolumeRole, VolumeState, WindowsInstall, WindowsLayout, parse_mounted_devices)
+                           SystemPartition, Volume, VolumeRole, VolumeState, WindowsInstall, WindowsLayout,
+                           parse_mounted_devices)
 from rescue.ntfs import probe as ntfs_probe
 from rescue.ntfs.state import NtfsState
 from rescue.target import win_to_posix
@@ -198,6 +199,7 @@ def scan(session, *, root: str | None = None, workdir: Path | None = None,
     chosen = next((i for i in installs if chosen_part is not None
                    and (i.disk, i.partition) == (chosen_part.disk, chosen_part.number)), None)
     bcd, generation = _find_bcd(session, disks, mounts, parts, chosen)
+    system = _find_system(disks, bcd, chosen)
     if chosen is None and not windows_keys:
         notes.append("no Windows installation found")
     letter_of = {(m.disk, m.partition): m.letter for m in letters if m.disk is not None}
@@ -212,7 +214,7 @@ def scan(session, *, root: str | None = None, workdir: Path | None = None,
                 size, free = usage.size_bytes, usage.free_bytes
             except DiskError:
                 pass
-        is_system = bcd is not None and (bcd.disk, bcd.partition) == (p.disk, p.number)
+        is_system = system is not None and system.how != "windows" and (system.disk, system.partition) == (p.disk, p.number)
         role = "bitlocker" if state == "bitlocker" else _role(p, key in windows_keys, is_system)
         volumes.append(Volume(disk=p.disk, partition=p.number, fstype=p.fstype, label=p.label,
                               size_bytes=size, free_bytes=free, letter=letter_of.get((p.disk, p.number)),
@@ -222,7 +224,7 @@ def scan(session, *, root: str | None = None, workdir: Path | None = None,
         disk_formats=tuple(i.format_label for i in session.images),
         partition_tables=tuple(d.table for d in disks),
         generation=generation, volumes=tuple(volumes), windows=tuple(installs), root=chosen,
-        bcd=bcd, letters=tuple(letters), notes=tuple(notes))
+        bcd=bcd, letters=tuple(letters), notes=tuple(notes), system=system)
 
 
 def _parse_root(root: str, session, parts) -> str:
@@ -268,6 +270,34 @@ def _find_bcd(session, disks, mounts, parts, chosen):
         d = disks[chosen.disk]
         return None, {"gpt": "gen2", "mbr": "gen1"}.get(d.table)
     return None, None
+
+
+def _find_system(disks, bcd, chosen) -> SystemPartition | None:
+    """The system partition (rescue.layout.SystemPartition): where the store is when one was
+    found, else where Windows Setup puts it on the chosen install's disk."""
+    by_key = {(d.index, p.number): p for d in disks for p in d.partitions}
+    if bcd is not None:
+        p = by_key.get((bcd.disk, bcd.partition))
+        how = "esp" if p is not None and (p.gpt_type == ESP or p.mbr_type == 0xEF) else \
+            "active" if p is not None and p.bootable else "system-reserved"
+        if chosen is not None and (bcd.disk, bcd.partition) == (chosen.disk, chosen.partition) and how != "active":
+            how = "windows"
+        return SystemPartition(bcd.disk, bcd.partition, how, bool(p is not None and p.bootable))
+    if chosen is None or chosen.disk >= len(disks):
+        return None
+    d = disks[chosen.disk]
+    if d.table == "gpt":
+        esp = next((p for p in d.partitions if p.gpt_type == ESP), None)
+        return SystemPartition(d.index, esp.number, "esp") if esp else None
+    if d.table == "mbr":
+        active = next((p for p in d.partitions if p.bootable), None)
+        if active is not None:
+            return SystemPartition(d.index, active.number, "active", True)
+        reserved = next((p for p in d.partitions if (p.label or "").lower() == "system reserved"), None)
+        if reserved is not None:
+            return SystemPartition(d.index, reserved.number, "system-reserved", False)
+        return SystemPartition(d.index, chosen.partition, "windows", False)
+    return None
 
 
 def refresh_usage(session, layout: WindowsLayout) -> WindowsLayout:

@@ -96,6 +96,11 @@ class Target(ABC):
     def makedirs(self, ref: FileRef) -> None: ...
     @abstractmethod
     def listdir(self, ref: FileRef) -> list[str]: ...
+    def walk_files(self, ref: FileRef) -> list[tuple[str, int]]:
+        """(path below folder `ref`, with backslashes; size) of every regular file under it, from
+        metadata only; [] when the folder is not there. Not abstract: only the boot-file copy of
+        rebuild-bcd needs it, and the host and disk targets both have it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list a folder tree")
 
     def list_folder(self, ref: FileRef) -> list[FolderEntry]:
         """The entries directly in folder `ref` with their type, size and time, sorted by name
@@ -246,6 +251,16 @@ class HostFileTarget(Target):
 
     def listdir(self, ref): return sorted(os.listdir(self._p(ref))) if os.path.isdir(self._p(ref)) else []
 
+    def walk_files(self, ref):
+        root = self._p(ref)
+        out = []
+        for folder, _dirs, names in os.walk(root):
+            for n in names:
+                full = os.path.join(folder, n)
+                if os.path.isfile(full) and not os.path.islink(full):
+                    out.append((os.path.relpath(full, root).replace(os.sep, "\\"), os.path.getsize(full)))
+        return sorted(out)
+
     def list_folder(self, ref):
         if not os.path.isdir(self._p(ref)):
             return []
@@ -317,7 +332,13 @@ class DiskTarget(Target):
     def _download(self, ref, dest): self.session.download(self._path(ref, must_exist=True), dest)
 
     def stage(self, host_file, ref):
-        self.session.upload(host_file, self._path(ref, write=True) + STAGED_SUFFIX)
+        path = self._path(ref, write=True)
+        parent = path.rpartition("/")[0]
+        if parent and self.session.resolve(parent) is None:
+            # A new file in a folder that is not there yet (a boot folder bcdboot would create).
+            # Folders are not removed by undo: an empty folder changes nothing Windows reads.
+            self.session.makedirs(parent)
+        self.session.upload(host_file, path + STAGED_SUFFIX)
 
     def switch(self, ref):
         final = self._path(ref, write=True)
@@ -365,6 +386,16 @@ class DiskTarget(Target):
 
     def sha256_folder(self, ref):
         return self.session.sha256_folder(self._path(ref, must_exist=True))
+
+    def walk_files(self, ref):
+        """(path below `ref` with backslashes, size) of every regular file under folder `ref`
+        (metadata only; links are never followed); [] when the folder is not there."""
+        p = self._path(ref)
+        if self.session.resolve(p) is None or not self.session.is_dir(p):
+            return []
+        root = self.session.resolve(p).rstrip("/")
+        entries, _truncated = self.session.lstat_tree(root)
+        return sorted((e.path[len(root) + 1:].replace("/", "\\"), e.size) for e in entries if e.kind == "file")
 
     def write_bytes(self, ref, data): self.session.write_file(self._path(ref, write=True), data)
 

@@ -205,3 +205,97 @@ def register(app: typer.Typer) -> None:
         _apply(target, "bcd emssettings", lambda s, ref, tgt: plan_emssettings(s, ref, port, baudrate),
                dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
                root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))
+
+    # --- objects (bcdedit /create, /copy, /delete, /default, /displayorder) -----------------------
+    @bcd.command("create")
+    def create_cmd(
+        target: str = _TARGET,
+        description: str = typer.Option(..., "--d", "-d", help="The entry's description (bcdedit /d)."),
+        application: str = typer.Option("osloader", "--application",
+                                        help="osloader, resume, bootsector or startup."),
+        ident: Optional[str] = typer.Option(None, "--id", help="The new entry's {GUID} (default: a new random one)."),
+        dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
+        fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
+        discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
+    ) -> None:
+        """Create an entry, like `bcdedit /create /d DESCRIPTION /application osloader`."""
+        from rescue.bcd.objects import plan_create
+
+        _apply(target, f"bcd create {description!r}", lambda s, ref, _tgt: plan_create(s, ref, description,
+                                                                                 application=application, ident=ident),
+               dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
+               root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))
+
+    @bcd.command("copy")
+    def copy_cmd(
+        target: str = _TARGET,
+        source: str = typer.Argument(..., metavar="ID", help="The entry to copy: {guid}, {default}, {bootmgr}..."),
+        description: str = typer.Option(..., "--d", "-d", help="The copy's description (bcdedit /d)."),
+        ident: Optional[str] = typer.Option(None, "--id", help="The copy's {GUID} (default: a new random one)."),
+        dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
+        fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
+        discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
+    ) -> None:
+        """Copy an entry, like `bcdedit /copy {default} /d "Windows (copy)"`."""
+        from rescue.bcd.objects import plan_copy
+
+        _apply(target, f"bcd copy {source}", lambda s, ref, _tgt: plan_copy(s, ref, source, description, ident=ident),
+               dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
+               root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))
+
+    @bcd.command("delete")
+    def delete_cmd(
+        target: str = _TARGET,
+        ident: str = typer.Argument(..., metavar="ID", help="The entry to delete: {guid} (well-known ones need --force)."),
+        force: bool = typer.Option(False, "--force", help="Also delete a well-known entry (bcdedit /f)."),
+        nocleanup: bool = typer.Option(False, "--nocleanup",
+                                       help="Leave it in the display order (bcdedit /nocleanup)."),
+        dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
+        fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
+        discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
+    ) -> None:
+        """Delete an entry and take it out of the boot menu, like `bcdedit /delete ID`."""
+        from rescue.bcd.objects import plan_delete
+
+        _apply(target, f"bcd delete {ident}",
+               lambda s, ref, _tgt: plan_delete(s, ref, ident, cleanup=not nocleanup, force=force),
+               dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
+               root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))
+
+    @bcd.command("default")
+    def default_cmd(
+        target: str = _TARGET,
+        ident: str = typer.Argument(..., metavar="ID", help="The entry the boot manager starts: {guid}."),
+        dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
+        fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
+        discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
+    ) -> None:
+        """Make an entry the default, like `bcdedit /default ID`."""
+        from rescue.bcd.objects import plan_default
+
+        _apply(target, f"bcd default {ident}", lambda s, ref, _tgt: plan_default(s, ref, ident),
+               dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
+               root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))
+
+    @bcd.command("displayorder")
+    def displayorder_cmd(
+        target: str = _TARGET,
+        idents: List[str] = typer.Argument(..., metavar="ID...", help="Entries in boot-menu order."),
+        addfirst: bool = typer.Option(False, "--addfirst", help="Put the one entry first (bcdedit /addfirst)."),
+        addlast: bool = typer.Option(False, "--addlast", help="Put the one entry last (bcdedit /addlast)."),
+        remove: bool = typer.Option(False, "--remove", help="Take the entries out (bcdedit /remove)."),
+        dry_run: bool = _DRY, yes: bool = _YES, json_output: bool = _JSON, store: Optional[str] = _STORE,
+        fmt: Optional[str] = _FMT, accel: Optional[str] = _ACCEL, root: Optional[str] = _ROOT,
+        discard_hive_logs: bool = _LOGS, reset_ntfs_log: bool = _RESET_LOG, discard_hibernation: bool = _DISCARD_HIB,
+    ) -> None:
+        """Set the boot menu's order, like `bcdedit /displayorder ID...` (with /addfirst, /addlast or /remove)."""
+        from rescue.bcd.objects import plan_displayorder
+
+        modes = [m for m, on in (("addfirst", addfirst), ("addlast", addlast), ("remove", remove)) if on]
+        if len(modes) > 1:
+            raise UsageError("Give at most one of --addfirst, --addlast, --remove.")
+        mode = modes[0] if modes else "set"
+        _apply(target, f"bcd displayorder {' '.join(idents)}",
+               lambda s, ref, _tgt: plan_displayorder(s, ref, idents, mode=mode),
+               dry_run=dry_run, yes=yes, json_output=json_output, store=store, fmt=fmt, accel=accel,
+               root=root, discard_hive_logs=discard_hive_logs, ntfs=_ntfs(reset_ntfs_log, discard_hibernation))

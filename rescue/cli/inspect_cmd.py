@@ -47,6 +47,9 @@ def layout_json(layout) -> dict:
         "generation": layout.generation,
         "bcd": None if layout.bcd is None else {
             "path": layout.bcd.path, "disk": paths[layout.bcd.disk], "partition": layout.bcd.partition},
+        "system_partition": None if layout.system is None else {
+            "disk": paths[layout.system.disk], "partition": layout.system.partition, "how": layout.system.how,
+            "active": layout.system.active},
         "windows": [{"disk": paths[w.disk], "partition": w.partition, "product": w.product,
                      "version": w.version, "build": w.build, "control_set": w.control_set,
                      "root": w == layout.root, "notes": list(w.notes)} for w in layout.windows],
@@ -73,6 +76,9 @@ def render_layout(layout) -> None:
         out.print(f"[bold]BCD store[/bold]   {layout.bcd.path} on {paths[layout.bcd.disk]} partition {layout.bcd.partition}")
     else:
         out.print("[bold]BCD store[/bold]   not found")
+        if layout.system is not None:
+            out.print(f"[bold]System part.[/bold] {paths[layout.system.disk]} partition {layout.system.partition} "
+                      f"({layout.system.how}): `rescue fix rebuild-bcd` makes a new store there")
     for w in layout.windows:
         mark = " (selected)" if w == layout.root and len(layout.windows) > 1 else ""
         ver = " ".join(x for x in [w.product or "Windows (version unknown)",

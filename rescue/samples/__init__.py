@@ -49,6 +49,10 @@ Bases (CATALOGUE):
                               non-empty SYSTEM.LOG1/.LOG2: the real regipy SYSTEM_B + logs from
                               ../shared/realdata when present (C:'s GPT GUID is then the one its
                               MountedDevices names), else our SYSTEM marked dirty + a synthetic log.
+  gen2-nobcd / gen1-nobcd     healthy samples without the store the firmware reads (rebuild-bcd); C:
+                              holds \\Windows\\Boot\\{EFI,PCAT,Fonts} stand-ins and a BCD-Template.
+  gen2-badbcd / gen1-badbcd   the same with a corrupt store (its hbins overwritten); gen1-badbcd also
+                              has no active partition.
 
 Facts the tests compare against (GUIDs, signatures, offsets) come from `identity(base)` and
 `options(base)`; nothing needs to be read back from the images to know what they should hold.
@@ -112,6 +116,10 @@ class WindowsOptions:
     boot_stack_broken: bool = False               # ControlSet001 only: the 0x7B state (BOOT_BROKEN_*)
     corrupt_hive: str | None = None               # this hive's first hbin header is damaged
     regback: bool = False                         # config\RegBack holds copies of the healthy hives
+    # boot configuration (rebuild-bcd)
+    bcd_state: str = "ok"                         # ok | missing | corrupt: the store on the system partition
+    boot_sources: bool = False                    # \Windows\Boot\{EFI,PCAT,Fonts} + config\BCD-Template on C:
+    active: bool = True                           # gen1: System Reserved marked active
     # remote-access, pending-updates, crowdstrike-291 (rescue.samples.system_state)
     rdp_broken: bool = False                      # RDP denied (local + policy), bad SecurityLayer, TermService
                                                   # and Dhcp disabled, the firewall's RDP rule inactive
@@ -195,6 +203,15 @@ CATALOGUE: dict[str, Sample] = {s.base: s for s in (
          **BOOT_OPTIONS),
     _win("gen2-boot-options", "Gen2 stuck in Safe Mode, at the boot menu and in Automatic Repair",
          **BOOT_OPTIONS),
+    # rebuild-bcd: the store the firmware reads is missing or corrupt; C: holds what bcdboot copies.
+    _win("gen2-nobcd", "Gen2 healthy sample whose \\EFI\\Microsoft\\Boot\\BCD is missing", bcd_state="missing",
+         boot_sources=True),
+    _win("gen2-badbcd", "Gen2 healthy sample whose BCD store is corrupt (hbins overwritten)", bcd_state="corrupt",
+         boot_sources=True),
+    _win("gen1-nobcd", "Gen1 healthy sample whose \\Boot\\BCD is missing", bcd_state="missing", boot_sources=True,
+         **_G1),
+    _win("gen1-badbcd", "Gen1 sample with a corrupt \\Boot\\BCD and no active partition", bcd_state="corrupt",
+         boot_sources=True, active=False, **_G1),
     # --- remote-access, pending-updates, crowdstrike-291: each broken at once, else healthy ---
     _win("gen2-system-broken", "Gen2 Windows Server 2019: RDP blocked, updates stuck pending, faulty CrowdStrike "
          "channel file 291", **SYSTEM_BROKEN),

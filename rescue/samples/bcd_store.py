@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from rescue.bcd import constants as C
 from rescue.hive import Hive
@@ -211,5 +211,90 @@ def build_bcd_hive(path: str | Path, *, generation: str = "gen2", disk: DiskIds 
     s.obj(C.GUID_HYPERVISORSETTINGS, C.TYPE_INHERIT_OSLOADER, [
         (HYPERVISORDEBUGTYPE, 0), (HYPERVISORDEBUGPORT, 1), (HYPERVISORBAUDRATE, 115200),
     ])
+    h.commit()
+    return Path(path)
+
+
+# --- BCD-Template --------------------------------------------------------------------------------
+def _tpl_int(n: int) -> bytes:
+    """Integers as Microsoft's templates store them: the shortest little-endian form (1-3 bytes)."""
+    return n.to_bytes(max(1, (n.bit_length() + 7) // 8), "little")
+
+
+def _tpl_list(*codes: int) -> bytes:
+    return b"".join(struct.pack("<Q", c) for c in codes)
+
+
+def build_bcd_template(path: str | Path, *, locale: str = "en-US") -> Path:
+    """Write a `\\Windows\\System32\\config\\BCD-Template` as Windows 10/Server 2016+ ships it, object
+    by object and byte by byte as realdata/bcd/museum_win10_BCD-Template: root key "System",
+    template-only elements (class 4: 0x45000001 device type, 0x42000002 relative path, 0x47000005
+    description resource, 0x47000006 elements to migrate), 1-3 byte integers, some upper-case
+    element keys, and Setup's objects bcdboot does not copy."""
+    h = _new_hive(path, "System", "ws\\System32\\config\\BCD-Template", 3)
+    _sz(h, "Description", "KeyName", "BCD00000000")
+    B, S, M = V.REG_BINARY, V.REG_SZ, V.REG_MULTI_SZ
+
+    def obj(guid: str, type_: int, elements: Sequence[tuple[str, int, Any]]) -> None:
+        base = f"Objects\\{guid}"
+        _dword(h, f"{base}\\Description", "Type", type_)
+        h.ensure_key(f"{base}\\Elements")
+        for key, t, value in elements:
+            data: bytes = V.encode_sz(value) if t == S else V.encode_multi_sz(list(value)) if t == M else value
+            h.set(f"{base}\\Elements\\{key}", "Element", t, data)
+
+    inh = [("14000006", M, [C.GUID_GLOBALSETTINGS])]
+    mem_settings = ("17000077", B, _tpl_list(0x15000075))
+    migrate_loader = ("47000006", B, _tpl_list(0x16000010, 0x260000A0, 0x260000F2, 0x16000049, 0x25000115, 0x1600007E))
+
+    def resume(guid: str, ext: str, isolated: bool) -> None:
+        obj(guid, C.TYPE_RESUME, [
+            ("12000004", S, "Windows Resume Application"), ("12000005", S, locale),
+            ("14000006", M, [C.GUID_RESUMELOADERSETTINGS]), *([("16000060", B, b"\x01")] if isolated else []),
+            mem_settings, ("22000002", S, "\\hiberfil.sys"), ("25000008", B, b"\x01"),
+            ("42000002", S, f"\\system32\\winresume.{ext}"), ("45000001", B, _tpl_int(2)),
+            ("46000004", B, b"\x01")])
+
+    def loader(guid: str, ext: str, resume_guid: str | None, *, setup: bool, nx: int, isolated: bool,
+               resource: int) -> None:
+        obj(guid, C.TYPE_OSLOADER, [
+            ("12000005", S, locale), ("14000006", M, [C.GUID_BOOTLOADERSETTINGS]),
+            *([("16000060", B, b"\x01")] if isolated else []), mem_settings,
+            ("22000002", S, "\\windows"), *([("23000003", S, resume_guid)] if resume_guid else []),
+            ("25000020", B, _tpl_int(nx)), ("250000c2", B, _tpl_int(1)),
+            *([("26000022", B, b"\x01")] if setup else []),
+            ("42000002", S, f"\\system32\\winload.{ext}"), *([("42000003", S, "\\boot.wim")] if setup else []),
+            ("45000001", B, _tpl_int(2)), ("47000005", B, _tpl_list(0x12000004, resource)),
+            *([] if setup else [migrate_loader])])
+
+    resume("{0c334284-9a41-4de1-99b3-a7e87e8ff07e}", "efi", True)
+    resume("{98b02a23-0674-4ce7-bdad-e0a15a8ff97b}", "exe", False)
+    obj(C.GUID_EMSSETTINGS, C.TYPE_INHERIT_ANY, [("16000020", B, b"\x00")])
+    obj(C.GUID_RESUMELOADERSETTINGS, C.TYPE_INHERIT_RESUME, inh)
+    obj(C.GUID_DBGSETTINGS, C.TYPE_INHERIT_ANY, [("15000011", B, _tpl_int(4)), ("47000006", B, _tpl_list(0x46000007))])
+    obj(C.GUID_NTLDR, C.TYPE_NTLDR, [("12000002", S, "\\ntldr"), ("45000001", B, _tpl_int(1)),
+                                     ("47000005", B, _tpl_list(0x12000004, 6))])
+    obj(C.GUID_BADMEMORY, C.TYPE_INHERIT_ANY, [])
+    obj(C.GUID_BOOTLOADERSETTINGS, C.TYPE_INHERIT_OSLOADER,
+        [("14000006", M, [C.GUID_GLOBALSETTINGS, C.GUID_HYPERVISORSETTINGS])])
+    loader("{7254a080-1510-4e85-ac0f-e7fb3d444736}", "efi", None, setup=True, nx=1, isolated=True, resource=1)
+    obj(C.GUID_GLOBALSETTINGS, C.TYPE_INHERIT_ANY,
+        [("14000006", M, [C.GUID_DBGSETTINGS, C.GUID_EMSSETTINGS, C.GUID_BADMEMORY])])
+    obj(C.GUID_HYPERVISORSETTINGS, C.TYPE_INHERIT_OSLOADER, [
+        ("250000F3", B, _tpl_int(0)), ("250000F4", B, _tpl_int(1)), ("250000F5", B, _tpl_int(115200)),
+        ("47000006", B, _tpl_list(0x46000007))])
+    obj(C.GUID_BOOTMGR, C.TYPE_BOOTMGR, [
+        ("12000002", S, "\\EFI\\Microsoft\\Boot\\bootmgfw.efi"), ("12000004", S, "Windows Boot Manager"),
+        ("12000005", S, locale), *inh, ("23000003", S, "{cbd971bf-b7b8-4885-951a-fa03044f5d71}"),
+        ("25000004", B, _tpl_int(30)), ("45000001", B, _tpl_int(1)),
+        ("47000006", B, _tpl_list(0x16000010, 0x26000020, 0x25000004, 0x1600007E))])
+    loader("{a1943bbc-ea85-487c-97c7-c9ede908a38a}", "exe", "{98b02a23-0674-4ce7-bdad-e0a15a8ff97b}",
+           setup=False, nx=0, isolated=False, resource=3)
+    loader("{b012b84d-c47c-4ed5-b722-c0c42163e569}", "efi", "{0c334284-9a41-4de1-99b3-a7e87e8ff07e}",
+           setup=False, nx=0, isolated=True, resource=3)
+    obj(C.GUID_MEMDIAG, C.TYPE_MEMDIAG, [
+        ("12000002", S, "\\boot\\memtest.exe"), ("12000005", S, locale), *inh, ("1600000B", B, b"\x01"),
+        ("45000001", B, _tpl_int(1)), ("47000005", B, _tpl_list(0x12000004, 2))])
+    loader("{cbd971bf-b7b8-4885-951a-fa03044f5d71}", "exe", None, setup=True, nx=1, isolated=False, resource=1)
     h.commit()
     return Path(path)

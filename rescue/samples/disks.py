@@ -328,6 +328,8 @@ def _windows_volume(base: str, o: WindowsOptions, hivedir: Path, *, product: str
                               "windows10.0-kb5031361-x64.cab", allocate=o.download_cache_mib * MiB))
     if o.cleanup_files and primary:
         files += [FileSpec(p, bytes([0x5A]) * n) for p, n in _CLEANUP_FILES]
+    if o.boot_sources and primary:
+        files += _boot_sources(hivedir)
     if o.hibernated and primary:
         # ntfs-3g reads the first 4 KiB of \hiberfil.sys and refuses a read-write mount when they
         # start "hibr"/"HIBR" (ntfs-3g libntfs-3g/volume.c, ntfs_volume_check_hiberfile).
@@ -372,19 +374,48 @@ def _driver_standins(system: Path, *, omit: set[str]) -> list[FileSpec]:
     return [FileSpec(p, _exe(p.split("\\")[-1])) for p in sorted(paths.values())]
 
 
-def _esp_files(bcd: Path) -> tuple[tuple[str, ...], tuple[FileSpec, ...]]:
+def _boot_sources(hivedir: Path) -> list[FileSpec]:
+    """What bcdboot copies from C: (small stand-ins with the real names) and the BCD-Template it
+    makes the store from (rescue.samples.bcd_store.build_bcd_template, byte-equal to Windows 10's)."""
+    template = B.build_bcd_template(hivedir / "BCD-Template")
+    b = "\\Windows\\Boot"
+    return [FileSpec(f"{b}\\EFI\\bootmgfw.efi", _exe("bootmgfw.efi")),
+            FileSpec(f"{b}\\EFI\\bootmgr.efi", _exe("bootmgr.efi")),
+            FileSpec(f"{b}\\EFI\\memtest.efi", _exe("memtest.efi")),
+            FileSpec(f"{b}\\EFI\\en-US\\bootmgfw.efi.mui", _exe("bootmgfw.efi.mui", 2048)),
+            FileSpec(f"{b}\\PCAT\\bootmgr", _exe("bootmgr", 8192)),
+            FileSpec(f"{b}\\PCAT\\memtest.exe", _exe("memtest.exe")),
+            FileSpec(f"{b}\\PCAT\\en-US\\bootmgr.exe.mui", _exe("bootmgr.exe.mui", 2048)),
+            FileSpec(f"{b}\\Fonts\\segmono_boot.ttf", _exe("segmono_boot.ttf", 1024)),
+            FileSpec("\\Windows\\System32\\config\\BCD-Template", host=template)]
+
+
+def _store_files(folder: str, bcd: Path, state: str) -> list[FileSpec]:
+    """The store and its logs as the sample's state asks: there, missing, or corrupt (the base
+    block kept, every hbin after the first overwritten: hivex refuses it)."""
+    if state == "missing":
+        return []
+    if state == "corrupt":
+        raw = bytearray(bcd.read_bytes())
+        raw[0x2000:] = bytes([0xA5]) * (len(raw) - 0x2000)
+        bad = bcd.with_name("BCD.corrupt")
+        bad.write_bytes(bytes(raw))
+        bcd = bad
+    return [FileSpec(f"{folder}\\BCD", host=bcd), FileSpec(f"{folder}\\BCD.LOG"), FileSpec(f"{folder}\\BCD.LOG1"),
+            FileSpec(f"{folder}\\BCD.LOG2")]
+
+
+def _esp_files(bcd: Path, state: str = "ok") -> tuple[tuple[str, ...], tuple[FileSpec, ...]]:
     b = "\\EFI\\Microsoft\\Boot"
     return (f"{b}\\en-US", "\\EFI\\Boot"), (
-        FileSpec(f"{b}\\BCD", host=bcd), FileSpec(f"{b}\\BCD.LOG"), FileSpec(f"{b}\\BCD.LOG1"),
-        FileSpec(f"{b}\\BCD.LOG2"), FileSpec(f"{b}\\bootmgfw.efi", _exe("bootmgfw.efi")),
+        *_store_files(b, bcd, state), FileSpec(f"{b}\\bootmgfw.efi", _exe("bootmgfw.efi")),
         FileSpec(f"{b}\\bootmgr.efi", _exe("bootmgr.efi")), FileSpec(f"{b}\\memtest.efi", _exe("memtest.efi")),
         FileSpec("\\EFI\\Boot\\bootx64.efi", _exe("bootx64.efi")))
 
 
-def _system_reserved_files(bcd: Path) -> tuple[tuple[str, ...], tuple[FileSpec, ...]]:
+def _system_reserved_files(bcd: Path, state: str = "ok") -> tuple[tuple[str, ...], tuple[FileSpec, ...]]:
     return ("\\Boot\\en-US",), (
-        FileSpec("\\Boot\\BCD", host=bcd), FileSpec("\\Boot\\BCD.LOG"), FileSpec("\\Boot\\BCD.LOG1"),
-        FileSpec("\\Boot\\BCD.LOG2"), FileSpec("\\bootmgr", _exe("bootmgr", 8192)),
+        *_store_files("\\Boot", bcd, state), FileSpec("\\bootmgr", _exe("bootmgr", 8192)),
         FileSpec("\\Boot\\memtest.exe", _exe("memtest.exe")))
 
 
@@ -401,13 +432,13 @@ def windows_spec(sample: Sample, workdir: Path) -> DiskSpec:
                                     c_guid=None, primary=True, seed=base)
     c_state = "hibernated" if o.hibernated else "ok"
     if o.generation == "gen1":
-        sdirs, sfiles = _system_reserved_files(bcd)
-        mbr_parts = (PartSpec(1, 100, "ntfs", "System Reserved", mbr_type=0x07, bootable=True,
+        sdirs, sfiles = _system_reserved_files(bcd, o.bcd_state)
+        mbr_parts = (PartSpec(1, 100, "ntfs", "System Reserved", mbr_type=0x07, bootable=o.active,
                               dirs=sdirs, files=sfiles),
                      PartSpec(101, o.c_size_mib, "ntfs", "Windows", mbr_type=0x07, dirs=cdirs, files=cfiles,
                               bitlocker=o.bitlocker, expect_state=c_state, ntfs_stamp=o.ntfs_stamp))
         return DiskSpec(base, o.disk_mib, "mbr", mbr_parts, mbr_signature=ids.mbr_signature)
-    edirs, efiles = _esp_files(bcd)
+    edirs, efiles = _esp_files(bcd, o.bcd_state)
     parts = [PartSpec(1, 100, "fat32", None, gpt_type=ESP_TYPE, gpt_guid=ids.esp_guid,
                       name="EFI system partition", dirs=edirs, files=efiles),
              PartSpec(101, 16, None, gpt_type=MSR_TYPE, gpt_guid=_guid(base, "msr"),
