@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
-from rescue.errors import RescueError, UnsafeStateError
+from rescue.errors import RescueError, UnsafeStateError, UsageError
 from rescue.repairs.base import OptionValues, Scenario
 from rescue.repairs.context import RepairContext
 from rescue.repairs.findings import FOUND, UNKNOWN, Diagnosis, Finding
@@ -75,6 +75,8 @@ def run_checks(ctx: RepairContext, scenario: Scenario) -> List[Finding]:
     for check in scenario.checks:
         try:
             finding = check.run(ctx)
+        except UsageError:
+            raise                       # the command line is wrong (a bad --pattern): exit 2, not "cannot tell"
         except SourceError as exc:
             if exc.finding.id in shown:
                 continue

@@ -229,3 +229,38 @@ def test_healthy_disk_triage_and_a_pattern_matching_nothing(sample_disk, cli, mo
     assert (res.code, n) == (7, 1)
     assert "No file matches \\Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys" in res.err
     assert "Traceback" not in res.err and sha(disk) == before
+
+
+def test_bad_file_scenario_triage_fix_and_undo(sample_disk, cli, monkeypatch, tmp_path):
+    """`fix bad-file --pattern`: the triage with the pattern finds the files and prints the command
+    carrying it; the dry run changes nothing; the fix deletes them (kept); undo puts them back."""
+    pristine = sample_disk("gen2-system-broken.vhd", dest=tmp_path / "pristine")
+    disk = sample_disk("gen2-system-broken.vhd")
+    pattern = "Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys"
+    before = sha(disk)
+    res, n = run_cli(cli, monkeypatch, tmp_path, "diagnose", str(disk), "--scenario", "bad-file",
+                     "--pattern", pattern, "--json")
+    assert (res.code, n) == (1, 1), res.err
+    doc = json.loads(res.out)
+    [finding] = [f for f in doc["findings"] if f["id"] == "bad-file-present"]
+    assert finding["status"] == "found" and "C-00000291-00000000-00000032.sys 41,000 bytes" in finding["evidence"]
+    assert doc["fix_commands"] == [f"rescue fix bad-file {disk} --pattern '{pattern}'"]
+    res, n = run_cli(cli, monkeypatch, tmp_path, "fix", "bad-file", str(disk), "--pattern", pattern, "--dry-run",
+                     "--json")
+    assert (res.code, n, sha(disk)) == (0, 1, before), res.err
+    res, n = run_cli(cli, monkeypatch, tmp_path, "fix", "bad-file", str(disk), "--pattern", pattern, "--yes",
+                     "--json")
+    assert (res.code, n) == (0, 1), res.err
+    report = json.loads(res.out)
+    assert report["after"]["healthy"] and report["backup"]
+    deleted = tmp_path / "deleted" / disk.name
+    deleted.parent.mkdir()
+    shutil.copyfile(disk, deleted)
+    res, n = run_cli(cli, monkeypatch, tmp_path, "undo", str(disk), "--yes")
+    assert (res.code, n) == (0, 1), res.err
+    g, (orig, gone, undone) = open_volumes([(pristine, "vpc"), (deleted, "vpc"), (disk, "vpc")], tmp_path)
+    try:
+        assert not gone.exists(CS_FILE) and gone.exists("/Windows/System32/drivers/CrowdStrike/CSAgent.sys")
+        assert undone.sha(CS_FILE) == orig.sha(CS_FILE)
+    finally:
+        g.close()
