@@ -95,7 +95,7 @@ def run(argv: list[str] | None = None) -> int:
     except RescueError as exc:
         # The message is plain text (it may hold reg.exe's "[/v NAME]" or a path with brackets).
         err.print("[bold red]error:[/bold red] ", end="")
-        err.print(str(exc), markup=False, highlight=False)
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)   # one line: scripts grep logs
         code = exc.exit_code
     except KeyboardInterrupt:
         err.print("interrupted; nothing more was written")

@@ -179,13 +179,14 @@ def test_cli_enum_active_and_one_object(capsys):
 
 
 def test_cli_enum_is_fast_on_a_hive_file(capsys):
-    """Issue 4 benchmark note: `rescue bcd enum` on a store file is well under a second."""
+    """`rescue bcd enum` on a store file needs no appliance: well under half a second of CPU (CPU
+    time, not wall time, so a loaded machine does not make it fail; `make bench` times the wall)."""
     path = need("bcd/regipy_win10_uefi_BCD")
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     assert run(["bcd", "enum", str(path), "all"]) == 0
-    elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - t0
     capsys.readouterr()
-    assert elapsed < 0.5, elapsed
+    assert cpu < 0.5, cpu
 
 
 @pytest.mark.parametrize("name,code,words", [
