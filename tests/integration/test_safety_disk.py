@@ -205,10 +205,12 @@ def test_hibernated_and_bitlocker_volumes_are_refused_and_images_unchanged(disk)
     images = [disk("hibernated.vhd"), disk("bitlocker.vhd")]
     before = [image_sha(p) for p in images]
     messages = []
-    with open_disks([str(p) for p in images], write=True, quiet=True) as t:
-        for d in (0, 1):
-            vol = next(v for v in t.layout.volumes if v.disk == d and v.role in ("windows", "bitlocker"))
-            ref = FileRef("\\Windows\\System32\\config\\SYSTEM", d, vol.partition)
+    # Each disk a VM of its own: with both in one set, the hibernated C: (where the backup would go)
+    # is refused first, whichever volume the plan edits.
+    for image in images:
+        with open_disks([str(image)], write=True, quiet=True) as t:
+            vol = next(v for v in t.layout.volumes if v.disk == 0 and v.role in ("windows", "bitlocker"))
+            ref = FileRef("\\Windows\\System32\\config\\SYSTEM", 0, vol.partition)
             plan = Plan("x", (Step("t", "t", (SetValue(ref, "Select", "RescueTest", REG_DWORD, encode_dword(1)),)),))
             with pytest.raises(UnsafeStateError) as info:
                 execute(t, plan, dry_run=False, reporter=Reporter(assume_yes=True))
