@@ -83,7 +83,7 @@ bench: setup
 clean:
 	rm -rf $(VENV) .pytest_cache $(DEMO_DIR) bench
 
-# --- bootable rescue image (issue 8; image/README.md) -------------------------------------------
+# --- bootable rescue image (image/README.md) -------------------------------------------
 # Debian 12 + rescue from this checkout: raw GPT disk, fixed VHD (Azure) and hybrid ISO in
 # image/out/. Needs root. Each step is cached in image/cache/ by a key of its inputs.
 IMAGE_APT_PACKAGES := mmdebstrap mtools dosfstools e2fsprogs fdisk squashfs-tools xorriso \

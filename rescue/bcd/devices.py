@@ -10,7 +10,7 @@ type 3) the 24-byte block is followed by a file path: version u32 (1), length u3
 a nested descriptor (the device holding the file) and the UTF-16 path. Locate (8): locate type u32
 (0 = by element) and the element code whose value names the file to look for.
 
-Anything not understood is kept as raw bytes and shown in hex (issue 4: never dropped).
+Anything not understood is kept as raw bytes and shown in hex (never dropped).
 """
 
 from __future__ import annotations

@@ -263,7 +263,7 @@ def _delete_step(store: BcdStore, ref: FileRef, obj: BcdObject, code: int, *, ac
     return Step(action, title, (change,))
 
 
-# --- the article's edits (issue 4, reused by the one-command fix, issue 7) --------------------
+# --- the article's edits (reused by the one-command fix) --------------------
 def badmemory_holders(store: BcdStore) -> list[BcdObject]:
     """Objects carrying a badmemorylist: {badmemory} normally (MS-PFA), but bcdedit lets one set it
     on any object, and every one of them hides those pages from the applications inheriting it."""

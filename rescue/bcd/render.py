@@ -2,7 +2,7 @@
 
 Human: one block per object, a heading underlined with dashes, then `name  value` lines with the
 value in column 25 as `bcdedit /enum` prints them (lists continue on the next lines in that column;
-identifiers shown by alias, the default loader as {default}). JSON (issue 4): a list of objects
+identifiers shown by alias, the default loader as {default}). JSON: a list of objects
 {identifier, alias, type, type_name, elements: [{code, name, value}]}; values are decoded, object
 references are plain GUIDs (aliases only in the human output), devices are objects.
 """

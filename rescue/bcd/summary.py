@@ -1,4 +1,4 @@
-"""The BCD facts `rescue inspect` and `rescue diagnose` report (issue 4 item 3, issue 7).
+"""The BCD facts `rescue inspect` and `rescue diagnose` report.
 
 Values are the ones the boot applications see: an element of the object itself, else inherited
 through its `inherit` list ({emssettings} and {badmemory} reach every application through

@@ -1,4 +1,4 @@
-"""`rescue bcd ...`: bcdedit, offline, on a disk or on a BCD hive file (issue 4).
+"""`rescue bcd ...`: bcdedit, offline, on a disk or on a BCD hive file.
 
 TARGET is a disk (image or block device: one appliance launch, the store the firmware uses, see
 rescue.layout_scan) or a BCD file itself (told apart by its `regf` signature: no appliance, instant).

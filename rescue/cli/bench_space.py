@@ -1,4 +1,4 @@
-"""Benchmark: expand, cleanup and frag on a small and a 127 GiB dynamic VHD (issue 6: "must not read
+"""Benchmark: expand, cleanup and frag on a small and a 127 GiB dynamic VHD ("must not read
 unused space"). `python -m rescue.cli.bench_space [OUTDIR]`; prints a table and writes bench-space.json.
 
 Both disks start as a copy of the gen2-broken sample (1 GiB dynamic VHD); one is expanded to 2 GiB,

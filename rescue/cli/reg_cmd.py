@@ -1,4 +1,4 @@
-"""`rescue reg query|add|delete`, `rescue pagefile show|reset`, `rescue crashdump show|enable` (issue 5).
+"""`rescue reg query|add|delete`, `rescue pagefile show|reset`, `rescue crashdump show|enable`.
 
 `rescue reg` takes reg.exe's own spelling after TARGET, so a line from a Microsoft article works as is:
     rescue reg add osdisk.vhd HKLM\\SYSTEM\\CurrentControlSet\\Control\\CrashControl /v NMICrashDump /t REG_DWORD /d 1

@@ -1,4 +1,4 @@
-"""`rescue undo TARGET` and `rescue backups TARGET` (issue 3): the backups every writing command
+"""`rescue undo TARGET` and `rescue backups TARGET`: the backups every writing command
 leaves on the disk (\\rescue-backup\\<id>\\ on the Windows volume, or `<hive>.rescue-backup/` beside a
 bare hive file), listed and restored byte-identically."""
 

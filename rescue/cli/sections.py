@@ -1,7 +1,7 @@
 """Extra sections of `rescue inspect` (BCD, registry, space), each from its own layer.
 
 A section that cannot be read becomes an "error" entry in its section, never a failed inspect:
-a missing or unreadable fact is "unknown" (issue 2).
+a missing or unreadable fact is "unknown".
 """
 
 from __future__ import annotations

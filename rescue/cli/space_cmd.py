@@ -1,4 +1,4 @@
-"""Free space commands (issue 6, the article's step 2): `rescue cleanup`, `rescue expand`,
+"""Free space commands (the article's step 2): `rescue cleanup`, `rescue expand`,
 `rescue frag` (alias `fragmentation`), and the space section of `rescue inspect`.
 
 cleanup goes through the safety engine (plan, --dry-run, confirmation, the plan and a manifest kept

@@ -1,7 +1,7 @@
 """Everything the registry layer knows about a disk set (or a bare SYSTEM file), in one record.
 
 Used by `rescue inspect` (registry section), `rescue pagefile/crashdump show` and, through
-`summarize`, by `rescue diagnose` / `rescue fix no-memory` (issue 7).
+`summarize`, by `rescue diagnose` / `rescue fix no-memory`.
 """
 
 from __future__ import annotations

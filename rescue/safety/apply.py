@@ -1,6 +1,6 @@
 """The one write path every repair uses: plan shown -> (dry run stops) -> host-side edits checked ->
 room checked -> confirmation -> backup on the target -> atomic uploads verified by read-back ->
-rollback from the backup on any failure (issue 3; contract in the helpers' brief).
+rollback from the backup on any failure.
 
 Order, and why:
 1. Every hive edit is made and checked on the host BEFORE anything is written: download (already
@@ -31,17 +31,14 @@ from rescue.errors import DiskError, RescueError, UnsafeStateError, VerifyError,
 from rescue.hive.regf import read_header
 from rescue.safety import backup as B
 from rescue.report import SILENT, Reporter
+from rescue.safety.faults import FAULT_POINTS, FILE_FAULT_POINTS, NTFS_FAULT_POINTS, Faults  # noqa: F401
 from rescue.safety import render
 from rescue.safety.hivecheck import HiveState, announce, assess, forget
-from rescue.safety.hivecheck import safe_hive_copy  # noqa: F401  (public entry point, see the brief)
+from rescue.safety.hivecheck import safe_hive_copy  # noqa: F401  (readers import it from here too)
 from rescue.safety.plan import HIVE_CHANGES, DeleteFile, DeleteKey, DeleteValue, FileRef, Plan, SetValue, WriteFile
 from rescue.target import sha256_file
 
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-# In the order an apply reaches them; the first two only when an NTFS log is reset first.
-NTFS_FAULT_POINTS = ("ntfs-reset", "after-ntfs-reset")
-FILE_FAULT_POINTS = ("after-backup", "mid-upload", "before-rename", "after-rename")
-FAULT_POINTS = NTFS_FAULT_POINTS + FILE_FAULT_POINTS
 
 
 @dataclass(frozen=True)
@@ -72,55 +69,6 @@ class ApplyResult:
         return {**plan.to_json(), "ntfs_resets": [r.to_json() for r in self.planned_resets]}
 
 
-# --- fault injection (test hook) ---------------------------------------------------------------
-class Faults:
-    """TEST HOOK, not a feature: RESCUE_FAULT names points of an apply where the process kills itself
-    with SIGKILL (as a crash, power loss or OOM kill would) or, with the "raise:" prefix, raises
-    OSError (a failed write, which exercises the rollback). Syntax: `[raise:]point[@n]`, several
-    separated by commas; `@n` fires the n-th time the point is reached (default the first).
-    Points, in the order an apply reaches them: ntfs-reset (an NTFS log reset with the log body
-    emptied and synced, the restart pages not yet written), after-ntfs-reset (the reset written and
-    synced, no backup yet), mid-upload (half of a file written under its
-    temporary name), after-backup (the backup and every staged copy synced, no original changed
-    yet), before-rename, after-rename (that file switched and synced). Used by
-    tests/integration/test_safety_disk.py."""
-
-    def __init__(self, spec: str | None):
-        self.armed: dict[str, tuple[int, bool]] = {}
-        self.seen: dict[str, int] = {}
-        for item in (spec or "").split(","):
-            item = item.strip()
-            if not item:
-                continue
-            raise_ = item.startswith("raise:")
-            item = item.removeprefix("raise:")
-            point, _, nth = item.partition("@")
-            if point not in FAULT_POINTS:
-                raise ValueError(f"RESCUE_FAULT: unknown point {point!r} (known: {', '.join(FAULT_POINTS)})")
-            self.armed[point] = (int(nth) if nth else 1, raise_)
-
-    @classmethod
-    def from_env(cls) -> "Faults":
-        return cls(os.environ.get("RESCUE_FAULT"))
-
-    def due(self, point: str) -> bool:
-        """Count one passage through `point`; True when the fault is to fire now."""
-        if point not in self.armed:
-            return False
-        self.seen[point] = self.seen.get(point, 0) + 1
-        return self.seen[point] == self.armed[point][0]
-
-    def fire(self, point: str) -> None:
-        if self.armed[point][1]:
-            raise OSError(f"injected fault at {point}")
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    def __call__(self, point: str) -> None:
-        if self.due(point):
-            self.fire(point)
-
-
-# --- work items --------------------------------------------------------------------------------
 @dataclass
 class _HiveWork:
     ref: FileRef

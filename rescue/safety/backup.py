@@ -1,4 +1,4 @@
-"""Backups on the target itself, their manifests, and restoring from them (issue 3, items 2 and 4).
+"""Backups on the target itself, their manifests, and restoring from them.
 
 Layout: `target.backup_root()` (\\rescue-backup on the Windows volume; `<hive>.rescue-backup` beside
 a bare hive file) / `<id>` / the kept files (`NN-<name>`) + `manifest.json`. The id is the UTC time

@@ -1,4 +1,4 @@
-"""Is a hive safe to read and to edit? Dirty hives and pending transaction logs (issue 3, item 5).
+"""Is a hive safe to read and to edit? Dirty hives and pending transaction logs.
 
 hivex ignores .LOG1/.LOG2 and marks the hive clean when it commits, so editing a hive whose newest
 data is still in its logs would silently throw away Windows' last writes. For every hive a command

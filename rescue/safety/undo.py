@@ -1,4 +1,4 @@
-"""`rescue undo`: put back, byte for byte, the files a run changed (issue 3, item 4).
+"""`rescue undo`: put back, byte for byte, the files a run changed.
 
 The latest run's backup still in effect (status applied / in-progress / rollback-failed: a run that
 was killed half-way is undone like any other; repeated undos step back run by run) or the one named

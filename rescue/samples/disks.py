@@ -150,7 +150,7 @@ def _text(s: str) -> bytes:
 
 
 CLEANUP_FILES = _CLEANUP_FILES = (
-    # Disk Cleanup / Storage Sense categories (issue 6), a few small files each.
+    # Disk Cleanup / Storage Sense categories, a few small files each.
     ("\\Windows\\Temp\\MpCmdRun.log", 24 * 1024),
     ("\\Windows\\Temp\\tmp4F2A.tmp", 64 * 1024),
     ("\\Windows\\Temp\\WindowsAzure\\install.log", 8 * 1024),

@@ -3,7 +3,7 @@
 Gen2 (VHD) broken sample + the data disk holding a page file: `pagefile reset` plans the deletion of
 both page files (C: on the OS disk, E: on the data disk) and sets
 PagingFiles to "D:\\pagefile.sys 0 0" (REG_MULTI_SZ) in ControlSet001 and 002; `undo` brings the
-settings back (the page files are not kept by design: Windows recreates them; issue 3).
+settings back (the page files are not kept by design: Windows recreates them).
 Gen1 (VHDX) broken sample + data disk: `crashdump enable --ram 16G` warns that C: (256 MiB) cannot
 hold a 16 GiB dump and names the data disk; afterwards the three values are exact in 001 and 002.
 """
@@ -86,7 +86,7 @@ def test_gen2_pagefile_reset_show_undo(disk, capsys):
     undone = _json(capsys, ["pagefile", "show", os_disk, data_disk, "--json"])
     before = ["C:\\pagefile.sys 0 0"]
     assert _paging(undone) == {1: (before, "REG_MULTI_SZ"), 2: (before, "REG_MULTI_SZ")}   # settings back in both sets
-    assert undone["pagefiles_found"] == []        # page files are not kept (Windows recreates them; issue 3)
+    assert undone["pagefiles_found"] == []        # page files are not kept (Windows recreates them)
     (f,) = undone["findings"]
     assert (f["id"], f["status"]) == ("pagefile-not-on-temp-drive", "found")
     (c,) = [x for x in undone["pagefile_locations"] if x["drive"] == "C:"]

@@ -1,4 +1,4 @@
-"""The safety engine on real sample disks through the real appliance (issue 3).
+"""The safety engine on real sample disks through the real appliance.
 
 Launches are expensive under TCG (tens of seconds each, minutes on a loaded machine), so each test
 does as much as it honestly can per launch; 8 launches in all:

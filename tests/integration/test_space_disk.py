@@ -1,4 +1,4 @@
-"""Free space on real images through the real appliance (issue 6): cleanup deletes exactly the
+"""Free space on real images through the real appliance: cleanup deletes exactly the
 category files (dry-run counts and bytes exact, decoys, junctions, symlinks and read-only files
 untouched, free space rises by what was reported), expand grows raw/VHD/VHDX/qcow2 Gen1/Gen2 disks
 with their data intact, refusals leave the image byte-identical, fragmentation is measured.
