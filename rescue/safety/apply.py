@@ -20,9 +20,7 @@ Order, and why:
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
