@@ -31,10 +31,16 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 from rescue.errors import CorruptHiveError, NotFoundError
 from rescue.hive import values as V
+from rescue.registry.image_path import ServiceImage, resolve_command, resolve_file
 
 START_NAMES = {0: "boot", 1: "system", 2: "automatic", 3: "demand", 4: "disabled"}
 START_VALUES = {v: k for k, v in START_NAMES.items()}
 DRIVER_TYPES = (1, 2)               # SERVICE_KERNEL_DRIVER, SERVICE_FILE_SYSTEM_DRIVER
+WIN32_TYPE_BITS = 0x30              # SERVICE_WIN32_OWN_PROCESS 0x10 | SERVICE_WIN32_SHARE_PROCESS 0x20
+AUTOMATIC = 2
+TYPE_NAMES = {1: "kernel driver", 2: "file-system driver", 0x10: "own process", 0x20: "shared process"}
+# ErrorControl (CreateServiceW, dwErrorControl): what the boot does when the service fails to start.
+ERROR_CONTROL_NAMES = {0: "ignore", 1: "normal", 2: "severe", 3: "critical"}
 DRIVERS_DIR = "\\Windows\\System32\\drivers"
 
 # Boot- and system-start drivers Windows itself installs (realdata: a Windows 10 and a Windows 7
@@ -91,10 +97,46 @@ class Service:
     error_control: Optional[int]
     start_override: Tuple[Tuple[str, Optional[int]], ...]   # StartOverride values, in order
     file: Optional[str]                     # the image on the Windows volume, None: not on it
+    # Win32 services (Type 0x10/0x20): ImagePath resolved as SCM does (rescue.registry.image_path)
+    image: Optional[ServiceImage] = None
+    service_dll: Optional[ServiceImage] = None  # Parameters\ServiceDll of a svchost-hosted service
 
     @property
     def is_driver(self) -> bool:
         return self.type in DRIVER_TYPES
+
+    @property
+    def is_win32(self) -> bool:
+        return self.type is not None and bool(self.type & WIN32_TYPE_BITS) and not self.is_driver
+
+    @property
+    def starts_automatically(self) -> bool:
+        """Start 2: started by the Service Control Manager at every boot (a driver or a Win32 service)."""
+        return self.start == AUTOMATIC and (self.is_driver or self.is_win32)
+
+    @property
+    def type_text(self) -> str:
+        if self.type is None:
+            return "no Type value"
+        base = TYPE_NAMES.get(self.type & 0x3F, f"Type {self.type:#x}") if self.is_win32 else \
+            TYPE_NAMES.get(self.type, f"Type {self.type:#x}")
+        return f"{base} {self.type:#x}"
+
+    @property
+    def error_control_text(self) -> str:
+        if self.error_control is None:
+            return "no ErrorControl value"
+        return f"ErrorControl {self.error_control} {ERROR_CONTROL_NAMES.get(self.error_control, 'unknown')}"
+
+    @property
+    def files(self) -> Tuple[ServiceImage, ...]:
+        """What must exist for the service to start: its image (each Win32 candidate), then its
+        ServiceDll; a kernel driver's one file."""
+        if self.is_win32:
+            return tuple(i for i in (self.image, self.service_dll) if i is not None)
+        where = self.file
+        return (ServiceImage(self.image_path or "", (where,) if where else (), "",
+                             None if where else "on another volume, not checked"),)
 
     @property
     def loads_early(self) -> bool:
@@ -108,6 +150,9 @@ class Service:
     @property
     def third_party_reason(self) -> Optional[str]:
         """Why rescue counts this driver as not Microsoft's (None: an inbox driver in its place)."""
+        if self.is_win32:
+            outside = [f.path or f.stored for f in self.files if not (f.path or "").lower().startswith("\\windows\\")]
+            return f"{outside[0]} is outside \\Windows" if outside else None
         if self.name.lower() not in INBOX_DRIVERS:
             return "not a driver Windows installs"
         if self.file is None:
@@ -198,11 +243,21 @@ def _service(hive, node: int) -> Service:
     start, type_ = _dword(vals.get("start")), _dword(vals.get("type"))
     image = _text(vals.get("imagepath"))
     override: Tuple[Tuple[str, Optional[int]], ...] = ()
+    dll = _text(vals.get("servicedll"))         # pre-Vista services keep it on the service key
     for child in hive.children(node):
-        if hive.name(child).lower() == "startoverride":
+        child_name = hive.name(child).lower()
+        if child_name == "startoverride":
             override = tuple((v.name, _dword(v)) for v in hive.values(child))
+        elif child_name == "parameters":
+            dll = next((_text(v) for v in hive.values(child) if v.name.lower() == "servicedll"), None) or dll
+    win32 = type_ is not None and bool(type_ & WIN32_TYPE_BITS) and type_ not in DRIVER_TYPES
+    if not win32:
+        return Service(name, start, type_, _text(vals.get("group")), image, _dword(vals.get("errorcontrol")),
+                       override, resolve_image(name, image, type_))
+    resolved = resolve_command(image) if image else None
     return Service(name, start, type_, _text(vals.get("group")), image, _dword(vals.get("errorcontrol")),
-                   override, resolve_image(name, image, type_))
+                   override, resolved.path if resolved else None, resolved,
+                   resolve_file(dll) if dll else None)
 
 
 def read_services(hive, cs: ControlSetRef) -> Tuple[Service, ...]:

@@ -191,6 +191,7 @@ class ServiceSpec:
     image: str | None = None               # ImagePath (REG_EXPAND_SZ); None: no value
     error_control: int = 1
     start_override: tuple[tuple[str, int], ...] = ()   # StartOverride values ("0" -> 3, ...)
+    service_dll: str | None = None          # Parameters\\ServiceDll (REG_EXPAND_SZ) of a svchost-hosted service
 
 
 @dataclass(frozen=True)
@@ -255,6 +256,8 @@ def _write_service(h: Hive, services_key: str, spec: ServiceSpec) -> None:
         _sz(h, key, "ImagePath", spec.image, expand=True)
     for name, value in spec.start_override:
         _dword(h, f"{key}\\StartOverride", name, value)
+    if spec.service_dll:
+        _sz(h, f"{key}\\Parameters", "ServiceDll", spec.service_dll, expand=True)
 
 
 def _write_class_filters(h: Hive, key: str, f: ClassFilters) -> None:
