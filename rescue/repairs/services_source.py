@@ -1,8 +1,10 @@
 """The SYSTEM hive's current control set as the boot scenarios read it, and which driver files
 exist: read once per command and shared (inaccessible-boot-device, driver, `rescue services`).
 
-File presence comes from one listing per folder the drivers' images are in (\\Windows\\System32\\
-drivers, a vendor's subfolder, ...), cached for the command: never one call per file. A hive file
+File presence comes from one listing per folder the drivers' and automatic-start services' images
+are in (\\Windows\\System32\\drivers, \\Windows\\System32, a vendor's folder under \\Program Files,
+the volume's root for the names CreateProcess tries first on an unquoted path), cached for the
+command: never one call per file, nothing that grows with the disk's size. A hive file
 given as the target has no volume: presence is then unknown (None) unless a validation case gave a
 listing (`preset_listing`).
 """
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Optional, Tuple
 
 from rescue.errors import RescueError
+from rescue.registry.image_path import ServiceImage
 from rescue.registry.services import ClassFilter, ControlSetRef, Service
 from rescue.repairs import sources
 from rescue.repairs.context import RepairContext
@@ -76,6 +79,18 @@ def _listing_key(folder: str) -> str:
     return f"listing:{folder.lower().rstrip(chr(92))}"
 
 
+def image_present(ctx: RepairContext, image: ServiceImage) -> Optional[bool]:
+    """True when a file SCM would start is there (for an unquoted path with spaces: any of the
+    names CreateProcess tries), False when none is, None when it cannot be told (no volume,
+    another volume, a variable rescue does not expand)."""
+    if image.unchecked or not image.candidates:
+        return None
+    seen = [file_present(ctx, c) for c in image.candidates]
+    if any(p is True for p in seen):
+        return True
+    return False if all(p is False for p in seen) else None
+
+
 def folder_listing(ctx: RepairContext, folder: str) -> Optional[frozenset]:
     """Lower-case names in `folder` of the Windows volume (one listing per command), or None
     when there is no volume to look at."""
@@ -99,7 +114,7 @@ def file_present(ctx: RepairContext, path: Optional[str]) -> Optional[bool]:
     if not path:
         return None
     folder, _, name = path.rpartition("\\")
-    listing = folder_listing(ctx, folder)
+    listing = folder_listing(ctx, folder or "\\")      # "\\Program.exe": the volume's root
     return None if listing is None else name.lower() in listing
 
 

@@ -127,6 +127,9 @@ class WindowsOptions:
                                                   # pending values (COMPONENTS and TxR logs are always there)
     crowdstrike_291: bool = False                 # \Windows\System32\drivers\CrowdStrike with the faulty
                                                   # C-00000291*.sys of 2024-07-19 04:09 UTC
+    # driver (service-image-missing): third-party automatic-start services whose .exe is gone
+    # (rescue.samples.system_state.MISSING_EXE_SERVICES), in every control set
+    service_exe_missing: bool = False
 
 
 BROKEN = dict(c_size_mib=256, pagefile_on="C:", crash_dumps=False, nmi=False,
@@ -138,7 +141,7 @@ BROKEN = dict(c_size_mib=256, pagefile_on="C:", crash_dumps=False, nmi=False,
 # displaybootmenu Yes without a timeout (boot-menu), recoveryenabled Yes without bootstatuspolicy
 # (repair-loop). Each fix repairs its own and leaves the others.
 BOOT_OPTIONS = dict(safeboot=1, safeboot_alternateshell=True, bcd_timeout=None, ignore_failures=False)
-SYSTEM_BROKEN = dict(rdp_broken=True, servicing_pending=True, crowdstrike_291=True)
+SYSTEM_BROKEN = dict(rdp_broken=True, servicing_pending=True, crowdstrike_291=True, service_exe_missing=True)
 
 
 @dataclass(frozen=True)

@@ -189,6 +189,13 @@ def system_hive_options(base: str, *, c_guid: str | None = None, seed: str | Non
     extra: dict = {}
     if o.boot_stack_broken:
         extra = dict(set_services={1: BOOT_BROKEN_SERVICES}, set_class_filters={1: BOOT_BROKEN_FILTERS})
+    if o.service_exe_missing:                   # driver: service-image-missing
+        from rescue.samples.system_state import MISSING_EXE_SERVICES
+
+        services = dict(extra.get("set_services", {}))
+        for n in o.control_sets:
+            services[n] = (*services.get(n, ()), *MISSING_EXE_SERVICES)
+        extra["set_services"] = services
     return dict(**extra, current=o.current, control_sets=o.control_sets,
                 mounted_devices=mounted_devices(base, c_guid=c_guid, seed=seed),
                 pagefile_on=o.pagefile_on, crash_dumps=o.crash_dumps, nmi=o.nmi,
@@ -216,6 +223,8 @@ def _system_state_files(o: WindowsOptions, hivedir: Path) -> tuple[FileSpec, ...
              *(FileSpec(f"{S.TXR}\\{n}", S.txr_data(n)) for n in S.TXR_FILES)]
     if o.servicing_pending:
         files.append(FileSpec(S.PENDING_XML, S.pending_xml()))
+    if o.service_exe_missing:
+        files.append(FileSpec(S.CONTOSO_AGENT_LEFTOVER, b"<agent><server>contoso.example</server></agent>\r\n"))
     if o.crowdstrike_291:
         files += [FileSpec(f"{S.CROWDSTRIKE}\\{S.FAULTY_291}", S.channel_file(S.FAULTY_291), mtime=S.FAULTY_TIME),
                   *(FileSpec(f"{S.CROWDSTRIKE}\\{n}", S.channel_file(n), mtime=t) for n, t in S.OTHER_CHANNEL)]

@@ -24,6 +24,7 @@ from typing import Optional, Tuple
 
 from rescue.hive import Hive, write_minimal_hive
 from rescue.hive import values as V
+from rescue.samples.hives import ServiceSpec
 
 RDP_RULE = "RemoteDesktop-UserMode-In-TCP"
 FIREWALL_PROFILES = ("DomainProfile", "StandardProfile", "PublicProfile")
@@ -136,6 +137,18 @@ def build_components_hive(path: str | Path, *, pending: bool = False) -> Path:
         h.set("", "AdvancedInstallersNeedResolving", V.REG_BINARY, b"\x01")
     h.commit()
     return path
+
+
+# --- driver (service-image-missing): software uninstalled badly, its services left behind ---------
+# A Win32 service (Type 0x10) whose quoted ImagePath names an .exe that is gone, ErrorControl severe
+# (a failed start restarts Windows into the last known good set): what the check reports and the
+# fix disables. And one with ErrorControl normal and an unquoted path with spaces: listed, left as is.
+CONTOSO_AGENT_DIR = "\\Program Files\\Contoso\\Agent"
+MISSING_EXE_SERVICES = (
+    ServiceSpec("ContosoAgent", 2, 0x10, None, '"C:\\Program Files\\Contoso\\Agent\\ContosoAgent.exe" -service', 2),
+    ServiceSpec("ContosoUpdate", 2, 0x10, None, "C:\\Program Files\\Contoso\\Update\\ContosoUpdate.exe /svc", 1),
+)
+CONTOSO_AGENT_LEFTOVER = f"{CONTOSO_AGENT_DIR}\\agent.config"     # the folder stays, the .exe is gone
 
 
 # --- files -----------------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ from rescue.samples import hives as H
 from rescue.samples.disks import BOOT_BROKEN_FILE, BOOT_BROKEN_FILTERS, BOOT_BROKEN_SERVICES
 
 
-def system_context(scenario: str, *, missing=(), options=None, listing=True, **hive_opts):
-    """A builder for Case: the SYSTEM hive built with `hive_opts`, the drivers folder listed."""
+def system_context(scenario: str, *, missing=(), options=None, listing=True, listings=None, **hive_opts):
+    """A builder for Case: the SYSTEM hive built with `hive_opts`, the drivers folder listed, and
+    `listings` ({folder: names}) as the volume would list those folders."""
     def build(d):
         path = H.build_system_hive(d / "SYSTEM", **hive_opts)
         ctx = context(d, scenario=scenario, system=path, options=options)
@@ -21,6 +22,8 @@ def system_context(scenario: str, *, missing=(), options=None, listing=True, **h
                 specs += list(extra)
             files = set(H.driver_files(specs)) - set(missing)
             preset_listing(ctx, DRIVERS_DIR, files)
+        for folder, names in (listings or {}).items():
+            preset_listing(ctx, folder, names)
         return ctx
     return build
 

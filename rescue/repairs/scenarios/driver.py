@@ -11,6 +11,17 @@ a driver whose binary is missing treated the same way, boot-critical drivers nev
                          file is not on the Windows volume (Windows stops with 0x7B / 0xC000035A,
                          or loops). Fix: Start=4 for the third-party ones; Windows' own drivers are
                          reported (their file must be restored, not the driver disabled).
+  service-image-missing  an automatic-start (Start 2) Win32 service or driver whose file is missing:
+                         the ImagePath resolved as the Service Control Manager starts it
+                         (rescue.registry.image_path) and, for svchost-hosted services, the
+                         Parameters\\ServiceDll. Microsoft's "after installing software" procedure
+                         and the script look at these too. A missing auto-start binary stops the boot
+                         only through ErrorControl (Microsoft Learn, CreateServiceW dwErrorControl):
+                         severe (2) and critical (3) make Windows restart into the last known good
+                         control set (critical: fail there too), so only those are FOUND; ignore (0)
+                         and normal (1) ones are listed (SCM logs event 7000 and goes on). Fix: Start=4
+                         for the third-party boot-stopping ones; Windows' own (image under \\Windows)
+                         and boot-critical ones are reported with the sfc advice.
   driver-disable         `--name NAME`: the driver the stop error names still loads. Fix: Start=4
                          (the previous value kept in the backup; `rescue undo` or
                          `rescue services enable` brings it back). Without --name it lists the
@@ -20,15 +31,20 @@ Drivers are classified third-party by name and place (rescue.registry.services),
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
 
+from rescue.registry.image_path import ServiceImage
+from rescue.registry.services import Service
 from rescue.repairs.base import Check, Option, Scenario, register
 from rescue.repairs.context import RepairContext
 from rescue.repairs.findings import FOUND, OK, UNKNOWN, Finding
-from rescue.repairs.services_source import file_present, system_services
+from rescue.repairs.services_source import file_present, image_present, system_services
 from rescue.safety.plan import Step
 
 DISABLED = 4
+SFC_ADVICE = ("copy the file from a VM of the same Windows build and update level, or run "
+              "`sfc /scannow /offbootdir=X:\\ /offwindir=X:\\Windows` from a repair VM")
 
 
 def _describe(s, ctx: RepairContext) -> str:
@@ -104,8 +120,123 @@ def _plan_missing(ctx: RepairContext, finding: Finding):
     if own:
         steps.append(Step("driver.missing-windows", "Windows drivers whose file is missing",
                           skipped=f"{', '.join(s.file or s.name for s in own)}: Windows' own driver(s), not disabled: "
-                                  "copy the file from a VM of the same Windows build and update level, or run "
-                                  "`sfc /scannow /offbootdir=X:\\ /offwindir=X:\\Windows` from a repair VM"))
+                                  + SFC_ADVICE))
+    return tuple(steps)
+
+
+# --- service-image-missing -----------------------------------------------------------------------------
+SEVERE = 2          # ErrorControl 2 severe / 3 critical: a failed start sends the boot back to LKG
+STOPS_BOOT = ("ErrorControl severe/critical: Windows restarts into the last known good control set, and a "
+              "critical one fails the boot there too")
+GOES_ON = "ErrorControl ignore/normal: the Service Control Manager logs event 7000 and goes on"
+
+
+@dataclass(frozen=True)
+class MissingService:
+    """An automatic-start service or driver and the files of it that are not on the volume."""
+
+    service: Service
+    missing: Tuple[ServiceImage, ...]       # its image (every name SCM tries absent) and/or ServiceDll
+
+    @property
+    def stops_boot(self) -> bool:
+        return (self.service.error_control or 0) >= SEVERE
+
+    @property
+    def disableable(self) -> bool:
+        from rescue.registry.services import BOOT_CRITICAL
+
+        return not self.service.inbox and self.service.name.lower() not in BOOT_CRITICAL
+
+
+def _file_text(f: ServiceImage, what: str) -> str:
+    text = f"{what} {f.stored} -> {f.path} missing"
+    if f.ambiguous:
+        text += f" (unquoted path with spaces: {', '.join(f.candidates[:-1])} missing too)"
+    return text
+
+
+def _describe_missing(m: MissingService) -> str:
+    s = m.service
+    who = "third-party" if not s.inbox else "Windows"
+    files = "; ".join(_file_text(f, "ServiceDll" if f is s.service_dll else "ImagePath") for f in m.missing)
+    return f"{s.name} ({s.start_text}, {s.type_text}, {s.error_control_text}, {who}, {files})"
+
+
+def automatic_services(ctx: RepairContext):
+    """Automatic-start (Start 2) Win32 services and drivers of the current control set, in hive order."""
+    src = system_services(ctx)
+    return src, [s for s in src.services.values() if s.starts_automatically]
+
+
+def _service_files(ctx: RepairContext):
+    """(source, missing, unchecked, checked): every automatic-start service sorted by what can be
+    told of its files."""
+    src, services = automatic_services(ctx)
+    missing: List[MissingService] = []
+    unchecked: List[Tuple[Service, ServiceImage]] = []
+    checked = 0
+    for s in services:
+        states = [(f, image_present(ctx, f)) for f in s.files]
+        gone = tuple(f for f, p in states if p is False)
+        if gone:
+            missing.append(MissingService(s, gone))
+        elif all(p is True for _, p in states):
+            checked += 1
+        else:
+            unchecked += [(s, f) for f, p in states if p is None]
+    return src, missing, unchecked, checked
+
+
+def _check_services(ctx: RepairContext) -> Finding:
+    fid, title = "service-image-missing", "every automatic-start service's file exists"
+    src, missing, unchecked, checked = _service_files(ctx)
+    stopping = [m for m in missing if m.stops_boot]
+    quiet = [m for m in missing if not m.stops_boot]
+    if not missing and not checked and any(f.unchecked is None for _, f in unchecked):
+        return Finding(fid, title, UNKNOWN, f"{src.where}: no Windows volume to look for the services' files on")
+    tail = ""
+    if quiet:
+        tail += f"; missing but not boot-stopping ({GOES_ON}): " + "; ".join(_describe_missing(m) for m in quiet)
+    for svc, f in unchecked:
+        tail += f"; {svc.name} ({f.stored}): {f.unchecked or 'presence unknown'}"
+    if stopping:
+        return Finding(fid, title, FOUND,
+                       f"{src.where}: {len(stopping)} automatic-start service(s) whose file is missing stop the "
+                       f"boot ({STOPS_BOOT}): " + "; ".join(_describe_missing(m) for m in stopping) + tail,
+                       fixable=any(m.disableable for m in stopping))
+    if quiet:
+        return Finding(fid, title, OK, f"{src.where}: no automatic-start service whose file is missing stops "
+                                       f"the boot{tail}")
+    return Finding(fid, title, OK, f"{src.where}: the files of all {checked} automatic-start services and "
+                                   f"drivers exist{tail}")
+
+
+def _plan_services(ctx: RepairContext, finding: Finding):
+    src, missing, _unchecked, _checked = _service_files(ctx)
+    stopping = [m for m in missing if m.stops_boot]
+    if finding.status == UNKNOWN:
+        return Step("service.missing", "Automatic-start services whose file is missing",
+                    skipped=finding.evidence.split(": ", 1)[-1])
+    if not stopping:
+        why = "no automatic-start service whose file is missing stops the boot"
+        quiet = [m.service.name for m in missing]
+        if quiet:
+            why += (f" ({', '.join(quiet)} only log event 7000; `rescue services disable DISK NAME` quiets one "
+                    "if wanted)")
+        return Step("service.missing", "Automatic-start services whose file is missing", skipped=why)
+    steps: List[Step] = []
+    third = [m.service for m in stopping if m.disableable]
+    if third:
+        steps.append(_disable_step(ctx, third, "service.missing", f"Disable automatic-start services whose file "
+                                   f"is missing ({src.control_set.key})", "{name}'s image file is missing"))
+    own = [m for m in stopping if not m.disableable]
+    if own:
+        files = ", ".join(f.path or f.stored for m in own for f in m.missing)
+        steps.append(Step("service.missing-windows", "Windows services whose file is missing",
+                          skipped=f"{files}: Windows' own service(s) (or on the path to the disk or the network), "
+                                  f"not disabled: {SFC_ADVICE}; for software installed under \\Windows, "
+                                  "reinstall it"))
     return tuple(steps)
 
 
@@ -173,6 +304,8 @@ SCENARIO = register(Scenario(
     ),
     checks=(
         Check("driver-image-missing", "every boot/system-start driver's file exists", _check_missing, _plan_missing),
+        Check("service-image-missing", "every automatic-start service's file exists", _check_services,
+              _plan_services),
         Check("driver-disable", "the driver named with --name does not load", _check_disable, _plan_disable,
               options=("driver_name",)),
     ),
