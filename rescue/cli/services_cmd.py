@@ -3,6 +3,7 @@ set Windows boots, and Start=4 (or back) for one of them, through the safety eng
 
     rescue services list osdisk.vhd              third-party boot/system-start drivers
     rescue services list osdisk.vhd --all        Windows' own too
+    rescue services list osdisk.vhd --automatic  automatic-start services and drivers too
     rescue services disable osdisk.vhd csagent   Start=4 (plan, --dry-run, backup, read-back)
     rescue services enable osdisk.vhd csagent    Start as another control set has it (or --start)
 """
@@ -46,7 +47,9 @@ def _start_value(text: Optional[str]) -> Optional[int]:
 def _show_list(listing) -> None:
     from rich.table import Table
 
-    out.print(f"Boot- and system-start drivers of {listing.control_set}"
+    what = ("Boot- and system-start drivers, automatic-start services and drivers" if listing.automatic
+            else "Boot- and system-start drivers")
+    out.print(f"{what} of {listing.control_set}"
               + ("" if listing.everything else ", third-party only (--all: every one)"), markup=False)
     if not listing.drivers:
         out.print("  none")
@@ -57,6 +60,8 @@ def _show_list(listing) -> None:
     for d in listing.drivers:
         s = d.service
         present = {True: "present", False: "MISSING", None: "?"}[d.present]
+        if d.missing and (len(d.missing) > 1 or d.missing[0] != s.file):
+            present += f" ({', '.join(d.missing)})"     # a ServiceDll, not the image
         table.add_row(s.name, s.start_text, s.group or "", s.file or s.image_path or "", present,
                       s.third_party_reason or "no")
     out.print(table)
@@ -69,14 +74,17 @@ def register(app: typer.Typer) -> None:
 
     @services.command("list")
     def list_cmd(disk: str = _DISKS, all_drivers: bool = typer.Option(False, "--all", help="Windows' own drivers too."),
+                 automatic: bool = typer.Option(False, "--automatic",
+                                                help="Automatic-start (Start 2) services and drivers too, their "
+                                                     "ImagePath resolved as the Service Control Manager does."),
                  json_output: bool = JSON, fmt: Optional[str] = FORMAT, accel: Optional[str] = ACCEL,
                  root: Optional[str] = ROOT, discard_hive_logs: bool = DISCARD_LOGS) -> None:
-        """Third-party boot- and system-start drivers of the current control set: start type, group,
-        image path, whether the file exists. Never writes."""
+        """Third-party boot- and system-start drivers of the current control set (--automatic: and
+        automatic-start services): start type, group, image path, whether the file exists. Never writes."""
         from rescue.repairs.services_ops import list_drivers
 
         with open_target(disk, write=False, fmt=fmt, accel=accel, root=root) as tgt:
-            listing = list_drivers(_context(tgt, discard_hive_logs), everything=all_drivers)
+            listing = list_drivers(_context(tgt, discard_hive_logs), everything=all_drivers, automatic=automatic)
         if json_output:
             print_json(listing.to_json())
         else:

@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 from rescue.errors import NotFoundError, UsageError
 from rescue.registry.services import Service
 from rescue.repairs.context import RepairContext
-from rescue.repairs.services_source import SystemServices, file_present, system_services
+from rescue.repairs.services_source import SystemServices, image_present, system_services
 from rescue.safety.plan import Plan, Step
 
 DISABLED = 4
@@ -23,10 +23,17 @@ DISABLED = 4
 @dataclass(frozen=True)
 class DriverEntry:
     service: Service
-    present: Optional[bool]         # image file on the Windows volume (None: cannot tell)
+    present: Optional[bool]         # image file(s) on the Windows volume (None: cannot tell)
+    missing: Tuple[str, ...] = ()   # the files looked for and not found (Win32: image and ServiceDll)
 
     def to_json(self) -> dict:
-        return self.service.to_json(self.present)
+        out = self.service.to_json(self.present)
+        s = self.service
+        out.update({"type_text": s.type_text, "error_control_text": s.error_control_text,
+                    "image": s.image.to_json() if s.image else None,
+                    "service_dll": s.service_dll.to_json() if s.service_dll else None,
+                    "missing_files": list(self.missing)})
+        return out
 
 
 @dataclass(frozen=True)
@@ -34,18 +41,31 @@ class DriverList:
     control_set: str                # "ControlSet001 (Select\\Current)"
     everything: bool                # Windows' own drivers included
     drivers: Tuple[DriverEntry, ...]
+    automatic: bool = False         # automatic-start (Start 2) services and drivers included
 
     def to_json(self) -> dict:
-        return {"control_set": self.control_set, "all": self.everything,
+        return {"control_set": self.control_set, "all": self.everything, "automatic": self.automatic,
                 "drivers": [d.to_json() for d in self.drivers]}
 
 
-def list_drivers(ctx: RepairContext, *, everything: bool = False) -> DriverList:
-    """Boot- and system-start drivers (third-party only unless `everything`), boot start first."""
+def _entry(ctx: RepairContext, s: Service) -> DriverEntry:
+    """Presence of every file the service needs: False when one is missing (for an unquoted Win32
+    path: when none of the names SCM tries exists), None when one cannot be told."""
+    states = [(f, image_present(ctx, f)) for f in s.files]
+    missing = tuple(f.path or f.stored for f, p in states if p is False)
+    if missing:
+        return DriverEntry(s, False, missing)
+    return DriverEntry(s, True if states and all(p is True for _, p in states) else None)
+
+
+def list_drivers(ctx: RepairContext, *, everything: bool = False, automatic: bool = False) -> DriverList:
+    """Boot- and system-start drivers, and with `automatic` the automatic-start services and
+    drivers too (third-party only unless `everything`), boot start first."""
     src = system_services(ctx)
-    chosen = [s for s in src.services.values() if s.loads_early and (everything or not s.inbox)]
+    chosen = [s for s in src.services.values()
+              if (s.loads_early or (automatic and s.starts_automatically)) and (everything or not s.inbox)]
     chosen.sort(key=lambda s: (s.start, s.name.lower()))
-    return DriverList(src.where, everything, tuple(DriverEntry(s, file_present(ctx, s.file)) for s in chosen))
+    return DriverList(src.where, everything, tuple(_entry(ctx, s) for s in chosen), automatic)
 
 
 def _service(ctx: RepairContext, name: str) -> Tuple[SystemServices, Service]:

@@ -75,6 +75,38 @@ def test_list_json(system, cli):
     assert "contosoflt" in cli("services", "list", system).out
 
 
+OLD_KEYS = {"name", "start", "start_type", "type", "group", "image_path", "file", "file_present", "error_control",
+            "start_override", "third_party", "third_party_reason"}
+
+
+def test_list_automatic_json(tmp_path, cli):
+    from rescue.samples.system_state import MISSING_EXE_SERVICES
+
+    system = H.build_system_hive(tmp_path / "SYSTEM", set_services={1: (*BOOT_BROKEN_SERVICES, *MISSING_EXE_SERVICES)})
+    plain = cli("services", "list", system, "--json").json()
+    assert plain["automatic"] is False and [d["name"] for d in plain["drivers"]] == ["contosoflt"]
+    assert OLD_KEYS <= set(plain["drivers"][0])                           # keys only added
+    doc = cli("services", "list", system, "--automatic", "--json").json()
+    assert doc["automatic"] is True and set(doc) == {"control_set", "all", "automatic", "drivers"}
+    by_name = {d["name"]: d for d in doc["drivers"]}
+    assert list(by_name) == ["contosoflt", "ContosoAgent", "ContosoUpdate"]    # boot start first; Dhcp is Windows'
+    agent = by_name["ContosoAgent"]
+    assert OLD_KEYS <= set(agent)
+    assert (agent["start_type"], agent["type_text"], agent["error_control_text"], agent["file"]) == \
+        ("automatic", "own process 0x10", "ErrorControl 2 severe", "\\Program Files\\Contoso\\Agent\\ContosoAgent.exe")
+    assert agent["image"] == {"stored": '"C:\\Program Files\\Contoso\\Agent\\ContosoAgent.exe" -service',
+                              "candidates": ["\\Program Files\\Contoso\\Agent\\ContosoAgent.exe"],
+                              "path": "\\Program Files\\Contoso\\Agent\\ContosoAgent.exe", "arguments": "-service",
+                              "unchecked": None}
+    assert agent["file_present"] is None and agent["missing_files"] == [] and agent["service_dll"] is None
+    assert by_name["ContosoUpdate"]["image"]["candidates"] == [
+        "\\Program.exe", "\\Program Files\\Contoso\\Update\\ContosoUpdate.exe"]
+    every = cli("services", "list", system, "--automatic", "--all", "--json").json()["drivers"]
+    assert "Dhcp" in {d["name"] for d in every}
+    text = cli("services", "list", system, "--automatic").out
+    assert "automatic-start services" in text and "ContosoAgent" in text
+
+
 def test_disable_dry_run_then_disable_enable_undo(system, cli):
     before = _sha(system)
     r = cli("services", "disable", system, "contosoflt", "--dry-run", "--json")
