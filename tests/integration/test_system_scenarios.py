@@ -1,9 +1,13 @@
 """remote-access, pending-updates and crowdstrike-291 end to end on a sample disk with all three
 broken at once (gen2-system-broken.vhd), and `rescue files delete` on the Gen1 one; the results are
-read back with libguestfs and hivex directly (not through rescue's own disk or hive code).
+read back with libguestfs and hivex directly (not through rescue's own disk or hive code). The same
+disk carries a third-party automatic-start service whose .exe is gone: the driver scenario's
+service-image-missing finds it in the same triage, `rescue fix driver` disables it (no dry run of its
+own: its plan lines are validation cases) and the same undo chain takes it back.
 
-Launch budget (TCG): the triage 1; per scenario a dry run, the fix and an undo (9); files delete:
-dry run, delete, undo, a pattern matching nothing (4); the healthy triage 1; the read-back 1.
+Launch budget (TCG): the triage 1; per scenario a dry run, the fix and an undo (9); the driver fix
+and its undo (2); files delete: dry run, delete, undo, a pattern matching nothing (4); the healthy
+triage 1; the read-back 1.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ CS_OTHER = "/Windows/System32/drivers/CrowdStrike/C-00000290-00000000-00000014.s
 PENDING = "/Windows/WinSxS/pending.xml"
 TXR = "/Windows/System32/config/TxR"
 HIVES = ("SYSTEM", "SOFTWARE", "COMPONENTS")
+AGENT = ('ContosoAgent (automatic (2), own process 0x10, ErrorControl 2 severe, third-party, ImagePath '
+         '"C:\\Program Files\\Contoso\\Agent\\ContosoAgent.exe" -service -> '
+         '\\Program Files\\Contoso\\Agent\\ContosoAgent.exe missing)')
 
 
 def sha(path: Path) -> str:
@@ -123,6 +130,13 @@ def check_repaired(v: Volume) -> None:
     assert not v.exists(PENDING) and v.exists(PENDING + ".old")
     assert v.listdir(TXR) == []
     assert not v.exists(CS_FILE) and v.exists(CS_OTHER)
+    # driver: the service whose .exe is gone is disabled in the current set only (LKG keeps it);
+    # the one whose ErrorControl is normal does not stop the boot and is left as it was
+    assert value(system, "Select", "Current") == 1
+    assert value(system, "ControlSet001\\Services\\ContosoAgent", "Start") == 4
+    assert value(system, "ControlSet002\\Services\\ContosoAgent", "Start") == 2
+    assert value(system, "ControlSet001\\Services\\ContosoUpdate", "Start") == 2
+    assert v.exists("/Program Files/Contoso/Agent/agent.config")
 
 
 def test_three_scenarios_triage_fix_and_undo(sample_disk, cli, monkeypatch, tmp_path):
@@ -142,6 +156,12 @@ def test_three_scenarios_triage_fix_and_undo(sample_disk, cli, monkeypatch, tmp_
     assert "C-00000291-00000000-00000032.sys 41,000 bytes written 2024-07-19 04:09:14 UTC (the faulty version)" \
         in by_id["crowdstrike-channel-291"]["evidence"]
     assert "Group Policy fDenyTSConnections 1" in by_id["rdp-denied"]["evidence"]
+    svc = by_id["service-image-missing"]
+    assert (svc["status"], svc["scenario"], svc["fixable"]) == ("found", "driver", True)
+    assert "1 automatic-start service(s) whose file is missing stop the boot" in svc["evidence"]
+    assert AGENT in svc["evidence"]                             # the listing of the real folder, .exe gone
+    assert "ContosoUpdate.exe missing (unquoted path with spaces: \\Program.exe missing too)" in svc["evidence"]
+    assert f"rescue fix driver {disk}" in diag["fix_commands"]
     mine = [c for c in diag["fix_commands"] if c.split()[2] in SCENARIOS]
     assert sorted(c.split()[2] for c in mine) == sorted(SCENARIOS)          # one command per scenario
     assert all(c == f"rescue fix {c.split()[2]} {disk}" for c in mine)
@@ -160,10 +180,18 @@ def test_three_scenarios_triage_fix_and_undo(sample_disk, cli, monkeypatch, tmp_
         backups.append(report["backup"])
         before = sha(disk)
 
+    res, n = run_cli(cli, monkeypatch, tmp_path, "fix", "driver", str(disk), "--yes", "--json")
+    assert (res.code, n) == (0, 1), res.err
+    report = json.loads(res.out)
+    after = {f["id"]: f for f in report["after"]["findings"]}
+    assert after["service-image-missing"]["status"] == "ok", after["service-image-missing"]
+    assert "ContosoUpdate" in after["service-image-missing"]["evidence"]      # listed, not boot-stopping
+    backups.append(report["backup"])
+
     fixed = tmp_path / "fixed" / disk.name
     fixed.parent.mkdir()
     shutil.copyfile(disk, fixed)
-    for _ in SCENARIOS:                         # each undo steps back one run, newest first
+    for _ in (*SCENARIOS, "driver"):            # each undo steps back one run, newest first
         res, n = run_cli(cli, monkeypatch, tmp_path, "undo", str(disk), "--yes")
         assert (res.code, n) == (0, 1), res.err
 
