@@ -107,7 +107,11 @@ def on_volume(path: str, system_drive: str = SYSTEM_DRIVE) -> Tuple[Optional[str
     if m:
         if m.group(1).upper() != system_drive.upper():
             return None, f"on another volume ({m.group(1).upper()}:), not checked"
-        return "\\" + p[m.end():], None
+        p = "\\" + p[m.end():]
+    # Windows reads "SystemCore\\\\mcshield.exe" as one separator (a real McAfee ImagePath)
+    p = re.sub(r"\\{2,}", r"\\", p) if not p.startswith("\\??\\") else p
+    if m:
+        return p, None
     if p.lower().startswith("\\systemroot\\"):
         return "\\Windows\\" + p[len("\\systemroot\\"):], None
     if p.startswith("\\"):

@@ -57,7 +57,13 @@ rdprefmp rdyboost refs sacdrv sbp2port scmbus serial sisraid2 sisraid4 spaceport
 storahci storflt stornvme storport storqosflt storufs storvsc tcpip tdx termdd vdrvroot vgasave vhdmp
 vmbus vmgencounter vmstorfl volmgr volmgrx volsnap volume vpci vsmraid vstxraid vwififlt wanarpv6
 wcifs wdboot wdf01000 wdfilter wfplwf wfplwfs windowstrustedrt windowstrustedrtproxy wof ws2ifsl
-""".split())
+cldflt lltdio luafv mmcss mslldp ndu parvdm peauth rspndr secdrv tcpipreg wanarp
+""".split())     # last line: automatic-start drivers of the same images (service-image-missing)
+
+# Microsoft's own services whose binaries live outside \Windows (Defender's platform folder).
+WINDOWS_SERVICE_FOLDERS = ("\\windows\\", "\\programdata\\microsoft\\windows defender\\",
+                           "\\program files\\windows defender\\",
+                           "\\program files\\windows defender advanced threat protection\\")
 
 # Drivers the VM reaches its disk or network through (Azure repair-script-library,
 # win-fix-third-party-drivers.ps1 "BootCriticalDriver"): never disabled, whoever asks.
@@ -151,7 +157,8 @@ class Service:
     def third_party_reason(self) -> Optional[str]:
         """Why rescue counts this driver as not Microsoft's (None: an inbox driver in its place)."""
         if self.is_win32:
-            outside = [f.path or f.stored for f in self.files if not (f.path or "").lower().startswith("\\windows\\")]
+            outside = [f.path or f.stored for f in self.files
+                       if not (f.path or "").lower().startswith(WINDOWS_SERVICE_FOLDERS)]
             return f"{outside[0]} is outside \\Windows" if outside else None
         if self.name.lower() not in INBOX_DRIVERS:
             return "not a driver Windows installs"

@@ -110,3 +110,34 @@ def test_service_dll_read_from_parameters(tmp_path):
     # drivers keep the kernel's resolution and their inbox rule
     assert not disk.is_win32 and disk.image is None and disk.file == "\\Windows\\System32\\drivers\\disk.sys"
     assert disk.inbox and not disk.starts_automatically
+
+
+@pytest.mark.parametrize("hive_name,third_party", [
+    ("system/regipy_win7_x86_SYSTEM",
+     {"AdobeARMservice", "enterceptAgent", "McAfee SiteAdvisor Enterprise Service", "McAfeeFramework", "McShield",
+      "McTaskManager", "mfefire", "VMMEMCTL", "VMTools", "VMUpgradeHelper"}),
+    ("system/regipy_win10_gpt_dirty_SYSTEM_B",
+     {"ApHidMonitorService", "ClickToRunSvc", "dbupdate", "gupdate", "NVDisplay.ContainerLocalSystem"}),
+])
+def test_real_windows_automatic_services(hive_name, third_party):
+    """Every automatic-start service of a real Windows 7 and Windows 10 SYSTEM hive resolves to a
+    file on C: (nothing left unchecked); Windows' own (svchost + ServiceDll, lsass, Defender's
+    platform folder, the automatic-start drivers) are told apart from the vendors' by place."""
+    from realdata import need
+
+    hive = Hive(need(hive_name))
+    try:
+        from rescue.registry.services import read_services
+
+        auto = [s for s in read_services(hive, current_control_set(hive)) if s.starts_automatically]
+    finally:
+        hive.close()
+    assert len(auto) > 50
+    assert all(f.unchecked is None and f.path and f.path.startswith("\\") for s in auto for f in s.files)
+    assert {s.name for s in auto if not s.inbox} == third_party
+    by_name = {s.name: s for s in auto}
+    assert [f.path for f in by_name["Dhcp"].files] == ["\\Windows\\system32\\svchost.exe",
+                                                       "\\Windows\\system32\\dhcpcore.dll"]
+    assert [f.path for f in by_name["SamSs"].files] == ["\\Windows\\system32\\lsass.exe"]      # hosted by lsass
+    if "McShield" in by_name:       # stored with a doubled separator before the file name
+        assert by_name["McShield"].file == "\\Program Files\\Common Files\\McAfee\\SystemCore\\mcshield.exe"
