@@ -148,3 +148,30 @@ def test_refusals(system, cli):
     r = cli("services", "enable", system, "contosoflt", "--start", "disabled")
     assert r.code == 2
     assert _sha(system) == before
+
+
+def test_list_automatic_presence_from_listings(tmp_path):
+    """`list_drivers(automatic=True)` with the folder listings a volume would give: an .exe gone, a
+    ServiceDll gone (the host svchost.exe there), an unquoted path found under its full name."""
+    from rescue.repairs import sources
+    from rescue.repairs.base import OptionValues
+    from rescue.repairs.context import RepairContext
+    from rescue.repairs.services_ops import list_drivers
+    from rescue.repairs.services_source import preset_listing
+    from rescue.samples.system_state import MISSING_EXE_SERVICES
+    from rescue.target import HostFileTarget
+
+    hosted = H.ServiceSpec("ContosoHost", 2, 0x20, None, "%SystemRoot%\\System32\\svchost.exe -k Contoso", 1,
+                           service_dll="C:\\Program Files\\Contoso\\Host\\host.dll")
+    path = H.build_system_hive(tmp_path / "SYSTEM", set_services={1: (*MISSING_EXE_SERVICES, hosted)})
+    ctx = RepairContext(HostFileTarget(str(path)), OptionValues({"discard_hive_logs": False}))
+    sources.preset_hive(ctx, "SYSTEM", path)
+    for folder, names in {"\\": ["Program Files"], "\\Windows\\System32": ["svchost.exe"],
+                          "\\Program Files\\Contoso\\Agent": ["agent.config"],
+                          "\\Program Files\\Contoso\\Update": ["ContosoUpdate.exe"],
+                          "\\Program Files\\Contoso\\Host": []}.items():
+        preset_listing(ctx, folder, names)
+    got = {d.service.name: (d.present, d.missing) for d in list_drivers(ctx, automatic=True).drivers}
+    assert got == {"ContosoAgent": (False, ("\\Program Files\\Contoso\\Agent\\ContosoAgent.exe",)),
+                   "ContosoUpdate": (True, ()),
+                   "ContosoHost": (False, ("\\Program Files\\Contoso\\Host\\host.dll",))}
