@@ -23,8 +23,8 @@ pytestmark = pytest.mark.appliance
 
 CONFIG = "\\Windows\\System32\\config"
 BOOT_IDS = {"boot-driver-start", "boot-driver-startoverride", "storage-class-filters"}
-SYSTEM_IDS = BOOT_IDS | {"driver-image-missing", "driver-disable", "hive-corrupt", "select-current-missing",
-                         "lkg-boot"}
+SYSTEM_IDS = BOOT_IDS | {"driver-image-missing", "service-image-missing", "driver-disable", "hive-corrupt",
+                         "select-current-missing", "lkg-boot"}
 
 
 class _Hivex(hivex.Hivex):
