@@ -19,7 +19,6 @@ from typer.core import TyperCommand, TyperGroup
 from rescue.cli.common import ConsoleReporter, open_disks, out, print_json
 from rescue.cli.options import (ACCEL, DISCARD_HIBERNATION, DISCARD_LOGS, FORMAT, JSON, RESET_NTFS_LOG, ROOT,
                                 ntfs as ntfs_options)
-from rescue.cli.views import apply_outcome, render_diagnosis
 from rescue.errors import ExitCode, RescueError
 
 _DISKS = typer.Argument(None, metavar="DISK...", show_default=False,
@@ -114,6 +113,7 @@ def _fix_command(scenario, alias_of: Optional[str] = None) -> Callable:
 
 
 def run_fix_cli(scenario, a: Dict[str, Any]) -> None:
+    from rescue.cli.views import apply_outcome, render_diagnosis
     from rescue.repairs.runner import run_fix, staged_images
 
     if a.get("each") or a.get("manifest"):
@@ -286,6 +286,7 @@ class DiagnoseCommand(TyperCommand):
 
 
 def render_triage(diag, selected, *, narrowed: bool) -> None:
+    from rescue.cli.views import render_diagnosis
     from rescue.repairs.findings import Diagnosis, OK
 
     blockers = [f for f in diag.findings if f.scenario is None]

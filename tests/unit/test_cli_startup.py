@@ -128,6 +128,8 @@ def test_help_imports_no_command_body(tmp_path) -> None:
     body_only = [m for m in HEAVY if not m.startswith("rescue.cli.") and m != "rich._emoji_codes"]
     assert sorted(m for m in body_only if m in mods) == []
     assert _not_at_start(mods) == []
+    # How plans and diagnoses look (and the plan records under them): only for commands showing one.
+    assert "rescue.cli.views" not in mods and "rescue.safety.plan" not in mods
 
 
 def test_the_probe_sees_the_scenario_modules_when_diagnose_runs(tmp_path) -> None:
