@@ -119,6 +119,8 @@ def test_reg_query_on_a_file_imports_only_its_own_path(tmp_path, sample_hives) -
     assert "rescue.cli.reg_cmd" in mods
     assert sorted(m for m in HEAVY if m in mods) == []
     assert _not_at_start(mods) == []
+    # The page file and crash dump models are for their own commands (render names them in annotations).
+    assert "rescue.registry.pagefile" not in mods and "rescue.registry.crashdump" not in mods
     assert "rescue.cli.bcd_cmd" not in mods
 
 
