@@ -190,6 +190,10 @@ class ScenarioGroup(TyperGroup):
 
 
 # --- rescue diagnose ----------------------------------------------------------------------------------
+DIAGNOSE_HELP = ("Check a disk for every boot failure rescue knows (read-only, one launch) and print the "
+                 "command that fixes each one found. Exit 0 healthy, 1 problems found.")
+
+
 def _diagnose_options(selected) -> List:
     seen: Dict[str, Any] = {}
     for s in selected:
@@ -242,10 +246,6 @@ def _diagnose_command() -> Callable:
         raise typer.Exit(ExitCode.OK if diag.healthy else ExitCode.FINDINGS)
 
     return _command(body, params, DIAGNOSE_HELP)
-
-
-DIAGNOSE_HELP = ("Check a disk for every boot failure rescue knows (read-only, one launch) and print the "
-                 "command that fixes each one found. Exit 0 healthy, 1 problems found.")
 
 
 class DiagnoseCommand(TyperCommand):
