@@ -19,6 +19,10 @@ from typing import Optional, Sequence, Tuple
 
 from rescue.errors import NotFoundError, UsageError
 from rescue.safety.plan import DeleteFile, FileRef, Plan, Step
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rescue.target import Target
 
 KEEP_LIMIT = 64 << 20          # larger files are not copied into the backup on the disk itself
 WINDOWS_FOLDER = "Windows"      # the Windows root's folder on its volume (%SystemRoot%)
@@ -90,7 +94,7 @@ def parse_pattern(text: str) -> FilePattern:
     return FilePattern("\\" + "\\".join(folders), name)
 
 
-def find_matches(target, pattern: FilePattern) -> Tuple[Tuple[MatchedFile, ...], Tuple[str, ...]]:
+def find_matches(target: Target, pattern: FilePattern) -> Tuple[Tuple[MatchedFile, ...], Tuple[str, ...]]:
     """(matching files, matching names that are not plain files: folders, links, reparse points)
     in the pattern's folder of the Windows volume. Reads the folder's metadata only."""
     root = target.layout.require_root()
@@ -126,7 +130,7 @@ def delete_step(action: str, title: str, matches: Sequence[MatchedFile], *, not_
     return Step(action, title, changes, notes=tuple(notes) + tuple(describe_match(m) for m in matches))
 
 
-def plan_delete(target, pattern: FilePattern, *, not_kept: bool = False) -> Plan:
+def plan_delete(target: Target, pattern: FilePattern, *, not_kept: bool = False) -> Plan:
     """The plan of `rescue files delete`: every matching file, listed with its size and time.
     NotFoundError when nothing matches (the folder may not exist): nothing to confirm."""
     matches, others = find_matches(target, pattern)

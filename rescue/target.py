@@ -19,6 +19,12 @@ from typing import Iterator, Sequence
 from rescue.errors import DiskError, InputError, NotFoundError, UnsafeStateError
 from rescue.report import SILENT, Reporter
 from rescue.fileref import FileRef, win_to_posix  # noqa: F401  (win_to_posix: re-exported)
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rescue.disk.view import Session
+    from rescue.layout import WindowsLayout
+    from rescue.safety.ntfs_reset import NtfsOptions
 
 STAGED_SUFFIX = ".rescue-new"      # a file's new content waits under this name for its rename
 
@@ -194,17 +200,17 @@ class HostFileTarget(Target):
     def _p(self, ref: FileRef) -> str:
         return ref.path
 
-    def exists(self, ref): return os.path.exists(self._p(ref))
-    def size(self, ref): return os.path.getsize(self._p(ref))
-    def sha256(self, ref): return sha256_file(self._p(ref))
-    def _download(self, ref, dest): shutil.copyfile(self._p(ref), dest)
+    def exists(self, ref: FileRef): return os.path.exists(self._p(ref))
+    def size(self, ref: FileRef): return os.path.getsize(self._p(ref))
+    def sha256(self, ref: FileRef): return sha256_file(self._p(ref))
+    def _download(self, ref: FileRef, dest: Path): shutil.copyfile(self._p(ref), dest)
 
-    def stage(self, host_file, ref):
+    def stage(self, host_file: Path, ref: FileRef):
         tmp = self._p(ref) + STAGED_SUFFIX
         shutil.copyfile(host_file, tmp)
         self._written(tmp)
 
-    def switch(self, ref):
+    def switch(self, ref: FileRef):
         os.replace(self._p(ref) + STAGED_SUFFIX, self._p(ref))
         self._written(self._p(ref))
 
@@ -233,25 +239,25 @@ class HostFileTarget(Target):
                 os.close(fd)
         self._unsynced.clear()
 
-    def copy(self, src, dst):
+    def copy(self, src: FileRef, dst: FileRef):
         shutil.copyfile(self._p(src), self._p(dst))
         self._written(self._p(dst))
 
-    def delete(self, ref):
+    def delete(self, ref: FileRef):
         os.unlink(self._p(ref))
         self._written(self._p(ref))
 
-    def rename(self, src, dst):
+    def rename(self, src: FileRef, dst: FileRef):
         os.replace(self._p(src), self._p(dst))
         self._written(self._p(dst))
 
-    def makedirs(self, ref):
+    def makedirs(self, ref: FileRef):
         os.makedirs(self._p(ref), exist_ok=True)
         self._written(self._p(ref))          # its entry in the parent folder is synced with it
 
-    def listdir(self, ref): return sorted(os.listdir(self._p(ref))) if os.path.isdir(self._p(ref)) else []
+    def listdir(self, ref: FileRef): return sorted(os.listdir(self._p(ref))) if os.path.isdir(self._p(ref)) else []
 
-    def walk_files(self, ref):
+    def walk_files(self, ref: FileRef):
         root = self._p(ref)
         out = []
         for folder, _dirs, names in os.walk(root):
@@ -261,7 +267,7 @@ class HostFileTarget(Target):
                     out.append((os.path.relpath(full, root).replace(os.sep, "\\"), os.path.getsize(full)))
         return sorted(out)
 
-    def list_folder(self, ref):
+    def list_folder(self, ref: FileRef):
         if not os.path.isdir(self._p(ref)):
             return []
         out = []
@@ -272,27 +278,27 @@ class HostFileTarget(Target):
             out.append(FolderEntry(e.name, kind, st.st_size, st.st_mtime))
         return sorted(out, key=lambda e: e.name)
 
-    def write_bytes(self, ref, data):
+    def write_bytes(self, ref: FileRef, data: bytes):
         Path(self._p(ref)).write_bytes(data)
         self._written(self._p(ref))
 
-    def read_bytes(self, ref): return Path(self._p(ref)).read_bytes()
+    def read_bytes(self, ref: FileRef): return Path(self._p(ref)).read_bytes()
 
-    def free_bytes(self, ref):
+    def free_bytes(self, ref: FileRef):
         st = os.statvfs(os.path.dirname(self._p(ref)) or ".")
         return st.f_bavail * st.f_frsize
 
     def backup_root(self) -> FileRef:
         return FileRef(self.path + ".rescue-backup")
 
-    def companion(self, ref, suffix):
+    def companion(self, ref: FileRef, suffix: str):
         return FileRef(ref.path + suffix)
 
 
 class DiskTarget(Target):
     """Files on the attached disks' volumes, through the command's single DiskSession."""
 
-    def __init__(self, session, layout, *, reporter: Reporter | None = None):
+    def __init__(self, session: Session, layout: WindowsLayout | None, *, reporter: Reporter | None = None):
         super().__init__(reporter)
         self.session = session
         self.layout = layout
@@ -326,12 +332,12 @@ class DiskTarget(Target):
     def describe(self, ref: FileRef) -> str:
         return ref.label([i.path for i in self.session.images])
 
-    def exists(self, ref): return self.session.resolve(self._path(ref)) is not None
-    def size(self, ref): return self.session.file_size(self._path(ref, must_exist=True))
-    def sha256(self, ref): return self.session.sha256(self._path(ref, must_exist=True))
-    def _download(self, ref, dest): self.session.download(self._path(ref, must_exist=True), dest)
+    def exists(self, ref: FileRef): return self.session.resolve(self._path(ref)) is not None
+    def size(self, ref: FileRef): return self.session.file_size(self._path(ref, must_exist=True))
+    def sha256(self, ref: FileRef): return self.session.sha256(self._path(ref, must_exist=True))
+    def _download(self, ref: FileRef, dest: Path): self.session.download(self._path(ref, must_exist=True), dest)
 
-    def stage(self, host_file, ref):
+    def stage(self, host_file: Path, ref: FileRef):
         path = self._path(ref, write=True)
         parent = path.rpartition("/")[0]
         if parent and self.session.resolve(parent) is None:
@@ -340,23 +346,23 @@ class DiskTarget(Target):
             self.session.makedirs(parent)
         self.session.upload(host_file, path + STAGED_SUFFIX)
 
-    def switch(self, ref):
+    def switch(self, ref: FileRef):
         final = self._path(ref, write=True)
         self.session.rename(final + STAGED_SUFFIX, final)
 
-    def copy(self, src, dst):
+    def copy(self, src: FileRef, dst: FileRef):
         target = self._path(dst, write=True)
         self.session.copy(self._path(src, must_exist=True), target)
 
-    def delete(self, ref): self.session.remove(self._path(ref, must_exist=True, write=True))
+    def delete(self, ref: FileRef): self.session.remove(self._path(ref, must_exist=True, write=True))
 
-    def rename(self, src, dst):
+    def rename(self, src: FileRef, dst: FileRef):
         target = self._path(dst, write=True)
         self.session.rename(self._path(src, must_exist=True), target)
 
-    def makedirs(self, ref): self.session.makedirs(self._path(ref, write=True))
+    def makedirs(self, ref: FileRef): self.session.makedirs(self._path(ref, write=True))
 
-    def delete_many(self, refs):
+    def delete_many(self, refs: list[FileRef]):
         """Batch delete by exact spelling first (no case resolution: ~20 ms saved per file under
         TCG; planners list real names), then retry the misses one by one with resolution."""
         paths = {}
@@ -372,11 +378,11 @@ class DiskTarget(Target):
                 failed.append((ref, str(exc)))
         return failed
 
-    def listdir(self, ref):
+    def listdir(self, ref: FileRef):
         p = self._path(ref)
         return sorted(self.session.listdir(p)) if self.session.resolve(p) and self.session.is_dir(p) else []
 
-    def list_folder(self, ref):
+    def list_folder(self, ref: FileRef):
         p = self._path(ref)
         if not (self.session.resolve(p) and self.session.is_dir(p)):
             return []
@@ -384,10 +390,10 @@ class DiskTarget(Target):
         return sorted((FolderEntry(e.path.rsplit("/", 1)[-1], e.kind, e.size, e.mtime) for e in entries),
                       key=lambda e: e.name)
 
-    def sha256_folder(self, ref):
+    def sha256_folder(self, ref: FileRef):
         return self.session.sha256_folder(self._path(ref, must_exist=True))
 
-    def walk_files(self, ref):
+    def walk_files(self, ref: FileRef):
         """(path below `ref` with backslashes, size) of every regular file under folder `ref`
         (metadata only; links are never followed); [] when the folder is not there."""
         p = self._path(ref)
@@ -397,11 +403,11 @@ class DiskTarget(Target):
         entries, _truncated = self.session.lstat_tree(root)
         return sorted((e.path[len(root) + 1:].replace("/", "\\"), e.size) for e in entries if e.kind == "file")
 
-    def write_bytes(self, ref, data): self.session.write_file(self._path(ref, write=True), data)
+    def write_bytes(self, ref: FileRef, data: bytes): self.session.write_file(self._path(ref, write=True), data)
 
-    def read_bytes(self, ref): return self.session.read_file(self._path(ref, must_exist=True))
+    def read_bytes(self, ref: FileRef): return self.session.read_file(self._path(ref, must_exist=True))
 
-    def free_bytes(self, ref):
+    def free_bytes(self, ref: FileRef):
         part = self.session.partition(ref.disk, ref.partition)
         mp = self.session.mounted(part) or self.session.mount(part, write=False)
         return self.session.usage(mp).free_bytes
@@ -424,7 +430,7 @@ def is_hive_target(path: str) -> bool:
 @contextlib.contextmanager
 def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = None,
                accel: str | None = None, root: str | None = None, images: Sequence | None = None,
-               reporter: Reporter | None = None, ntfs=None) -> Iterator[DiskTarget]:
+               reporter: Reporter | None = None, ntfs: NtfsOptions | None=None) -> Iterator[DiskTarget]:
     """Detect formats, launch ONE appliance (ground rule 4), discover the Windows layout.
 
     Yields a DiskTarget whose `.session` and `.layout` the command uses. `images`: already detected
@@ -465,7 +471,7 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
 @contextlib.contextmanager
 def open_target(path: str, *, write: bool = False, fmt: str | None = None, accel: str | None = None,
                 root: str | None = None, extra_disks: Sequence[str] = (),
-                reporter: Reporter | None = None, ntfs=None) -> Iterator[Target]:
+                reporter: Reporter | None = None, ntfs: NtfsOptions | None=None) -> Iterator[Target]:
     """TARGET is a disk image / block device, or a hive file told apart by its `regf` signature
     (no appliance needed: instant)."""
     from rescue.errors import UsageError

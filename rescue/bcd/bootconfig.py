@@ -26,6 +26,10 @@ from rescue.bcd.model import BcdObject, BcdStore
 from rescue.errors import NotFoundError
 from rescue.hive import values as V
 from rescue.safety.plan import FileRef, SetValue, Step
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rescue.layout import WindowsLayout
 
 GEN2_BOOTMGR_PATH = "\\EFI\\Microsoft\\Boot\\bootmgfw.efi"
 WINLOAD_PATH = {"gen2": "\\Windows\\system32\\winload.efi", "gen1": "\\Windows\\system32\\winload.exe"}
@@ -67,7 +71,7 @@ class DiskFacts:
         return device_text(value, self.devices) if isinstance(value, Device) else "not set"
 
 
-def disk_facts(disks: Sequence, layout) -> DiskFacts:
+def disk_facts(disks: Sequence, layout: WindowsLayout) -> DiskFacts:
     """DiskFacts from the session's partition tables and the layout (its root and BCD location)."""
     root, bcd = layout.require_root(), layout.bcd
     if bcd is None:

@@ -23,6 +23,13 @@ from typing import Any
 from rescue.bcd.rebuild import STORE_PATH, TEMPLATE_PATH, BootTarget, loader_description, partition_device
 from rescue.errors import RescueError, UnsafeStateError
 from rescue.safety.plan import FileRef
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rescue.disk.formats import DiskImage
+    from rescue.disk.records import DiskInfo, Partition
+    from rescue.layout import SystemPartition, WindowsInstall, WindowsLayout
+    from rescue.target import Target
 
 BOOT_MANAGER = {"gen2": "\\EFI\\Microsoft\\Boot\\bootmgfw.efi", "gen1": "\\bootmgr"}
 FALLBACK_LOADER = "\\EFI\\Boot\\bootx64.efi"
@@ -66,7 +73,7 @@ class BootFacts:
     activate_command: str = ""               # how to mark the system partition active (Gen1)
 
 
-def activate_command(image, partition: int) -> str:
+def activate_command(image: DiskImage, partition: int) -> str:
     """The command that sets the MBR active flag on `partition` of `image` (rescue.disk.formats.
     DiskImage): sfdisk on a block device or a raw image; on a VHD/VHDX/qcow2 image the partition
     table is inside the container, so through libguestfs with the image's format."""
@@ -75,13 +82,13 @@ def activate_command(image, partition: int) -> str:
     return f"guestfish --format={image.format} -a {image.path} run : part-set-bootable /dev/sda {partition} true"
 
 
-def _device(disk, part) -> bytes:
+def _device(disk: DiskInfo, part: Partition) -> bytes:
     if disk.table == "gpt":
         return partition_device(style="gpt", partition_guid=part.gpt_guid, disk_guid=disk.gpt_guid)
     return partition_device(style="mbr", mbr_signature=disk.mbr_signature, offset=part.start)
 
 
-def _store_status(target, ref: FileRef, discard: bool) -> tuple[StoreStatus, str]:
+def _store_status(target: Target, ref: FileRef, discard: bool) -> tuple[StoreStatus, str]:
     from rescue.bcd.store import open_store
 
     try:
@@ -95,7 +102,7 @@ def _store_status(target, ref: FileRef, discard: bool) -> tuple[StoreStatus, str
     return StoreStatus.PRESENT, ""
 
 
-def _copies(target, generation: str, root, system) -> list[tuple[FileRef, FileRef]]:
+def _copies(target: Target, generation: str, root: WindowsInstall, system: SystemPartition) -> list[tuple[FileRef, FileRef]]:
     """(source, destination) of every file bcdboot copies (module docstring)."""
     win = lambda p: FileRef(p, root.disk, root.partition)          # noqa: E731
     sysref = lambda p: FileRef(p, system.disk, system.partition)   # noqa: E731
@@ -116,7 +123,7 @@ def _copies(target, generation: str, root, system) -> list[tuple[FileRef, FileRe
     return pairs
 
 
-def read_boot_facts(target, layout, *, discard_hive_logs: bool = False) -> BootFacts:
+def read_boot_facts(target: Target, layout: WindowsLayout, *, discard_hive_logs: bool = False) -> BootFacts:
     """Everything the rebuild checks and plans from, read from the disks (read-only)."""
     gen = layout.generation
     system = layout.system
@@ -163,7 +170,7 @@ def read_boot_facts(target, layout, *, discard_hive_logs: bool = False) -> BootF
     return BootFacts(**base, template=template, boot_target=boot_target)
 
 
-def boot_file_copies(target, layout, facts: BootFacts) -> tuple[tuple[BootFile, ...], str | None]:
+def boot_file_copies(target: Target, layout: WindowsLayout, facts: BootFacts) -> tuple[tuple[BootFile, ...], str | None]:
     """The files bcdboot would copy, each compared with what is at its destination (sizes, then
     sha256 only where sizes match); plus why nothing can be copied (None when there are files).
     Only a plan reads this: it hashes every boot file, which a triage need not do."""

@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from rescue.errors import RescueError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rescue.disk.session import DiskSession
 
 SCRATCH_BYTES = 1 << 20
 # libguestfs feature groups rescue relies on inside the appliance (guestfs_available(3)): NTFS
@@ -96,7 +100,7 @@ def launch(accel: str | None = None, notify: Callable[[str], None] | None = None
             pass
 
 
-def _available(session, group: str) -> bool:
+def _available(session: DiskSession, group: str) -> bool:
     try:
         return bool(session.g.feature_available([group]))
     except (RuntimeError, RescueError):

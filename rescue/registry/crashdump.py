@@ -25,6 +25,12 @@ from rescue.errors import RescueError, UsageError
 from rescue.hive import values as V
 from rescue.registry.paths import control_set_key, control_sets, current_control_set
 from rescue.safety.plan import FileRef, SetValue, Step
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from rescue.hive.hive import Hive
+    from rescue.layout import WindowsLayout
 
 CRASH = "Control\\CrashControl"
 DEFAULT_DUMP_FILE = "%SystemRoot%\\MEMORY.DMP"
@@ -90,14 +96,14 @@ class CrashDumpReport:
                 "notes": list(self.notes)}
 
 
-def _open(system):
+def _open(system: Hive | str | Path):
     """An open `Hive` as is; a host path opened read-only."""
     from rescue.hive import Hive
 
     return system if isinstance(system, Hive) else Hive(system)
 
 
-def _read(hive, n: int) -> CrashDumpSettings:
+def _read(hive: Hive, n: int) -> CrashDumpSettings:
     key = f"{control_set_key(n)}\\{CRASH}"
     if hive.find(key) is None:
         return CrashDumpSettings(n, key, False)
@@ -116,7 +122,7 @@ def _read(hive, n: int) -> CrashDumpSettings:
         auto_reboot=num("AutoReboot")[0])
 
 
-def read_crashdump(system) -> CrashDumpReport:
+def read_crashdump(system: Hive | str | Path) -> CrashDumpReport:
     """CrashControl settings of every control set of a SYSTEM hive (host path or open Hive)."""
     hive = _open(system)
     try:
@@ -134,7 +140,7 @@ def validate_dump_file(text: str) -> str:
     raise UsageError(f"{text!r} is not a dump file path: give e.g. F:\\MEMORY.DMP or %SystemRoot%\\MEMORY.DMP.")
 
 
-def plan_crashdump_enable(system, ref: FileRef, *, dump_file: str = DEFAULT_DUMP_FILE) -> Step:
+def plan_crashdump_enable(system: Hive | str | Path, ref: FileRef, *, dump_file: str = DEFAULT_DUMP_FILE) -> Step:
     """CrashDumpEnabled=1 (REG_DWORD), DumpFile (REG_EXPAND_SZ), NMICrashDump=1 (REG_DWORD) in every
     control set present (the article names 001 and 002). Values already exact are left alone."""
     hive = _open(system)
@@ -205,7 +211,7 @@ def ram_hint(found_pagefiles: Sequence = ()) -> tuple[int | None, str]:
                   "(a system-managed page file is sized from RAM); give --ram for an exact check")
 
 
-def check_dump_space(dump_file: str, layout, *, ram_bytes: int | None = None, ram_source: str | None = None,
+def check_dump_space(dump_file: str, layout: WindowsLayout | None, *, ram_bytes: int | None = None, ram_source: str | None = None,
                      found_pagefiles: Sequence = ()) -> DumpSpaceCheck:
     """Free space of the dump file's volume vs the VM's RAM (article step 5b); names the data volume
     with the most free space when it does not fit."""

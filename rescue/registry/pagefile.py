@@ -24,6 +24,13 @@ from rescue.errors import RescueError, UsageError
 from rescue.hive import values as V
 from rescue.registry.paths import control_set_key, control_sets, current_control_set
 from rescue.safety.plan import DeleteFile, FileRef, SetValue, Step
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from rescue.hive.hive import Hive
+    from rescue.layout import WindowsLayout
+    from rescue.target import Target
 
 MM = "Control\\Session Manager\\Memory Management"
 DEFAULT_TEMP_DRIVE = "D:"
@@ -150,14 +157,14 @@ def _int(v) -> int | None:
     return v.value if v is not None and isinstance(v.value, int) else None
 
 
-def _open(system):
+def _open(system: Hive | str | Path):
     """An open `Hive` as is; a host path opened read-only."""
     from rescue.hive import Hive
 
     return system if isinstance(system, Hive) else Hive(system)
 
 
-def read_settings(hive, n: int) -> PagefileSettings:
+def read_settings(hive: Hive, n: int) -> PagefileSettings:
     key = f"{control_set_key(n)}\\{MM}"
     if hive.find(key) is None:
         return PagefileSettings(control_set=n, key=key, exists=False)
@@ -171,7 +178,7 @@ def read_settings(hive, n: int) -> PagefileSettings:
         clear_at_shutdown=_int(hive.get(key, "ClearPageFileAtShutdown")))
 
 
-def read_pagefile_settings(system) -> PagefileReport:
+def read_pagefile_settings(system: Hive | str | Path) -> PagefileReport:
     """Page file settings of every control set in a SYSTEM hive (a host path or an open Hive)."""
     hive = _open(system)
     notes: list[str] = []
@@ -195,7 +202,7 @@ class FoundPagefile:
     role: str
 
 
-def scan_pagefiles(target) -> tuple[FoundPagefile, ...]:
+def scan_pagefiles(target: Target) -> tuple[FoundPagefile, ...]:
     """\\pagefile.sys in the root of every mounted volume of a disk target (one stat per volume;
     the read-only mounts of layout discovery are reused, nothing is mounted for writing)."""
     session, layout = getattr(target, "session", None), getattr(target, "layout", None)
@@ -247,7 +254,7 @@ class PagefileLocation:
         return f"{self.drive} {where}{size}"
 
 
-def locate(settings: PagefileSettings | None, layout, found: Sequence[FoundPagefile],
+def locate(settings: PagefileSettings | None, layout: WindowsLayout | None, found: Sequence[FoundPagefile],
            temp_drive: str = DEFAULT_TEMP_DRIVE) -> tuple[PagefileLocation, ...]:
     """Drive letters named by PagingFiles / ExistingPageFiles -> volumes of the attached disks
     (MountedDevices, via layout.volume_by_letter)."""
@@ -305,7 +312,7 @@ def bytes_freed(step: Step) -> int:
     return sum(c.size for c in step.changes if isinstance(c, DeleteFile))
 
 
-def plan_pagefile_reset(system, ref: FileRef, found: Sequence[FoundPagefile] = (), *,
+def plan_pagefile_reset(system: Hive | str | Path, ref: FileRef, found: Sequence[FoundPagefile] = (), *,
                         location: str = DEFAULT_LOCATION, temp_drive: str = DEFAULT_TEMP_DRIVE) -> Step:
     """PagingFiles = [location] (REG_MULTI_SZ) in every control set, and delete every \\pagefile.sys
     found on attached (VHD) volumes, except on the temporary drive and on the new location's drive.

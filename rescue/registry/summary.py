@@ -18,9 +18,15 @@ from rescue.registry.pagefile import (DEFAULT_TEMP_DRIVE, FoundPagefile, Pagefil
 from rescue.repairs.findings import Finding
 from rescue.fileref import FileRef
 from rescue.safety.hivecheck import open_hive  # noqa: F401  (re-exported: its home is the safety layer)
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rescue.hive.hive import Hive
+    from rescue.layout import WindowsLayout
+    from rescue.target import Target
 
 
-def system_ref(target) -> FileRef:
+def system_ref(target: Target) -> FileRef:
     """The SYSTEM hive a command works on: the bare file itself, or the Windows root's."""
     if getattr(target, "session", None) is None:
         return target.main
@@ -55,7 +61,7 @@ class RegistrySummary:
                 "findings": [f.to_json() for f in self.findings]}
 
 
-def summarize_hive(system, *, ref: FileRef, layout=None, found: tuple[FoundPagefile, ...] = (),
+def summarize_hive(system: Hive | str | Path, *, ref: FileRef, layout: WindowsLayout | None=None, found: tuple[FoundPagefile, ...] = (),
                    temp_drive: str = DEFAULT_TEMP_DRIVE, ram_bytes: int | None = None,
                    dump_file: str | None = None) -> RegistrySummary:
     """Pure: a SYSTEM hive (host path or open Hive) + layout + page files found -> summary."""
@@ -75,7 +81,7 @@ def summarize_hive(system, *, ref: FileRef, layout=None, found: tuple[FoundPagef
                            space, whea, findings, system_copy=hive.path)
 
 
-def summarize(target, *, temp_drive: str = DEFAULT_TEMP_DRIVE, ram_bytes: int | None = None,
+def summarize(target: Target, *, temp_drive: str = DEFAULT_TEMP_DRIVE, ram_bytes: int | None = None,
               dump_file: str | None = None, discard_hive_logs: bool = False) -> RegistrySummary:
     """Read SYSTEM through `target` (no extra appliance launch) and summarize it."""
     ref = system_ref(target)

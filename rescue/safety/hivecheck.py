@@ -26,6 +26,11 @@ from rescue.hive.regf import BASE_BLOCK_SIZE, RegfHeader, parse_header
 from rescue.safety.logreplay import LogFile, ReplayError, _seq_before, newest_entry, parse_log, replay
 from rescue.fileref import FileRef
 from rescue.target import sha256_file
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rescue.report import Reporter
+    from rescue.target import Target
 
 LOG_SUFFIXES = (".LOG1", ".LOG2", ".LOG")
 DISCARD_HINT = (
@@ -78,7 +83,7 @@ class HiveState:
 _CACHE: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
 
 
-def assess(target, ref: FileRef, *, discard_hive_logs: bool = False) -> HiveState:
+def assess(target: Target, ref: FileRef, *, discard_hive_logs: bool = False) -> HiveState:
     cache = _CACHE.setdefault(target, {})
     key = (ref, discard_hive_logs)
     if key not in cache:
@@ -86,7 +91,7 @@ def assess(target, ref: FileRef, *, discard_hive_logs: bool = False) -> HiveStat
     return cache[key]
 
 
-def forget(target, refs=()) -> None:
+def forget(target: Target, refs=()) -> None:
     """Drop cached assessments and the host copies of `refs` (after the target's files changed,
     by an apply, a rollback or an undo), so a later read in the same command sees the new bytes."""
     _CACHE.pop(target, None)
@@ -94,7 +99,7 @@ def forget(target, refs=()) -> None:
         target.invalidate(ref)
 
 
-def _assess(target, ref: FileRef, discard: bool) -> HiveState:
+def _assess(target: Target, ref: FileRef, discard: bool) -> HiveState:
     label = target.describe(ref)
     original = target.local_copy(ref)
     with open(original, "rb") as fh:
@@ -166,7 +171,7 @@ def _not_replayed(common: dict, problem: str, discard: bool) -> HiveState:
 _EMPTY_SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
-def safe_hive_copy(target, ref: FileRef, *, discard_hive_logs: bool = False) -> Path:
+def safe_hive_copy(target: Target, ref: FileRef, *, discard_hive_logs: bool = False) -> Path:
     """A host copy of the hive `ref` for READING: with pending .LOG1/.LOG2 entries replayed when the
     hive is dirty, else the plain copy. When the logs cannot be replayed the plain copy is returned
     with a warning (reading is never refused; `execute` refuses to edit such a hive)."""
@@ -175,7 +180,7 @@ def safe_hive_copy(target, ref: FileRef, *, discard_hive_logs: bool = False) -> 
     return state.base
 
 
-def announce(target, state: HiveState, *, reading: bool = False, reporter=None) -> None:
+def announce(target: Target, state: HiveState, *, reading: bool = False, reporter: Reporter | None=None) -> None:
     """Say once per command what was found about a hive that is not clean (through the command's
     reporter: the CLI puts it on stderr)."""
     from rescue.report import SILENT
@@ -195,7 +200,7 @@ def announce(target, state: HiveState, *, reading: bool = False, reporter=None) 
         warn(f"{state.label}: {state.summary}.")
 
 
-def open_hive(target, ref: FileRef, discard_hive_logs: bool = False):
+def open_hive(target: Target, ref: FileRef, discard_hive_logs: bool = False):
     """A read-only `Hive` on a host copy of `ref`; errors name the file on the disk, not the copy."""
     from rescue.hive import Hive
 

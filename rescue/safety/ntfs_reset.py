@@ -28,6 +28,14 @@ from rescue.errors import UnsafeStateError, VerifyError, WriteFailedError
 from rescue.ntfs import probe
 from rescue.ntfs.reset import Write, dirty_writes, plan_reset
 from rescue.ntfs.state import NtfsEvidence, NtfsState
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rescue.disk.records import Partition
+    from rescue.disk.view import Session
+    from rescue.layout import WindowsLayout
+    from rescue.safety.plan import Plan
+    from rescue.target import Target
 
 LOG_FLAG = "--reset-ntfs-log"
 HIBERNATION_FLAG = "--discard-hibernation"
@@ -106,7 +114,7 @@ class ResetRecord:
 
 
 # --- which volumes, and may we ---------------------------------------------------------------------
-def written_volumes(target, plan=None, extra: tuple[tuple[int, int], ...] = ()) -> list[tuple[int, int]]:
+def written_volumes(target: Target, plan: Plan | None=None, extra: tuple[tuple[int, int], ...] = ()) -> list[tuple[int, int]]:
     """(disk, partition) of every volume the command writes: its files' and its backup's."""
     seen: dict[tuple[int, int], None] = {}
     for ref in (plan.files_touched() if plan is not None else ()):
@@ -123,13 +131,13 @@ def written_volumes(target, plan=None, extra: tuple[tuple[int, int], ...] = ()) 
     return list(seen)
 
 
-def describe(layout, disk: int, partition: int) -> str:
+def describe(layout: WindowsLayout, disk: int, partition: int) -> str:
     where = f"{layout.disk_paths[disk]} partition {partition}"
     letter = layout.letter_of(disk, partition)
     return f"{letter} ({where})" if letter else where
 
 
-def plan_resets(target, volumes, options: NtfsOptions) -> tuple[PlannedReset, ...]:
+def plan_resets(target: Target, volumes, options: NtfsOptions) -> tuple[PlannedReset, ...]:
     """The resets the command needs on `volumes`, or UnsafeStateError naming the true state and the
     flag that allows writing. Nothing is written here."""
     layout = getattr(target, "layout", None)
@@ -166,7 +174,7 @@ def flag_note(ev: NtfsEvidence) -> str:
             "last changes before the crash are lost; `rescue undo` restores files, not the log).")
 
 
-def reset_allowed(target, disk: int, partition: int) -> bool:
+def reset_allowed(target: Target, disk: int, partition: int) -> bool:
     """True when the volume needs a log reset and the command's options allow it (a resize that
     follows the reset may then plan on it)."""
     layout = getattr(target, "layout", None)
@@ -231,13 +239,13 @@ def _keep_on_host(folder: Path, saved, info: dict) -> None:
         os.close(fd)
 
 
-def _write(session, part, writes: tuple[Write, ...] | list[Write]) -> None:
+def _write(session: Session, part: Partition, writes: tuple[Write, ...] | list[Write]) -> None:
     for w in writes:
         for off, data in w.pieces():
             session.write_device(part.disk, data, part.start + off)
 
 
-def perform(target, planned: tuple[PlannedReset, ...], *, faults=None, dirty: bool = True) -> tuple[ResetRecord, ...]:
+def perform(target: Target, planned: tuple[PlannedReset, ...], *, faults=None, dirty: bool = True) -> tuple[ResetRecord, ...]:
     """Reset each planned volume (unmounted first), verify it, and refresh the layout's evidence.
     `dirty=False`: leave the dirty bit for after a resize (ntfsresize refuses a dirty volume);
     call ensure_dirty() then."""
@@ -289,7 +297,7 @@ def perform(target, planned: tuple[PlannedReset, ...], *, faults=None, dirty: bo
     return tuple(records)
 
 
-def ensure_dirty(target, records: tuple[ResetRecord, ...]) -> tuple[ResetRecord, ...]:
+def ensure_dirty(target: Target, records: tuple[ResetRecord, ...]) -> tuple[ResetRecord, ...]:
     """Set the dirty bit on reset volumes that do not have it yet (after a resize); returns the
     records with the flags as they now are."""
     if not records:
@@ -311,7 +319,7 @@ def ensure_dirty(target, records: tuple[ResetRecord, ...]) -> tuple[ResetRecord,
     return tuple(out)
 
 
-def _refresh(target, p: PlannedReset, ev: NtfsEvidence) -> None:
+def _refresh(target: Target, p: PlannedReset, ev: NtfsEvidence) -> None:
     """The layout now says what the volume is: writable (dirty), so later steps and the diagnosis
     after the fix see it as it is."""
     layout = target.layout

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from rescue.hive.values import decode_value, type_name
 from rescue.safety.plan import DeleteFile, DeleteKey, DeleteValue, FileRef, SetValue, WriteFile
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rescue.target import Target
 
 MAX_ROWS_PER_STEP = 12      # a cleanup step may delete thousands of files: show some, count the rest
 MAX_VALUE_CHARS = 60
 
 
-def file_label(target, ref: FileRef) -> str:
+def file_label(target: Target, ref: FileRef) -> str:
     """"C:\\Windows\\System32\\config\\SYSTEM" when the volume has a letter, else the path and its
     disk/partition; a bare host file as given."""
     if ref.on_host:
@@ -22,7 +26,7 @@ def file_label(target, ref: FileRef) -> str:
     return f"{ref.path} (disk {ref.disk} partition {ref.partition})"
 
 
-def target_label(target) -> str:
+def target_label(target: Target) -> str:
     """What the user gave as TARGET (used in advice such as `rescue undo TARGET`)."""
     if hasattr(target, "session"):
         return " ".join(img.path for img in target.session.images)

@@ -27,6 +27,11 @@ from dataclasses import dataclass, field, replace
 
 from rescue.safety.plan import DeleteFile, FileRef, Plan, Step
 from rescue.target import win_to_posix
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rescue.disk.records import Partition
+    from rescue.disk.view import Session
 
 FILE_ATTRIBUTE_READONLY = 0x1
 SCAN_LIMIT = 200_000          # entries per category folder; beyond it the scan says "truncated"
@@ -198,7 +203,7 @@ def _to_windows(mp: str, posix: str) -> str:
     return "\\" + posix[len(mp):].strip("/").replace("/", "\\")
 
 
-def _real_dir(session, mp: str, winpath: str) -> str | None:
+def _real_dir(session: Session, mp: str, winpath: str) -> str | None:
     """Appliance path of the directory `winpath` when it exists and no component of it (below the
     mount point) is a link: a category folder redirected elsewhere by a junction is not entered."""
     real = session.resolve(mp + win_to_posix(winpath))
@@ -222,7 +227,7 @@ def _real_dir(session, mp: str, winpath: str) -> str | None:
 _dir_checks: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def _user_profiles(session, mp: str, skipped: list[Skipped]) -> list[str]:
+def _user_profiles(session: Session, mp: str, skipped: list[Skipped]) -> list[str]:
     users = _real_dir(session, mp, "\\Users")
     if users is None:
         return []
@@ -235,7 +240,7 @@ def _user_profiles(session, mp: str, skipped: list[Skipped]) -> list[str]:
     return names
 
 
-def _expand_roots(session, mp: str, root: Root, skipped: list[Skipped]) -> list[str]:
+def _expand_roots(session: Session, mp: str, root: Root, skipped: list[Skipped]) -> list[str]:
     if "\\*\\" not in root.path:
         return [root.path]
     head, tail = root.path.split("\\*\\", 1)
@@ -249,7 +254,7 @@ def _matches(name: str, root: Root) -> bool:
     return not root.patterns or any(fnmatch.fnmatch(low, p.lower()) for p in root.patterns)
 
 
-def scan_category(session, mp: str, cat: Category, *, included: bool, cluster_size: int,
+def scan_category(session: Session, mp: str, cat: Category, *, included: bool, cluster_size: int,
                   check_readonly: bool = True, limit: int = SCAN_LIMIT, attributes_of=None) -> CategoryScan:
     """`attributes_of(entries) -> {path: FILE_ATTRIBUTE_* bits}`: a bulk reader (MFT records read
     in a few device reads); without it, one xattr call per file."""
@@ -324,7 +329,7 @@ def scan_category(session, mp: str, cat: Category, *, included: bool, cluster_si
                         truncated=truncated)
 
 
-def _mft_attribute_reader(session, part):
+def _mft_attribute_reader(session: Session, part: Partition):
     """Windows attributes of many files from their MFT records ($STANDARD_INFORMATION), read in a
     few device reads (ntfs-3g's inode number is the MFT record number). Under TCG one xattr call
     per file costs 3-8 ms; 1,500 files in one folder take 2 reads this way. None when the volume's
@@ -351,7 +356,7 @@ def _mft_attribute_reader(session, part):
     return attributes_of
 
 
-def scan_volume(session, part, *, include: frozenset[str] = frozenset(), letter: str | None = None,
+def scan_volume(session: Session, part: Partition, *, include: frozenset[str] = frozenset(), letter: str | None = None,
                 check_readonly: bool = True, limit: int = SCAN_LIMIT) -> VolumeScan:
     """Scan every category on one (mounted or mountable) volume; metadata only."""
     mp = session.mounted(part) or session.mount(part, write=False)

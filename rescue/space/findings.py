@@ -10,6 +10,12 @@ import shlex
 
 from rescue.repairs.findings import FOUND, OK, UNKNOWN, Finding
 from rescue.space.expand import human
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rescue.disk.view import Session
+    from rescue.layout import WindowsLayout
+    from rescue.space.cleanup import VolumeScan
 
 LOW_SPACE_BYTES = 300 * 1000 * 1000          # "minder dan 300 MB": decimal MB, as Explorer shows it
 AZURE_DISK_TIERS_GIB = (4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -36,7 +42,7 @@ def suggest_size(disk_bytes: int) -> str:
 
 
 def space_findings(*, free_bytes: int | None, size_bytes: int | None, letter: str | None = None,
-                   scan=None, frag=None, disk_bytes: int | None = None, disk_path: str | None = None,
+                   scan: VolumeScan | None=None, frag=None, disk_bytes: int | None = None, disk_path: str | None = None,
                    block_device: bool = False) -> list[Finding]:
     """Findings for the Windows (OS) volume.
 
@@ -121,7 +127,7 @@ def space_section_data(scans, frags=()) -> dict:
     return {"volumes": vols}
 
 
-def assess_windows_volume(session, layout, *, check_readonly: bool = False, limit: int = 50_000,
+def assess_windows_volume(session: Session, layout: WindowsLayout, *, check_readonly: bool = False, limit: int = 50_000,
                           on_frag_error=lambda exc: None, prior=None):
     """Scan the Windows volume's cleanup categories (bounded, metadata only), measure its free-space
     fragmentation, and derive the findings: the one sequence `inspect` and `diagnose` both need.

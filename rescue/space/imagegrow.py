@@ -23,6 +23,10 @@ import uuid
 from dataclasses import dataclass, field
 
 from rescue.errors import InputError, UnsafeStateError, WriteFailedError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rescue.disk.formats import DiskImage
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -335,7 +339,7 @@ def qemu_check(path: str, fmt: str) -> str | None:
     return (out.stdout + out.stderr).strip().splitlines()[-1] if (out.stdout + out.stderr).strip() else f"exit {out.returncode}"
 
 
-def grow(image, new_size: int) -> Journal | None:
+def grow(image: DiskImage, new_size: int) -> Journal | None:
     """Grow `image` (rescue.disk.formats.DiskImage) to `new_size` virtual bytes, then check that qemu
     reads it back at that size with consistent metadata. On any failure the file is restored byte
     for byte (raw/VHD/VHDX) and WriteFailedError raised. Returns the journal (None for qcow2, whose
