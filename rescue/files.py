@@ -15,11 +15,10 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 from rescue.errors import NotFoundError, UsageError
 from rescue.safety.plan import DeleteFile, FileRef, Plan, Step
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.target import Target
@@ -97,7 +96,7 @@ def parse_pattern(text: str) -> FilePattern:
 def find_matches(target: Target, pattern: FilePattern) -> Tuple[Tuple[MatchedFile, ...], Tuple[str, ...]]:
     """(matching files, matching names that are not plain files: folders, links, reparse points)
     in the pattern's folder of the Windows volume. Reads the folder's metadata only."""
-    root = target.layout.require_root()
+    root = target.windows_root()
     folder = FileRef(pattern.folder, root.disk, root.partition)
     files, others = [], []
     for e in target.list_folder(folder):

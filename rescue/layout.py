@@ -17,9 +17,9 @@ import uuid
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from rescue.errors import NotWindowsError, RescueError, UsageError
-from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
     from rescue.disk.records import DiskInfo

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from rescue.errors import DiskError, InputError, NotWindowsError, RescueError, UnsafeStateError, UsageError
 from rescue.layout import (BCD_GEN1, BCD_GEN2, SOFTWARE_HIVE, SYSTEM_HIVE, BcdLocation, LetterMapping,
@@ -18,7 +19,6 @@ from rescue.layout import (BCD_GEN1, BCD_GEN2, SOFTWARE_HIVE, SYSTEM_HIVE, BcdLo
 from rescue.ntfs import probe as ntfs_probe
 from rescue.ntfs.state import NtfsState
 from rescue.target import win_to_posix
-from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
     from rescue.disk.records import DiskInfo, Partition
@@ -273,7 +273,7 @@ def _find_bcd(session: Session, disks: Sequence[DiskInfo], mounts: dict[str, str
                     return BcdLocation(d.index, p.number, BCD_GEN1), "gen1"
     if chosen:
         d = disks[chosen.disk]
-        return None, {"gpt": "gen2", "mbr": "gen1"}.get(d.table)
+        return None, {"gpt": "gen2", "mbr": "gen1"}.get(d.table or "")
     return None, None
 
 

@@ -14,16 +14,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
-from rescue.errors import DiskError, InputError, NotFoundError, UnsafeStateError
+from rescue.errors import DiskError, InputError, NotFoundError, UnsafeStateError, UsageError
 from rescue.report import SILENT, Reporter
 from rescue.fileref import FileRef, win_to_posix  # noqa: F401  (win_to_posix: re-exported)
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.disk.view import Session
-    from rescue.layout import WindowsLayout
+    from rescue.layout import WindowsInstall, WindowsLayout
     from rescue.safety.ntfs_reset import NtfsOptions
 
 STAGED_SUFFIX = ".rescue-new"      # a file's new content waits under this name for its rename
@@ -52,7 +51,10 @@ class Target(ABC):
     `workdir` is a host temp folder removed on close."""
 
     write: bool = False
-    ntfs_options = None             # rescue.safety.ntfs_reset.NtfsOptions of the command (disks only)
+    ntfs_options: NtfsOptions | None = None     # the command's NTFS options (disks only)
+    # A disk set's single session and its Windows layout; a bare hive file has neither.
+    session: Session | None = None
+    layout: WindowsLayout | None = None
 
     def __init__(self, reporter: Reporter | None = None) -> None:
         # How this command talks to its user while it works (rescue.report); the CLI sets one.
@@ -139,6 +141,13 @@ class Target(ABC):
             except (OSError, DiskError, NotFoundError) as exc:
                 failed.append((ref, str(exc)))
         return failed
+
+    def windows_root(self) -> WindowsInstall:
+        """The Windows installation a disk set's command works on. A bare hive file has none: asking
+        is a usage error (e.g. a file pattern or a user's hive named on a BCD file)."""
+        if self.layout is None:
+            raise UsageError("This needs a disk (an image file or a block device), not a bare hive file.")
+        return self.layout.require_root()
 
     def backup_root(self) -> FileRef:
         """Where backups of this target live (a folder)."""
@@ -298,6 +307,8 @@ class HostFileTarget(Target):
 class DiskTarget(Target):
     """Files on the attached disks' volumes, through the command's single DiskSession."""
 
+    session: Session
+
     def __init__(self, session: Session, layout: WindowsLayout | None, *, reporter: Reporter | None = None):
         super().__init__(reporter)
         self.session = session
@@ -308,15 +319,16 @@ class DiskTarget(Target):
         """Appliance path of `ref`. Volumes are mounted read-write only for an actual write: an
         ntfs-3g read-write mount changes the volume's bytes even if nothing is written, and a
         command whose plan turns out empty must leave the image byte-identical."""
-        vol = self.layout.volume(ref.disk, ref.partition) if self.layout is not None else None
+        disk, number = ref.volume
+        vol = self.layout.volume(disk, number) if self.layout is not None else None
         if vol is not None and vol.state == "bitlocker":
             # ntfs-3g would only say "cannot be mounted"; say why, and that nothing was written.
             raise UnsafeStateError(
-                f"{self.session.images[ref.disk].path} partition {ref.partition} is BitLocker-encrypted, so "
+                f"{self.session.images[disk].path} partition {number} is BitLocker-encrypted, so "
                 "rescue cannot read or repair it offline.",
                 hint="Unlock it first (dislocker with the recovery key, or attach the disk to a Windows VM and "
                      "run `manage-bde -unlock`); nothing was written.")
-        part = self.session.partition(ref.disk, ref.partition)
+        part = self.session.partition(disk, number)
         mp = self.session.mount(part, write=write and self.write)
         path = mp + win_to_posix(ref.path)
         real = self.session.resolve(path)
@@ -367,7 +379,7 @@ class DiskTarget(Target):
         TCG; planners list real names), then retry the misses one by one with resolution."""
         paths = {}
         for ref in refs:
-            part = self.session.partition(ref.disk, ref.partition)
+            part = self.session.partition(*ref.volume)
             paths[self.session.mount(part, write=True) + win_to_posix(ref.path)] = ref
         failed = []
         for path, _reason in self.session.remove_files(list(paths)):
@@ -383,10 +395,10 @@ class DiskTarget(Target):
         return sorted(self.session.listdir(p)) if self.session.resolve(p) and self.session.is_dir(p) else []
 
     def list_folder(self, ref: FileRef):
-        p = self._path(ref)
-        if not (self.session.resolve(p) and self.session.is_dir(p)):
+        real = self.session.resolve(self._path(ref))
+        if real is None or not self.session.is_dir(real):
             return []
-        entries, _ = self.session.lstat_tree(self.session.resolve(p), recursive=False)
+        entries, _ = self.session.lstat_tree(real, recursive=False)
         return sorted((FolderEntry(e.path.rsplit("/", 1)[-1], e.kind, e.size, e.mtime) for e in entries),
                       key=lambda e: e.name)
 
@@ -396,10 +408,10 @@ class DiskTarget(Target):
     def walk_files(self, ref: FileRef):
         """(path below `ref` with backslashes, size) of every regular file under folder `ref`
         (metadata only; links are never followed); [] when the folder is not there."""
-        p = self._path(ref)
-        if self.session.resolve(p) is None or not self.session.is_dir(p):
+        real = self.session.resolve(self._path(ref))
+        if real is None or not self.session.is_dir(real):
             return []
-        root = self.session.resolve(p).rstrip("/")
+        root = real.rstrip("/")
         entries, _truncated = self.session.lstat_tree(root)
         return sorted((e.path[len(root) + 1:].replace("/", "\\"), e.size) for e in entries if e.kind == "file")
 
@@ -408,7 +420,7 @@ class DiskTarget(Target):
     def read_bytes(self, ref: FileRef): return self.session.read_file(self._path(ref, must_exist=True))
 
     def free_bytes(self, ref: FileRef):
-        part = self.session.partition(ref.disk, ref.partition)
+        part = self.session.partition(*ref.volume)
         mp = self.session.mounted(part) or self.session.mount(part, write=False)
         return self.session.usage(mp).free_bytes
 
@@ -438,7 +450,6 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
     rescue.safety.ntfs_reset.NtfsOptions, which the write engine reads from the target."""
     from rescue.disk.formats import check_not_in_use, check_writable, detect
     from rescue.disk.session import DiskSession
-    from rescue.errors import UsageError
     from rescue.layout import discover
 
     reporter = reporter or SILENT
@@ -474,8 +485,6 @@ def open_target(path: str, *, write: bool = False, fmt: str | None = None, accel
                 reporter: Reporter | None = None, ntfs: NtfsOptions | None=None) -> Iterator[Target]:
     """TARGET is a disk image / block device, or a hive file told apart by its `regf` signature
     (no appliance needed: instant)."""
-    from rescue.errors import UsageError
-
     if not os.path.exists(path):
         raise InputError(f"{path} does not exist.",
                          hint="Give a disk image, a block device such as /dev/sdc, or a hive file.")

@@ -17,7 +17,7 @@ identities `DeviceContext.locate` matches when it names a device. Nothing here r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 from rescue.bcd import constants as C
 from rescue.bcd.devices import Device, DeviceContext, device_text, partition_device
@@ -26,7 +26,6 @@ from rescue.bcd.model import BcdObject, BcdStore
 from rescue.errors import NotFoundError
 from rescue.hive import values as V
 from rescue.safety.plan import FileRef, SetValue, Step
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.layout import WindowsLayout

@@ -15,15 +15,14 @@ fonts (`\\Windows\\Boot\\Fonts`) go to `Fonts` beside the store on both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rescue.bcd.rebuild import STORE_PATH, TEMPLATE_PATH, BootTarget, loader_description, partition_device
 from rescue.errors import RescueError, UnsafeStateError
 from rescue.safety.plan import FileRef
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.disk.formats import DiskImage
@@ -58,7 +57,7 @@ class BootFile:
 @dataclass(frozen=True)
 class BootFacts:
     generation: str | None
-    system: Any                              # rescue.layout.SystemPartition or None
+    system: SystemPartition | None
     store: FileRef | None                    # where the store is, or where it goes
     store_status: StoreStatus
     store_problem: str                       # why MISSING/CORRUPT/UNSAFE, "" when PRESENT
@@ -145,29 +144,32 @@ def read_boot_facts(target: Target, layout: WindowsLayout, *, discard_hive_logs:
     logs = tuple(r for r in (FileRef(store.path + s, store.disk, store.partition) for s in STORE_LOGS)
                  if target.exists(r) and target.size(r) > 0)
     manager = FileRef(BOOT_MANAGER[gen], system.disk, system.partition)
-    images = getattr(target.session, "images", ())
+    session = target.session
+    if session is None:
+        raise ValueError("boot facts are read from a disk set, not a bare hive file")
+    images = session.images
     activate = activate_command(images[system.disk], system.partition) if system.disk < len(images) else ""
-    base = dict(generation=gen, system=system, store=store, store_status=status, store_problem=why, logs=logs,
-                boot_manager=manager, boot_manager_present=target.exists(manager), system_label=system_label,
-                store_label=f"{system_label}: {store.path}", activate_command=activate)
+    base = BootFacts(generation=gen, system=system, store=store, store_status=status, store_problem=why, logs=logs,
+                     boot_manager=manager, boot_manager_present=target.exists(manager), system_label=system_label,
+                     store_label=f"{system_label}: {store.path}", activate_command=activate)
     root = layout.root
     if root is None:
-        return BootFacts(**base, problem="no Windows installation to make a boot entry for")
+        return replace(base, problem="no Windows installation to make a boot entry for")
     tpl_ref = FileRef(TEMPLATE_PATH, root.disk, root.partition)
     if not target.exists(tpl_ref):
-        return BootFacts(**base, problem=f"{TEMPLATE_PATH} is missing on the Windows volume "
-                                         f"({paths[root.disk]} partition {root.partition})")
+        return replace(base, problem=f"{TEMPLATE_PATH} is missing on the Windows volume "
+                                     f"({paths[root.disk]} partition {root.partition})")
     template = target.local_copy(tpl_ref)
-    disks = {d.index: d for d in target.session.disks()}
+    disks = {d.index: d for d in session.disks()}
     sdisk, rdisk = disks.get(system.disk), disks.get(root.disk)
     spart = next((p for p in sdisk.partitions if p.number == system.partition), None) if sdisk else None
     rpart = next((p for p in rdisk.partitions if p.number == root.partition), None) if rdisk else None
     if sdisk is None or rdisk is None or spart is None or rpart is None \
             or sdisk.table not in ("gpt", "mbr") or rdisk.table not in ("gpt", "mbr"):
-        return BootFacts(**base, template=template, problem="the partitions cannot be named as BCD devices")
+        return replace(base, template=template, problem="the partitions cannot be named as BCD devices")
     boot_target = BootTarget(gen, _device(sdisk, spart), _device(rdisk, rpart),
                              loader_description(root.product, root.build))
-    return BootFacts(**base, template=template, boot_target=boot_target)
+    return replace(base, template=template, boot_target=boot_target)
 
 
 def boot_file_copies(target: Target, layout: WindowsLayout, facts: BootFacts) -> tuple[tuple[BootFile, ...], str | None]:

@@ -18,10 +18,9 @@ from __future__ import annotations
 import struct
 import uuid
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rescue.bcd.constants import ALIAS_OF_GUID
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.disk.records import DiskInfo, Partition

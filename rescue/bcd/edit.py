@@ -222,7 +222,7 @@ def parse_device(text: str, code: int, devices=None, disk_paths: Sequence[str] =
         number = int(part_s)
     disk = next((d for d in devices.disks if d.index == disk_index), None)
     part = next((p for p in disk.partitions if p.number == number), None) if disk is not None else None
-    if part is None:
+    if disk is None or part is None:
         raise NotFoundError(f"The attached disks have no partition {number} on disk {disk_index}.")
     try:
         return partition_device(disk, part)

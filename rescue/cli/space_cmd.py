@@ -182,7 +182,7 @@ def frag(disks: List[str], *, json_output: bool, fmt: Optional[str], accel: Opti
     with open_target(disks[0], write=False, fmt=fmt, accel=accel, root=root, extra_disks=disks[1:]) as tgt:
         if not hasattr(tgt, "session"):
             raise UsageError("frag works on a disk image or block device, not on a hive file.")
-        win = tgt.layout.require_root()
+        win = tgt.windows_root()
         vol = tgt.layout.volume(win.disk, win.partition)
         part = tgt.session.partition(win.disk, win.partition)
         r = report(tgt.session, part, letter=vol.letter if vol else None)

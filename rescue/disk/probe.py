@@ -13,10 +13,9 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from rescue.errors import RescueError
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.disk.session import DiskSession

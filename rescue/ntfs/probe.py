@@ -6,11 +6,11 @@ record numbers). No guestfs here: only the session's own primitives."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from rescue.errors import DiskError
 from rescue.ntfs.reset import read_state
 from rescue.ntfs.state import HIBERFIL_HEADER, NtfsEvidence, NtfsState, hiberfil_signature
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.disk.records import Partition

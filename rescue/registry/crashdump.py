@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rescue.units import format_bytes, parse_size  # noqa: F401  (parse_size: --ram)
 from rescue.errors import RescueError, UsageError
 from rescue.hive import values as V
 from rescue.registry.paths import control_set_key, control_sets, current_control_set
 from rescue.safety.plan import FileRef, SetValue, Step
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -223,7 +222,7 @@ def check_dump_space(dump_file: str, layout: WindowsLayout | None, *, ram_bytes:
     drive = None
     if re.match(r"(?i)%SystemRoot%", dump_file):
         root = layout.root if layout is not None else None
-        vol = layout.volume(root.disk, root.partition) if root is not None else None
+        vol = layout.volume(root.disk, root.partition) if layout is not None and root is not None else None
         drive = vol.letter if vol is not None else None
     else:
         drive = dump_file[:2].upper()
@@ -235,8 +234,8 @@ def check_dump_space(dump_file: str, layout: WindowsLayout | None, *, ram_bytes:
         data = [v for v in layout.volumes if v.role == "data" and v.free_bytes is not None
                 and (vol is None or (v.disk, v.partition) != (vol.disk, vol.partition))]
         if data:
-            b = max(data, key=lambda v: v.free_bytes)
-            best = (b.letter or "", b.disk, b.partition, b.free_bytes)
+            b = max(data, key=lambda v: v.free_bytes or 0)
+            best = (b.letter or "", b.disk, b.partition, b.free_bytes or 0)
     where = drive or "the Windows volume"
     if vol is None:
         msg = (f"{where} is not on an attached disk: cannot check its free space "
@@ -246,8 +245,9 @@ def check_dump_space(dump_file: str, layout: WindowsLayout | None, *, ram_bytes:
     elif fits:
         msg = f"{where} has {human(free)} free, enough for a complete dump of {human(ram_bytes)} RAM"
     else:
+        assert free is not None and ram_bytes is not None      # fits is False: both are known
         msg = f"{where} has {human(free)} free, less than the VM's RAM ({human(ram_bytes)}): a complete dump will not fit"
-        if best is not None:
+        if best is not None and layout is not None:
             letter = best[0]
             target = f"{letter}\\MEMORY.DMP" if letter else "a letter-less data volume"
             msg += (f"; the data volume with the most free space is {letter or '(no letter)'} on "

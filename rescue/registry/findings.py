@@ -15,6 +15,7 @@ from __future__ import annotations
 import shlex
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rescue.hive import values as V
 from rescue.registry.crashdump import CrashDumpReport, DumpSpaceCheck
@@ -22,7 +23,6 @@ from rescue.registry.pagefile import DEFAULT_TEMP_DRIVE, PagefileReport, effecti
 from rescue.registry.paths import control_set_key, control_sets
 from rescue.repairs.findings import FOUND, OK, UNKNOWN, Finding
 from rescue.safety.plan import DeleteKey, DeleteValue, FileRef, Step
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pathlib import Path

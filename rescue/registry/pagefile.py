@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rescue.errors import RescueError, UsageError
 from rescue.hive import values as V
 from rescue.registry.paths import control_set_key, control_sets, current_control_set
 from rescue.safety.plan import DeleteFile, FileRef, SetValue, Step
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -274,7 +273,7 @@ def locate(settings: PagefileSettings | None, layout: WindowsLayout | None, foun
         out.append(PagefileLocation(
             drive=drive, named_by=tuple(by), temp_drive=drive == temp,
             disk=vol.disk if vol else None, partition=vol.partition if vol else None,
-            disk_path=layout.disk_paths[vol.disk] if vol else None, role=vol.role if vol else None,
+            disk_path=layout.disk_paths[vol.disk] if vol and layout is not None else None, role=vol.role if vol else None,
             pagefile_size=size))
     return tuple(out)
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import PureWindowsPath
+from typing import TYPE_CHECKING
 
 from rescue.errors import NotFoundError, UsageError
 from rescue.fileref import FileRef
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.hive.hive import Hive
@@ -161,7 +161,7 @@ def sid_profile(software_hive: Hive, sid: str) -> str | None:
 def locate_on_disk(spec: KeySpec, target: Target, *, user: str | None = None) -> KeyLocation:
     """TARGET is a disk set (`rescue.target.DiskTarget` with a layout): pick the hive file on the
     Windows volume. Reads \\Users (and SOFTWARE's ProfileList for SIDs) only for user hives."""
-    root = target.layout.require_root()
+    root = target.windows_root()
 
     def on_root(path: str) -> FileRef:
         return FileRef(path, root.disk, root.partition)

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rescue.errors import NotFoundError, UsageError
 from rescue.hive import values as V
 from rescue.hive.hive import RegValue
 from rescue.safety.plan import DeleteKey, DeleteValue, FileRef, SetValue, Step
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.hive.hive import Hive

@@ -6,12 +6,11 @@ engine can check nothing changed since) and returns the change, or None when the
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from rescue.hive import values as V
 from rescue.fileref import FileRef
 from rescue.safety.plan import DeleteKey, DeleteValue, SetValue
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.hive.hive import Hive

@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, Optional, Sequence, Tuple
 
 from rescue.errors import CorruptHiveError, NotFoundError
 from rescue.hive import values as V
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.hive.hive import Hive

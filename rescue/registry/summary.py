@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rescue.layout import SYSTEM_HIVE
 from rescue.registry.crashdump import (DEFAULT_DUMP_FILE, CrashDumpReport, DumpSpaceCheck, check_dump_space,
@@ -18,7 +19,6 @@ from rescue.registry.pagefile import (DEFAULT_TEMP_DRIVE, FoundPagefile, Pagefil
 from rescue.repairs.findings import Finding
 from rescue.fileref import FileRef
 from rescue.safety.hivecheck import open_hive  # noqa: F401  (re-exported: its home is the safety layer)
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.hive.hive import Hive
@@ -28,9 +28,11 @@ if TYPE_CHECKING:
 
 def system_ref(target: Target) -> FileRef:
     """The SYSTEM hive a command works on: the bare file itself, or the Windows root's."""
-    if getattr(target, "session", None) is None:
+    from rescue.target import HostFileTarget
+
+    if isinstance(target, HostFileTarget):
         return target.main
-    root = target.layout.require_root()
+    root = target.windows_root()
     return FileRef(SYSTEM_HIVE, root.disk, root.partition)
 
 

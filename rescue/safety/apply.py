@@ -23,7 +23,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rescue.errors import DiskError, RescueError, UnsafeStateError, VerifyError, WriteFailedError
 from rescue.hive.regf import read_header
@@ -35,7 +35,6 @@ from rescue.safety.hivecheck import HiveState, announce, assess, forget
 from rescue.safety.hivecheck import safe_hive_copy  # noqa: F401  (readers import it from here too)
 from rescue.safety.plan import HIVE_CHANGES, DeleteFile, DeleteKey, DeleteValue, FileRef, Plan, SetValue, WriteFile
 from rescue.target import sha256_file
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.hive.hive import Hive

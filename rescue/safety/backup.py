@@ -19,12 +19,12 @@ import time
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path, PureWindowsPath
+from typing import TYPE_CHECKING
 
 from rescue import __version__
 from rescue.errors import DiskError, NotFoundError, VerifyError, WriteFailedError
 from rescue.fileref import FileRef
 from rescue.target import STAGED_SUFFIX
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.target import Target

@@ -20,13 +20,13 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rescue.errors import CorruptHiveError, UnsafeStateError
 from rescue.hive.regf import BASE_BLOCK_SIZE, RegfHeader, parse_header
 from rescue.safety.logreplay import LogFile, ReplayError, _seq_before, newest_entry, parse_log, replay
 from rescue.fileref import FileRef
 from rescue.target import sha256_file
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.report import Reporter
@@ -117,7 +117,8 @@ def _assess(target: Target, ref: FileRef, discard: bool) -> HiveState:
         local = target.local_copy(lref)
         data = Path(local).read_bytes()
         logs.append(CompanionLog(lref, len(data), sha256_file(local), parse_log(suffix, data)))
-    common = dict(ref=ref, label=label, original=original, sha256=sha256_file(original), header=header,
+    # The fields every verdict shares (HiveState's first six), given to each constructor below.
+    common: dict[str, Any] = dict(ref=ref, label=label, original=original, sha256=sha256_file(original), header=header,
                   logs=tuple(logs))
     seqs = f"{header.primary_sequence}/{header.secondary_sequence}"
 
@@ -160,7 +161,7 @@ def _assess(target: Target, ref: FileRef, discard: bool) -> HiveState:
                      summary=f"dirty (sequence {seqs}): {result.describe()} on a host copy")
 
 
-def _not_replayed(common: dict, problem: str, discard: bool) -> HiveState:
+def _not_replayed(common: dict[str, Any], problem: str, discard: bool) -> HiveState:
     if discard:
         return HiveState(**common, verdict="discarded", base=common["original"], problem=problem,
                          summary=f"--discard-hive-logs: used as last fully written ({problem})")

@@ -16,19 +16,20 @@ A reset is never undone: writing the old log back over metadata changed since wo
 
 from __future__ import annotations
 
-from rescue.errors import DiskError
-
 import json
 import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rescue.errors import DiskError
 
 from rescue.errors import UnsafeStateError, VerifyError, WriteFailedError
+from rescue.layout import VolumeState
 from rescue.ntfs import probe
 from rescue.ntfs.reset import Write, dirty_writes, plan_reset
 from rescue.ntfs.state import NtfsEvidence, NtfsState
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.disk.records import Partition
@@ -119,16 +120,24 @@ def written_volumes(target: Target, plan: Plan | None=None, extra: tuple[tuple[i
     seen: dict[tuple[int, int], None] = {}
     for ref in (plan.files_touched() if plan is not None else ()):
         if not ref.on_host:
-            seen.setdefault((ref.disk, ref.partition), None)
+            seen.setdefault(ref.volume, None)
     try:
         root = target.backup_root()
         if not root.on_host:
-            seen.setdefault((root.disk, root.partition), None)
+            seen.setdefault(root.volume, None)
     except Exception:            # no Windows volume: the planner already said so, or nothing is kept
         pass
     for key in extra:
         seen.setdefault(key, None)
     return list(seen)
+
+
+def _disk_set(target: Target) -> tuple[Session, WindowsLayout]:
+    """The session and layout of the disk set a reset was planned on (plan_resets plans none on a
+    bare hive file, so a reset reaching here without them is a bug, not a user error)."""
+    if target.session is None or target.layout is None:
+        raise ValueError("NTFS log resets act on a disk set's volumes only")
+    return target.session, target.layout
 
 
 def describe(layout: WindowsLayout, disk: int, partition: int) -> str:
@@ -251,7 +260,7 @@ def perform(target: Target, planned: tuple[PlannedReset, ...], *, faults=None, d
     call ensure_dirty() then."""
     if not planned:
         return ()
-    session = target.session
+    session, _layout = _disk_set(target)
     records = []
     for p in planned:
         part = session.partition(p.disk, p.partition)
@@ -268,7 +277,7 @@ def perform(target: Target, planned: tuple[PlannedReset, ...], *, faults=None, d
         rplan = plan_reset(probe.reader(session, part), hiberfil_record=hib_record, dirty=dirty)
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         saved = tuple((s.name, s.offset, s.data) for s in rplan.saved)
-        folder = _host_dir(f"{target.session.images[p.disk].path}-p{p.partition}")
+        folder = _host_dir(f"{session.images[p.disk].path}-p{p.partition}")
         _keep_on_host(folder, saved, {"where": p.where, "when": when, "evidence": p.evidence.to_json(),
                                       "offsets": {n: off for n, off, _d in saved}})
         try:
@@ -302,7 +311,7 @@ def ensure_dirty(target: Target, records: tuple[ResetRecord, ...]) -> tuple[Rese
     records with the flags as they now are."""
     if not records:
         return ()
-    session = target.session
+    session, _layout = _disk_set(target)
     out = []
     for r in records:
         part = session.partition(r.disk, r.partition)
@@ -322,8 +331,8 @@ def ensure_dirty(target: Target, records: tuple[ResetRecord, ...]) -> tuple[Rese
 def _refresh(target: Target, p: PlannedReset, ev: NtfsEvidence) -> None:
     """The layout now says what the volume is: writable (dirty), so later steps and the diagnosis
     after the fix see it as it is."""
-    layout = target.layout
-    vols = tuple(replace(v, ntfs=ev, state="dirty" if ev.state is NtfsState.DIRTY else "ok", note=None)
+    _session, layout = _disk_set(target)
+    vols = tuple(replace(v, ntfs=ev, state=VolumeState.DIRTY if ev.state is NtfsState.DIRTY else VolumeState.OK, note=None)
                  if (v.disk, v.partition) == (p.disk, p.partition) else v for v in layout.volumes)
     target.layout = replace(layout, volumes=vols)
 

@@ -3,9 +3,10 @@ are drawn in rescue.cli.views: this module stays free of any terminal library)."
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rescue.hive.values import decode_value, type_name
 from rescue.safety.plan import DeleteFile, DeleteKey, DeleteValue, FileRef, SetValue, WriteFile
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.target import Target
@@ -28,7 +29,7 @@ def file_label(target: Target, ref: FileRef) -> str:
 
 def target_label(target: Target) -> str:
     """What the user gave as TARGET (used in advice such as `rescue undo TARGET`)."""
-    if hasattr(target, "session"):
+    if target.session is not None:
         return " ".join(img.path for img in target.session.images)
     return getattr(target, "path", "TARGET")
 

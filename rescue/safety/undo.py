@@ -13,6 +13,7 @@ back and are listed as such.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from rescue.errors import NotFoundError, RescueError, VerifyError, WriteFailedError
 from rescue.safety import backup as B
@@ -20,7 +21,6 @@ from rescue.safety import render
 from rescue.safety.hivecheck import forget
 from rescue.report import SILENT, Reporter
 from rescue.fileref import FileRef
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.target import Target

@@ -28,12 +28,11 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from rescue.disk.formats import DiskImage
 from rescue.samples.disks import (BITLOCKER_OEM_ID, MiB, SECTORS_PER_MIB, DiskSpec, FileSpec,
                                   PartSpec)
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.disk.records import Partition

@@ -24,10 +24,10 @@ from __future__ import annotations
 import fnmatch
 import weakref
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from rescue.safety.plan import DeleteFile, FileRef, Plan, Step
 from rescue.target import win_to_posix
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.disk.records import Partition

@@ -29,6 +29,7 @@ import re
 import struct
 import time
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from rescue.units import format_bytes, parse_size
 from rescue.errors import DiskError, UnsafeStateError, UsageError, VerifyError, WriteFailedError
@@ -36,7 +37,6 @@ from rescue.safety import backup as B
 from rescue.safety import ntfs_reset
 from rescue.space import imagegrow
 from rescue.space.imagegrow import GiB, MiB, TiB
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.disk.formats import DiskImage
@@ -443,9 +443,9 @@ EXPAND_NOT_UNDOABLE = ("Growing the disk, its partition and its NTFS cannot be u
                        "over the grown NTFS would damage it.")
 
 
-def _plan_log_reset(target: Target, ntfs: NtfsOptions | None) -> tuple:
+def _plan_log_reset(target: Target, layout: WindowsLayout, ntfs: NtfsOptions | None) -> tuple:
     """The log reset the Windows volume needs before it can be grown (refused without the flag)."""
-    root = target.layout.root
+    root = layout.root
     if root is None:
         return ()
     return ntfs_reset.plan_resets(target, [(root.disk, root.partition)], ntfs or ntfs_reset.NtfsOptions())
@@ -473,10 +473,11 @@ def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_
     with staged(image, new_size, dry_run=dry_run) as stage, contextlib.ExitStack() as stack:
         with DiskSession([stage.working_image], write=not dry_run, accel=accel, notify=notify) as s:
             seconds["launch"] = round(s.launch_seconds, 1)
-            target = DiskTarget(s, discover(s))
+            layout = discover(s)
+            target = DiskTarget(s, layout)
             stack.callback(target.close)
-            resets = _plan_log_reset(target, ntfs)
-            plan = make_plan(s, target.layout, user_path=path, format_label=image.format_label,
+            resets = _plan_log_reset(target, layout, ntfs)
+            plan = make_plan(s, layout, user_path=path, format_label=image.format_label,
                              old_disk_size=image.virtual_size, log_reset=bool(resets))
             plan = replace(plan, ntfs_resets=resets)
             seconds["plan"] = round(time.monotonic() - t - seconds["launch"], 1)

@@ -7,10 +7,10 @@ The article's rule (step 2): under 300 MB free on the OS disk, Windows cannot cr
 from __future__ import annotations
 
 import shlex
+from typing import TYPE_CHECKING
 
 from rescue.repairs.findings import FOUND, OK, UNKNOWN, Finding
 from rescue.space.expand import human
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.disk.view import Session
@@ -137,7 +137,7 @@ def assess_windows_volume(session: Session, layout: WindowsLayout, *, check_read
     from rescue.space.cleanup import scan_volume
     from rescue.space.fragmentation import report
 
-    win = layout.root
+    win = layout.require_root()
     vol = layout.volume(win.disk, win.partition)
     letter = vol.letter if vol else None
     part = session.partition(win.disk, win.partition)

@@ -13,10 +13,10 @@ $DATA runlists give their fragment counts. ntfs-3g's inode numbers are MFT recor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rescue.space.ntfs import MFT_RECORD_MFT, FreeSpace, NtfsFormatError, Volume, bitmap_free_space, fragments
 from rescue.target import win_to_posix
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.disk.records import Partition

@@ -21,9 +21,9 @@ import struct
 import subprocess
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rescue.errors import InputError, UnsafeStateError, WriteFailedError
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.disk.formats import DiskImage

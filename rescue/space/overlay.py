@@ -15,9 +15,9 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rescue.errors import InputError, VerifyError, WriteFailedError
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.disk.formats import DiskImage

@@ -20,11 +20,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from rescue.errors import InterruptedWriteError, VerifyError
 from rescue.space import imagegrow, overlay
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rescue.disk.formats import DiskImage
