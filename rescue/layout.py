@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Sequence
 from rescue.errors import NotWindowsError, RescueError, UsageError
 
 if TYPE_CHECKING:
+    from rescue.ntfs.state import NtfsEvidence
     from rescue.disk.records import DiskInfo
     from rescue.disk.view import Session
 
@@ -75,7 +76,7 @@ class Volume:
     role: VolumeRole
     state: VolumeState
     note: str | None = None
-    ntfs: object = None           # rescue.ntfs.state.NtfsEvidence of an NTFS volume (None: not NTFS)
+    ntfs: NtfsEvidence | None = None     # of an NTFS volume (None: not NTFS)
 
     @property
     def used_bytes(self) -> int | None:
@@ -197,7 +198,7 @@ def parse_mounted_devices(values: list[tuple[str, bytes]], disks: Sequence[DiskI
     return sorted(out, key=lambda m: m.letter)
 
 
-def discover(session: Session, *, root: str | None = None, workdir: Path | None=None, fetched: dict | None = None) -> WindowsLayout:
+def discover(session: Session, *, root: str | None = None, workdir: Path | None = None, fetched: dict | None = None) -> WindowsLayout:
     """Collect the layout of the attached disks through `session` (read-only mounts)."""
     from rescue.layout_scan import scan
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from rescue.errors import DeclinedError, UsageError
+
+if TYPE_CHECKING:
+    from rescue.target import Target
 
 log = logging.getLogger("rescue")
 
@@ -31,7 +34,7 @@ class Reporter:
     def warn(self, message: str) -> None:
         log.warning("%s", message)
 
-    def show(self, target: object, item: object) -> None:
+    def show(self, target: Target, item: object) -> None:
         """A typed record a person should see before being asked (a Plan, an undo preview)."""
 
     @contextlib.contextmanager

@@ -442,7 +442,7 @@ def is_hive_target(path: str) -> bool:
 @contextlib.contextmanager
 def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = None,
                accel: str | None = None, root: str | None = None, images: Sequence | None = None,
-               reporter: Reporter | None = None, ntfs: NtfsOptions | None=None) -> Iterator[DiskTarget]:
+               reporter: Reporter | None = None, ntfs: NtfsOptions | None = None) -> Iterator[DiskTarget]:
     """Detect formats, launch ONE appliance (ground rule 4), discover the Windows layout.
 
     Yields a DiskTarget whose `.session` and `.layout` the command uses. `images`: already detected
@@ -482,7 +482,7 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
 @contextlib.contextmanager
 def open_target(path: str, *, write: bool = False, fmt: str | None = None, accel: str | None = None,
                 root: str | None = None, extra_disks: Sequence[str] = (),
-                reporter: Reporter | None = None, ntfs: NtfsOptions | None=None) -> Iterator[Target]:
+                reporter: Reporter | None = None, ntfs: NtfsOptions | None = None) -> Iterator[Target]:
     """TARGET is a disk image / block device, or a hive file told apart by its `regf` signature
     (no appliance needed: instant)."""
     if not os.path.exists(path):

@@ -17,7 +17,7 @@ from rescue.fileref import FileRef, win_path
 
 def store_ref(target: Any, store_path: Optional[str] = None) -> FileRef:
     """The FileRef of the store to work on: the bare hive itself, the layout's BCD, or --store."""
-    if getattr(target, "session", None) is None:          # HostFileTarget: TARGET is the store
+    if target.session is None:          # HostFileTarget: TARGET is the store
         if store_path:
             raise UsageError("--store picks a store on a disk; TARGET is already a BCD file.")
         return target.main
@@ -67,6 +67,6 @@ def device_context(target: Any):
     """Attached disks and drive letters for naming partition devices; None for a bare hive file."""
     from rescue.bcd.devices import DeviceContext
 
-    if getattr(target, "session", None) is None or target.layout is None:
+    if target.session is None or target.layout is None:
         return None
     return DeviceContext(target.session.disks(), target.layout.letters, target.layout.disk_paths)

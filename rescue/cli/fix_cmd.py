@@ -165,7 +165,9 @@ class ScenarioGroup(TyperGroup):
     """`rescue fix`: one subcommand per registered scenario, built when asked for, so a scenario
     registered by any module (or a test) is a command without touching this file."""
 
-    def list_commands(self, ctx) -> List[str]:
+    # ctx: the Context of the click that typer builds on (its own vendored copy in recent typer,
+    # click itself before), so the override takes what the base class takes.
+    def list_commands(self, ctx: Any) -> List[str]:
         from rescue.repairs.base import scenarios
 
         names = []
@@ -174,7 +176,7 @@ class ScenarioGroup(TyperGroup):
             names += [a for a in s.aliases if a.lower().startswith("0x")]
         return names
 
-    def get_command(self, ctx, cmd_name: str):
+    def get_command(self, ctx: Any, cmd_name: str):
         from rescue.repairs.base import get
 
         try:

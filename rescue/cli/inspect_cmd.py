@@ -7,12 +7,15 @@ gave and partitions by their 1-based number, never by the appliance's /dev/sdX.
 from __future__ import annotations
 
 import shlex
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.table import Table
 
 from rescue.cli.common import open_disks, out, print_json
+
+if TYPE_CHECKING:
+    from rescue.layout import WindowsLayout
 
 LOW_SPACE_BYTES = 300 * 1000 * 1000  # the article: "if there is less than 300 MB free"
 
@@ -25,7 +28,7 @@ def _mb(n: int | None) -> str:
     return f"{n / 1024 ** 2:.0f} MiB"
 
 
-def layout_findings(layout) -> list[str]:
+def layout_findings(layout: WindowsLayout) -> list[str]:
     findings = []
     root = layout.root
     if root is not None:
@@ -39,7 +42,7 @@ def layout_findings(layout) -> list[str]:
     return findings
 
 
-def layout_json(layout) -> dict:
+def layout_json(layout: WindowsLayout) -> dict:
     paths = layout.disk_paths
     return {
         "disks": [{"path": p, "format": f, "partition_table": t}
@@ -66,9 +69,9 @@ def layout_json(layout) -> dict:
     }
 
 
-def render_layout(layout) -> None:
+def render_layout(layout: WindowsLayout) -> None:
     paths = layout.disk_paths
-    gen = {"gen1": "Gen1 (BIOS, MBR)", "gen2": "Gen2 (UEFI, GPT)"}.get(layout.generation, "unknown")
+    gen = {"gen1": "Gen1 (BIOS, MBR)", "gen2": "Gen2 (UEFI, GPT)"}.get(layout.generation or "", "unknown")
     for i, (p, f, t) in enumerate(zip(paths, layout.disk_formats, layout.partition_tables)):
         out.print(f"[bold]Disk {i}[/bold]      {p}  ({f}, {t.upper() if t else 'no partition table'})")
     out.print(f"[bold]Generation[/bold]  {gen}")

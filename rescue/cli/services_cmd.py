@@ -9,7 +9,7 @@ set Windows boots, and Start=4 (or back) for one of them, through the safety eng
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
@@ -17,11 +17,14 @@ from rescue.cli.common import open_target, out, print_json
 from rescue.cli.options import ACCEL, DISCARD_LOGS, DRY_RUN, FORMAT, JSON, ROOT, YES
 from rescue.errors import UsageError
 
+if TYPE_CHECKING:
+    from rescue.target import Target
+
 _DISKS = typer.Argument(..., help="OS disk (image file or block device), or a SYSTEM hive file.")
 _NAME = typer.Argument(..., help="The service name of the driver, as the stop error or `services list` shows it.")
 
 
-def _context(tgt, discard_hive_logs: bool):
+def _context(tgt: Target, discard_hive_logs: bool):
     from rescue.repairs.base import OptionValues
     from rescue.repairs.context import RepairContext
 

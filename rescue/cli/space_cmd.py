@@ -9,7 +9,7 @@ growing an image file is not a file change the engine could back up.
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.table import Table
@@ -18,6 +18,12 @@ from rescue.cli.common import ConsoleReporter, err, open_target, out, print_json
 from rescue.cli.options import DISCARD_HIBERNATION as _DISCARD_HIB, RESET_NTFS_LOG as _RESET_LOG, ntfs as _ntfs
 from rescue.cli.views import apply_outcome
 from rescue.errors import DeclinedError, UsageError
+
+if TYPE_CHECKING:
+    from rescue.safety.ntfs_reset import NtfsOptions
+    from rescue.space.cleanup import VolumeScan
+    from rescue.space.expand import ExpandPlan
+    from rescue.target import Target
 
 _JSON = typer.Option(False, "--json", help="Machine-readable output (stable keys).")
 _FMT = typer.Option(None, "--format", help="Force the image format: raw, vhd, vhdx, qcow2, vmdk.")
@@ -36,7 +42,7 @@ def _mb(n: int | None) -> str:
 
 
 # --- cleanup ---------------------------------------------------------------------------------------
-def _render_scan(scan) -> None:
+def _render_scan(scan: VolumeScan) -> None:
     t = Table(title=f"Cleanup: disk {scan.disk} partition {scan.partition}"
                     + (f" ({scan.letter})" if scan.letter else "")
                     + f", {_mb(scan.free_bytes)} free of {_mb(scan.size_bytes)}")
@@ -52,7 +58,7 @@ def _render_scan(scan) -> None:
 
 def cleanup(disks: List[str], *, dry_run: bool, yes: bool, json_output: bool, include: List[str],
             fmt: Optional[str], accel: Optional[str], root: Optional[str], discard_hive_logs: bool = False,
-            ntfs=None) -> int:
+            ntfs: NtfsOptions | None = None) -> int:
     import time
 
     from rescue.safety.apply import execute
@@ -61,7 +67,7 @@ def cleanup(disks: List[str], *, dry_run: bool, yes: bool, json_output: bool, in
     keys = parse_include(include)
     with open_target(disks[0], write=not dry_run, fmt=fmt, accel=accel, root=root, extra_disks=disks[1:],
                      ntfs=ntfs) as tgt:
-        if not hasattr(tgt, "session"):
+        if tgt.session is None:
             raise UsageError("cleanup works on a disk image or block device, not on a hive file.")
         layout = tgt.layout
         win = layout.require_root()
@@ -97,7 +103,7 @@ def cleanup(disks: List[str], *, dry_run: bool, yes: bool, json_output: bool, in
 
 
 # --- expand ----------------------------------------------------------------------------------------
-def _render_expand_plan(plan) -> None:
+def _render_expand_plan(plan: ExpandPlan) -> None:
     from rescue.cli.views import print_resets
     from rescue.safety.ntfs_reset import ResetPreview
     from rescue.space.expand import human
@@ -118,7 +124,7 @@ def _render_expand_plan(plan) -> None:
 
 
 def _confirmer(*, dry_run: bool, yes: bool, json_output: bool):
-    def confirm(plan) -> None:
+    def confirm(plan: ExpandPlan) -> None:
         if json_output:
             if dry_run or plan.nothing_to_do:
                 print_json({"expand": plan.to_json(), "applied": False, "dry_run": dry_run})
@@ -138,7 +144,7 @@ def _confirmer(*, dry_run: bool, yes: bool, json_output: bool):
 
 
 def expand(disk: str, *, size: Optional[str], add: Optional[str], allow_large: bool, dry_run: bool, yes: bool,
-           json_output: bool, fmt: Optional[str], accel: Optional[str], ntfs=None) -> int:
+           json_output: bool, fmt: Optional[str], accel: Optional[str], ntfs: NtfsOptions | None = None) -> int:
     from rescue.space import expand as ex
 
     res = ex.run(disk, size=size, add=add, allow_large=allow_large, dry_run=dry_run, fmt=fmt, accel=accel,
@@ -180,7 +186,7 @@ def frag(disks: List[str], *, json_output: bool, fmt: Optional[str], accel: Opti
     from rescue.space.fragmentation import report
 
     with open_target(disks[0], write=False, fmt=fmt, accel=accel, root=root, extra_disks=disks[1:]) as tgt:
-        if not hasattr(tgt, "session"):
+        if tgt.session is None:
             raise UsageError("frag works on a disk image or block device, not on a hive file.")
         win = tgt.windows_root()
         vol = tgt.layout.volume(win.disk, win.partition)
@@ -194,7 +200,7 @@ def frag(disks: List[str], *, json_output: bool, fmt: Optional[str], accel: Opti
 
 
 # --- inspect section -------------------------------------------------------------------------------
-def inspect_section(target):
+def inspect_section(target: Target):
     """Space section for `rescue inspect` (the lead wires it into rescue.cli.sections): the Windows
     volume's reclaimable bytes by category (bounded scan, no attribute reads), its free-space
     fragmentation, and the space findings."""
@@ -202,7 +208,7 @@ def inspect_section(target):
     from rescue.repairs.findings import FOUND
     from rescue.space.findings import assess_windows_volume, space_section_data
 
-    if not hasattr(target, "session") or target.layout is None or target.layout.root is None:
+    if target.session is None or target.layout is None or target.layout.root is None:
         return None
     findings, scan, fr = assess_windows_volume(
         target.session, target.layout, on_frag_error=lambda exc: warn(f"fragmentation not measured: {exc}"))

@@ -12,7 +12,7 @@ device, which is the same in both.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, List, Sequence, TypeAlias, Union
+from typing import TYPE_CHECKING, Any, List, Sequence, Union
 
 from rescue.disk.records import DiskInfo, Partition
 from rescue.errors import InputError
@@ -65,4 +65,4 @@ class SessionView:
 # What the core works on: the command's whole DiskSession, or one VM's view of it (fleet mode).
 # A SessionView forwards every other call to its session, so code typed against `Session` may use
 # the DiskSession interface on either.
-Session: TypeAlias = Union["DiskSession", SessionView]
+Session = Union["DiskSession", SessionView]

@@ -92,7 +92,7 @@ def plan_clear_whea_badpages(system: Hive | str | Path, ref: FileRef) -> Step:
 
 
 def registry_findings(pagefile: PagefileReport | None, crash: CrashDumpReport | None, *,
-                      temp_drive: str = DEFAULT_TEMP_DRIVE, layout: WindowsLayout | None=None,
+                      temp_drive: str = DEFAULT_TEMP_DRIVE, layout: WindowsLayout | None = None,
                       dump_space: DumpSpaceCheck | None = None,
                       whea: tuple[WheaBadPages, ...] | None = None,
                       build: int | None = None) -> tuple[Finding, ...]:

@@ -204,7 +204,7 @@ class FoundPagefile:
 def scan_pagefiles(target: Target) -> tuple[FoundPagefile, ...]:
     """\\pagefile.sys in the root of every mounted volume of a disk target (one stat per volume;
     the read-only mounts of layout discovery are reused, nothing is mounted for writing)."""
-    session, layout = getattr(target, "session", None), getattr(target, "layout", None)
+    session, layout = target.session, target.layout
     if session is None or layout is None:
         return ()
     out = []

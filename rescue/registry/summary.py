@@ -63,7 +63,7 @@ class RegistrySummary:
                 "findings": [f.to_json() for f in self.findings]}
 
 
-def summarize_hive(system: Hive | str | Path, *, ref: FileRef, layout: WindowsLayout | None=None, found: tuple[FoundPagefile, ...] = (),
+def summarize_hive(system: Hive | str | Path, *, ref: FileRef, layout: WindowsLayout | None = None, found: tuple[FoundPagefile, ...] = (),
                    temp_drive: str = DEFAULT_TEMP_DRIVE, ram_bytes: int | None = None,
                    dump_file: str | None = None) -> RegistrySummary:
     """Pure: a SYSTEM hive (host path or open Hive) + layout + page files found -> summary."""
@@ -88,5 +88,5 @@ def summarize(target: Target, *, temp_drive: str = DEFAULT_TEMP_DRIVE, ram_bytes
     """Read SYSTEM through `target` (no extra appliance launch) and summarize it."""
     ref = system_ref(target)
     return summarize_hive(open_hive(target, ref, discard_hive_logs), ref=ref,
-                          layout=getattr(target, "layout", None), found=scan_pagefiles(target),
+                          layout=target.layout, found=scan_pagefiles(target),
                           temp_drive=temp_drive, ram_bytes=ram_bytes, dump_file=dump_file)

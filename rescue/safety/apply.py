@@ -389,7 +389,7 @@ def execute(target: Target, plan: Plan, *, dry_run: bool, reporter: Reporter | N
     reporter = reporter or getattr(target, "reporter", None) or SILENT
     resets = () if plan.empty else ntfs_reset.plan_resets(
         target, ntfs_reset.written_volumes(target, plan, _prelude_volumes(plan)),
-        getattr(target, "ntfs_options", None) or ntfs_reset.NtfsOptions())
+        target.ntfs_options or ntfs_reset.NtfsOptions())
     if resets:
         reporter.show(target, ntfs_reset.ResetPreview(resets))
     reporter.show(target, plan)

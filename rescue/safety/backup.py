@@ -154,8 +154,8 @@ def location(target: Target, backup_id: str) -> str:
     d = backup_dir(target, backup_id)
     if d.on_host:
         return d.path
-    layout = getattr(target, "layout", None)
-    letter = layout.letter_of(d.disk, d.partition) if layout is not None else None
+    layout = target.layout
+    letter = layout.letter_of(*d.volume) if layout is not None else None
     return f"{letter}{d.path}" if letter else target.describe(d)
 
 

@@ -181,7 +181,7 @@ def safe_hive_copy(target: Target, ref: FileRef, *, discard_hive_logs: bool = Fa
     return state.base
 
 
-def announce(target: Target, state: HiveState, *, reading: bool = False, reporter: Reporter | None=None) -> None:
+def announce(target: Target, state: HiveState, *, reading: bool = False, reporter: Reporter | None = None) -> None:
     """Say once per command what was found about a hive that is not clean (through the command's
     reporter: the CLI puts it on stderr)."""
     from rescue.report import SILENT

@@ -21,7 +21,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from rescue.errors import DiskError
 
@@ -115,7 +115,7 @@ class ResetRecord:
 
 
 # --- which volumes, and may we ---------------------------------------------------------------------
-def written_volumes(target: Target, plan: Plan | None=None, extra: tuple[tuple[int, int], ...] = ()) -> list[tuple[int, int]]:
+def written_volumes(target: Target, plan: Plan | None = None, extra: tuple[tuple[int, int], ...] = ()) -> list[tuple[int, int]]:
     """(disk, partition) of every volume the command writes: its files' and its backup's."""
     seen: dict[tuple[int, int], None] = {}
     for ref in (plan.files_touched() if plan is not None else ()):
@@ -146,10 +146,10 @@ def describe(layout: WindowsLayout, disk: int, partition: int) -> str:
     return f"{letter} ({where})" if letter else where
 
 
-def plan_resets(target: Target, volumes, options: NtfsOptions) -> tuple[PlannedReset, ...]:
+def plan_resets(target: Target, volumes: Sequence[tuple[int, int]], options: NtfsOptions) -> tuple[PlannedReset, ...]:
     """The resets the command needs on `volumes`, or UnsafeStateError naming the true state and the
     flag that allows writing. Nothing is written here."""
-    layout = getattr(target, "layout", None)
+    layout = target.layout
     if layout is None:
         return ()
     out = []
@@ -186,10 +186,10 @@ def flag_note(ev: NtfsEvidence) -> str:
 def reset_allowed(target: Target, disk: int, partition: int) -> bool:
     """True when the volume needs a log reset and the command's options allow it (a resize that
     follows the reset may then plan on it)."""
-    layout = getattr(target, "layout", None)
+    layout = target.layout
     vol = layout.volume(disk, partition) if layout is not None else None
     ev = getattr(vol, "ntfs", None)
-    opts = getattr(target, "ntfs_options", None)
+    opts = target.ntfs_options
     if ev is None or opts is None or not ev.state.needs_reset:
         return False
     return opts.discard_hibernation or (opts.reset_log and not ev.state.hibernation)

@@ -20,8 +20,8 @@ def file_label(target: Target, ref: FileRef) -> str:
     disk/partition; a bare host file as given."""
     if ref.on_host:
         return ref.path
-    layout = getattr(target, "layout", None)
-    letter = layout.letter_of(ref.disk, ref.partition) if layout is not None else None
+    layout = target.layout
+    letter = layout.letter_of(*ref.volume) if layout is not None else None
     if letter:
         return f"{letter}{ref.path}"
     return f"{ref.path} (disk {ref.disk} partition {ref.partition})"

@@ -452,7 +452,7 @@ def _plan_log_reset(target: Target, layout: WindowsLayout, ntfs: NtfsOptions | N
 
 
 def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_run: bool,
-        fmt: str | None, accel: str | None, confirm, notify=lambda m: None, ntfs: NtfsOptions | None=None):
+        fmt: str | None, accel: str | None, confirm, notify=lambda m: None, ntfs: NtfsOptions | None = None):
     """The whole command: host checks -> overlay -> ONE launch (facts, plan, `confirm(plan)`, grow
     partition + NTFS, verify) -> grow the image -> commit -> read back. Returns the ExpandPlan (dry
     run, nothing to do) or the ExpandResult. `confirm` prints the plan and raises to stop."""

@@ -13,6 +13,9 @@ from rescue.repairs.findings import FOUND, OK, UNKNOWN, Finding
 from rescue.space.expand import human
 
 if TYPE_CHECKING:
+    from rescue.space.fragmentation import FragReport
+
+if TYPE_CHECKING:
     from rescue.disk.view import Session
     from rescue.layout import WindowsLayout
     from rescue.space.cleanup import VolumeScan
@@ -42,7 +45,7 @@ def suggest_size(disk_bytes: int) -> str:
 
 
 def space_findings(*, free_bytes: int | None, size_bytes: int | None, letter: str | None = None,
-                   scan: VolumeScan | None=None, frag=None, disk_bytes: int | None = None, disk_path: str | None = None,
+                   scan: VolumeScan | None = None, frag: FragReport | None = None, disk_bytes: int | None = None, disk_path: str | None = None,
                    block_device: bool = False) -> list[Finding]:
     """Findings for the Windows (OS) volume.
 

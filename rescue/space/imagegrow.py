@@ -254,7 +254,7 @@ def grow_vhdx(path: str, new_size: int, journal: Journal) -> None:
         for i in range(struct.unpack_from("<H", meta, 10)[0]):
             e = 32 + 32 * i
             items[_guid(meta[e:e + 16])] = struct.unpack_from("<II", meta, e + 16)
-        def item(g, size):
+        def item(g: uuid.UUID, size: int) -> tuple[bytes, int]:
             o, _ = items[g]
             return _read(fh, meta_off + o, size), meta_off + o
         fp, _ = item(FILE_PARAMETERS, 8)
