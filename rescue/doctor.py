@@ -217,7 +217,7 @@ def check_space(label: str, cid: str, path: str) -> Check:
     return Check(cid, title, Status.OK, detail)
 
 
-def check_launch(result) -> Check:
+def check_launch(result: LaunchResult | None) -> Check:
     title = "appliance launches (one real launch)"
     if result is None:
         return Check("appliance_launch", title, Status.SKIPPED, "skipped (--no-launch)")
@@ -228,7 +228,7 @@ def check_launch(result) -> Check:
                  f"launched with {(result.accel or '?').upper()} in {result.seconds:.1f} s")
 
 
-def check_ntfs(result, pk: Packages) -> Check:
+def check_ntfs(result: LaunchResult | None, pk: Packages) -> Check:
     title = "NTFS support inside the appliance"
     if result is None or not result.ok:
         return Check("appliance_ntfs", title, Status.SKIPPED, "needs a launched appliance")

@@ -21,6 +21,9 @@ from rescue.ntfs.state import NtfsState
 from rescue.target import win_to_posix
 
 if TYPE_CHECKING:
+    from rescue.ntfs.state import NtfsEvidence
+
+if TYPE_CHECKING:
     from rescue.disk.records import DiskInfo, Partition
     from rescue.disk.view import Session
 
@@ -62,7 +65,7 @@ NTFS_STATE_NOTES = {
 }
 
 
-def _ntfs_state(session: Session, part: Partition, mountpoint: str | None, ev) -> tuple[str, str | None]:
+def _ntfs_state(session: Session, part: Partition, mountpoint: str | None, ev: NtfsEvidence) -> tuple[str, str | None]:
     """Volume.state and note of an NTFS volume from its evidence; ntfs-3g's own verdict where the
     metadata says clean (it may still refuse for reasons of its own) or could not be read."""
     if ev.state in NTFS_STATE_NOTES:

@@ -49,8 +49,8 @@ from rescue.bcd.store import device_context, host_copy, store_label, store_ref  
 
 
 @contextlib.contextmanager
-def open_store(target: str, *, write: bool = False, store: str | None = None, fmt=None, accel=None,
-               root=None, discard_hive_logs: bool = False, ntfs: NtfsOptions | None = None) -> Iterator:
+def open_store(target: str, *, write: bool = False, store: str | None = None, fmt: str | None = None, accel: str | None = None,
+               root: str | None = None, discard_hive_logs: bool = False, ntfs: NtfsOptions | None = None) -> Iterator:
     """Yields (target, FileRef of the store, BcdStore read from a host copy)."""
     from rescue.bcd.store import open_store as read_store
 
@@ -60,7 +60,7 @@ def open_store(target: str, *, write: bool = False, store: str | None = None, fm
 
 
 def _apply(target: str, title: str, planner: Callable[[BcdStore, FileRef, Target], Step], *, dry_run: bool, yes: bool, json_output: bool,
-           store: str | None, fmt, accel, root, discard_hive_logs: bool, ntfs: NtfsOptions | None = None) -> None:
+           store: str | None, fmt: str | None, accel: str | None, root: str | None, discard_hive_logs: bool, ntfs: NtfsOptions | None = None) -> None:
     """Build one plan step from the store with `planner(store, ref, target)` and run it through the engine."""
     from rescue.cli.common import run_plan
     from rescue.safety.plan import Plan

@@ -11,7 +11,7 @@ diagnose: read-only; exit 0 healthy, 1 findings (or an error's own code).
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 import typer
 from typer.core import TyperGroup
@@ -21,6 +21,10 @@ from rescue.cli.options import (ACCEL, DISCARD_HIBERNATION, DISCARD_LOGS, FORMAT
                                 ntfs as ntfs_options)
 from rescue.cli.views import apply_outcome, render_diagnosis
 from rescue.errors import ExitCode, RescueError
+
+if TYPE_CHECKING:
+    from rescue.repairs.base import Scenario
+    from rescue.repairs.findings import Diagnosis
 
 _DISKS = typer.Argument(None, metavar="DISK...", show_default=False,
                         help="OS disk (image or block device), then data disks; with --each, one disk per VM.")
@@ -87,7 +91,7 @@ def _values(options: Sequence, given: Dict[str, Any], **extra: Any):
 
 
 # --- rescue fix SCENARIO ----------------------------------------------------------------------------
-def _fix_command(scenario, alias_of: Optional[str] = None) -> Callable:
+def _fix_command(scenario: Scenario, alias_of: Optional[str] = None) -> Callable:
     params = [_param("disks", _DISKS, List[str]), *(_option_param(o) for o in scenario.options)]
     if scenario.can_expand:
         params += [
@@ -113,7 +117,7 @@ def _fix_command(scenario, alias_of: Optional[str] = None) -> Callable:
     return _command(body, params, doc)
 
 
-def run_fix_cli(scenario, a: Dict[str, Any]) -> None:
+def run_fix_cli(scenario: Scenario, a: Dict[str, Any]) -> None:
     from rescue.repairs.runner import run_fix, staged_images
 
     if a.get("each") or a.get("manifest"):
@@ -146,7 +150,7 @@ def run_fix_cli(scenario, a: Dict[str, Any]) -> None:
             out.print(f"  {i}. {line}")
 
 
-def _fix_fleet(scenario, a: Dict[str, Any]) -> int:
+def _fix_fleet(scenario: Scenario, a: Dict[str, Any]) -> int:
     from rescue.cli.fleet_cmd import common_argv, confirm_plans, option_argv, run_fleet, warn_unsupported
     from rescue.fleet import fix_each
 
@@ -192,7 +196,7 @@ class ScenarioGroup(TyperGroup):
 
 
 # --- rescue diagnose ----------------------------------------------------------------------------------
-def _diagnose_options(selected) -> List:
+def _diagnose_options(selected: Sequence[Scenario]) -> List:
     seen: Dict[str, Any] = {}
     for s in selected:
         for o in s.options:
@@ -248,7 +252,7 @@ def _diagnose_command() -> Callable:
                     "command that fixes each one found. Exit 0 healthy, 1 problems found.")
 
 
-def render_triage(diag, selected, *, narrowed: bool) -> None:
+def render_triage(diag: Diagnosis, selected: Sequence[Scenario], *, narrowed: bool) -> None:
     from rescue.repairs.findings import Diagnosis, OK
 
     blockers = [f for f in diag.findings if f.scenario is None]

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from rescue.fleet import VmDisks, VmReport
 
 
-def _manifest_file(vms) -> str:
+def _manifest_file(vms: Sequence[VmDisks]) -> str:
     import shlex
 
     fd, path = tempfile.mkstemp(prefix="rescue-share-", suffix=".txt")

@@ -33,6 +33,10 @@ from rescue.cli.common import err, info, open_target, out, print_json, warn
 from rescue.errors import UsageError
 
 if TYPE_CHECKING:
+    from rescue.registry.paths import KeySpec
+    from rescue.safety.plan import Step
+
+if TYPE_CHECKING:
     from rescue.repairs.findings import Finding
     from rescue.target import Target
 
@@ -45,7 +49,7 @@ _TEMP = typer.Option("D:", "--temp-drive", help="The VM's temporary drive letter
 
 
 # --- shared plumbing -------------------------------------------------------------------------
-def _locate(tgt: Target, spec, user: str | None):
+def _locate(tgt: Target, spec: KeySpec, user: str | None):
     from rescue.registry.paths import locate_in_file, locate_on_disk
 
     from rescue.target import HostFileTarget
@@ -57,7 +61,7 @@ def _locate(tgt: Target, spec, user: str | None):
     return locate_on_disk(spec, tgt, user=user)
 
 
-def _open_key(tgt: Target, spec, user, discard_hive_logs):
+def _open_key(tgt: Target, spec: KeySpec, user: str | None, discard_hive_logs: bool):
     """(location, Hive of a host copy, resolved path) for a key spec on an open target."""
     from rescue.registry.paths import resolve_path
     from rescue.safety.hivecheck import open_hive
@@ -70,7 +74,7 @@ def _open_key(tgt: Target, spec, user, discard_hive_logs):
     return loc, hive, resolved
 
 
-def _execute(tgt: Target, title: str, step, *, dry_run: bool, yes: bool, json_output: bool, discard_hive_logs: bool):
+def _execute(tgt: Target, title: str, step: Step, *, dry_run: bool, yes: bool, json_output: bool, discard_hive_logs: bool):
     from rescue.cli.common import run_plan
     from rescue.safety.plan import Plan
 

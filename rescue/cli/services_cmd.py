@@ -9,13 +9,18 @@ set Windows boots, and Start=4 (or back) for one of them, through the safety eng
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional
 
 import typer
 
 from rescue.cli.common import open_target, out, print_json
 from rescue.cli.options import ACCEL, DISCARD_LOGS, DRY_RUN, FORMAT, JSON, ROOT, YES
 from rescue.errors import UsageError
+
+if TYPE_CHECKING:
+    from rescue.repairs.context import RepairContext
+    from rescue.repairs.services_ops import DriverList
+    from rescue.safety.plan import Plan
 
 if TYPE_CHECKING:
     from rescue.target import Target
@@ -46,7 +51,7 @@ def _start_value(text: Optional[str]) -> Optional[int]:
     return value
 
 
-def _show_list(listing) -> None:
+def _show_list(listing: DriverList) -> None:
     from rich.table import Table
 
     out.print(f"Boot- and system-start drivers of {listing.control_set}"
@@ -85,7 +90,7 @@ def register(app: typer.Typer) -> None:
         else:
             _show_list(listing)
 
-    def _write(disk: str, plan_of, *, dry_run: bool, yes: bool, json_output: bool, fmt, accel, root,
+    def _write(disk: str, plan_of: Callable[[RepairContext], Plan], *, dry_run: bool, yes: bool, json_output: bool, fmt: str | None, accel: str | None, root: str | None,
                discard_hive_logs: bool) -> None:
         from rescue.cli.common import run_plan
 

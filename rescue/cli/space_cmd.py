@@ -20,6 +20,9 @@ from rescue.cli.views import apply_outcome
 from rescue.errors import DeclinedError, UsageError
 
 if TYPE_CHECKING:
+    from rescue.space.fragmentation import FragReport
+
+if TYPE_CHECKING:
     from rescue.safety.ntfs_reset import NtfsOptions
     from rescue.space.cleanup import VolumeScan
     from rescue.space.expand import ExpandPlan
@@ -163,7 +166,7 @@ def expand(disk: str, *, size: Optional[str], add: Optional[str], allow_large: b
 
 
 # --- fragmentation ---------------------------------------------------------------------------------
-def _render_frag(r) -> None:
+def _render_frag(r: FragReport) -> None:
     t = Table(title=f"Fragmentation: disk {r.disk} partition {r.partition}" + (f" ({r.letter})" if r.letter else ""))
     t.add_column("what")
     t.add_column("value", justify="right")

@@ -14,6 +14,11 @@ from rescue.safety.plan import DeleteFile, Plan
 from rescue.safety.render import _mb, change_cells, file_label
 
 if TYPE_CHECKING:
+    from rescue.repairs.findings import Diagnosis
+    from rescue.safety.apply import ApplyResult
+    from rescue.safety.undo import UndoResult
+
+if TYPE_CHECKING:
     from rescue.safety.backup import Manifest
     from rescue.safety.ntfs_reset import ResetPreview
     from rescue.safety.undo import UndoPreview
@@ -104,7 +109,7 @@ def print_resets(preview: ResetPreview) -> None:
     out.print(f"  {preview.CAVEAT}")
 
 
-def apply_outcome(result) -> None:
+def apply_outcome(result: ApplyResult) -> None:
     """One sentence for what the safety engine did (rescue.safety.apply.ApplyResult)."""
     if result.nothing_to_do:
         out.print("Nothing to do: the disk already is as the plan wants it; nothing was written.")
@@ -117,7 +122,7 @@ def apply_outcome(result) -> None:
 
 
 # --- diagnoses -----------------------------------------------------------------------------------
-def render_diagnosis(diag, title: str = "Diagnosis") -> None:
+def render_diagnosis(diag: Diagnosis, title: str = "Diagnosis") -> None:
     t = Table(title=title, title_justify="left", show_lines=False)
     t.add_column("check")
     t.add_column("result")
@@ -159,7 +164,7 @@ def print_undo_preview(target: Target, preview: UndoPreview) -> None:
         out.print(f"  note: {line}")
 
 
-def undo_outcome(result) -> None:
+def undo_outcome(result: UndoResult) -> None:
     if result.dry_run:
         out.print("Dry run: nothing was written.")
     elif not result.applied:

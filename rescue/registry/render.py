@@ -11,7 +11,7 @@ full name on its own line. `/s` prints every key below as its own block; `/v` pr
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rescue.hive import values as V
 from rescue.hive.hive import RegValue
@@ -19,6 +19,9 @@ from rescue.registry.crashdump import CrashDumpReport, DumpSpaceCheck, human
 from rescue.registry.pagefile import PagefileLocation, PagefileReport, PagefileSettings, FoundPagefile
 from rescue.registry.paths import control_set_key
 from rescue.registry.regops import KeyListing, reg_text
+
+if TYPE_CHECKING:
+    from rescue.registry.paths import KeyLocation
 
 INDENT = "    "
 
@@ -61,16 +64,16 @@ def value_json(v: RegValue) -> dict:
             "data_hex": v.data.hex()}
 
 
-def query_json(location, resolved_path: str, control_set: int | None, listings: Sequence[KeyListing],
+def query_json(location: KeyLocation, resolved_path: str, control_set: int | None, listings: Sequence[KeyListing],
                *, value: str | None = None, pairs=None) -> dict:
     keys = listings if pairs is None else [k for k, _ in pairs]
-    out = {"key": location.spec.display, "hive": location.hive_name, "file": location.ref.to_json(),
-           "path": resolved_path, "control_set": control_set, "value": value, "keys": []}
+    listed = []
     for i, k in enumerate(keys):
         vals = k.values if pairs is None else tuple(x for x in [pairs[i][1]] if x is not None)
-        out["keys"].append({"key": k.display, "path": k.path, "values": [value_json(v) for v in vals],
-                            "subkeys": list(k.subkeys)})
-    return out
+        listed.append({"key": k.display, "path": k.path, "values": [value_json(v) for v in vals],
+                       "subkeys": list(k.subkeys)})
+    return {"key": location.spec.display, "hive": location.hive_name, "file": location.ref.to_json(),
+            "path": resolved_path, "control_set": control_set, "value": value, "keys": listed}
 
 
 # --- page file -------------------------------------------------------------------------------------

@@ -37,6 +37,9 @@ from rescue.safety.plan import HIVE_CHANGES, DeleteFile, DeleteKey, DeleteValue,
 from rescue.target import sha256_file
 
 if TYPE_CHECKING:
+    from rescue.safety.plan import HiveChange
+
+if TYPE_CHECKING:
     from rescue.hive.hive import Hive
     from rescue.target import Target
 
@@ -167,7 +170,7 @@ def _prepare_hive(target: Target, ref: FileRef, changes: list, discard: bool, n:
     return _HiveWork(ref, state, list(changes), edited, sha256_file(edited))
 
 
-def _check_before(hive: Hive, c, label: str) -> None:
+def _check_before(hive: Hive, c: HiveChange, label: str) -> None:
     """The plan says what it expects to find; if the hive says otherwise, it was made from other data."""
     if isinstance(c, DeleteKey):
         ok, found = hive.find(c.key) is not None, "missing"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from rescue.errors import CorruptHiveError, UnsafeStateError
 from rescue.hive.regf import BASE_BLOCK_SIZE, RegfHeader, parse_header
@@ -91,7 +91,7 @@ def assess(target: Target, ref: FileRef, *, discard_hive_logs: bool = False) -> 
     return cache[key]
 
 
-def forget(target: Target, refs=()) -> None:
+def forget(target: Target, refs: Iterable[FileRef]=()) -> None:
     """Drop cached assessments and the host copies of `refs` (after the target's files changed,
     by an apply, a rollback or an undo), so a later read in the same command sees the new bytes."""
     _CACHE.pop(target, None)

@@ -32,6 +32,9 @@ from rescue.ntfs.reset import Write, dirty_writes, plan_reset
 from rescue.ntfs.state import NtfsEvidence, NtfsState
 
 if TYPE_CHECKING:
+    from rescue.safety.faults import Faults
+
+if TYPE_CHECKING:
     from rescue.disk.records import Partition
     from rescue.disk.view import Session
     from rescue.layout import WindowsLayout
@@ -233,7 +236,7 @@ def _host_dir(label: str) -> Path:
     return d
 
 
-def _keep_on_host(folder: Path, saved, info: dict) -> None:
+def _keep_on_host(folder: Path, saved: tuple[tuple[str, int, bytes], ...], info: dict) -> None:
     """Copies of the bytes about to be overwritten, durable before the first write."""
     for name, _off, data in saved:
         with open(folder / name, "wb") as fh:
@@ -254,7 +257,7 @@ def _write(session: Session, part: Partition, writes: tuple[Write, ...] | list[W
             session.write_device(part.disk, data, part.start + off)
 
 
-def perform(target: Target, planned: tuple[PlannedReset, ...], *, faults=None, dirty: bool = True) -> tuple[ResetRecord, ...]:
+def perform(target: Target, planned: tuple[PlannedReset, ...], *, faults: Faults | None = None, dirty: bool = True) -> tuple[ResetRecord, ...]:
     """Reset each planned volume (unmounted first), verify it, and refresh the layout's evidence.
     `dirty=False`: leave the dirty bit for after a resize (ntfsresize refuses a dirty volume);
     call ensure_dirty() then."""

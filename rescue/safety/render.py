@@ -3,10 +3,14 @@ are drawn in rescue.cli.views: this module stays free of any terminal library)."
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from rescue.hive.values import decode_value, type_name
 from rescue.safety.plan import DeleteFile, DeleteKey, DeleteValue, FileRef, SetValue, WriteFile
+
+if TYPE_CHECKING:
+    from rescue.safety.ntfs_reset import PlannedReset
+    from rescue.safety.plan import Change
 
 if TYPE_CHECKING:
     from rescue.target import Target
@@ -58,7 +62,7 @@ def _mb(n: int) -> str:
     return f"{n / (1 << 20):,.1f} MiB" if n >= 1 << 20 else f"{n:,} bytes"
 
 
-def change_cells(change) -> tuple[str, str]:
+def change_cells(change: Change) -> tuple[str, str]:
     """(what, before → after) for one change."""
     if isinstance(change, SetValue):
         return (f"set {change.key}\\{change.name or '(Default)'}",
@@ -76,7 +80,7 @@ def change_cells(change) -> tuple[str, str]:
     return type(change).__name__, ""
 
 
-def resets_question(resets, question: str) -> str:
+def resets_question(resets: Sequence[PlannedReset], question: str) -> str:
     """The confirmation question, with the NTFS log resets (rescue.safety.ntfs_reset) first."""
     question = question[:1].upper() + question[1:]
     if not resets:

@@ -29,7 +29,7 @@ import re
 import struct
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from rescue.units import format_bytes, parse_size
 from rescue.errors import DiskError, UnsafeStateError, UsageError, VerifyError, WriteFailedError
@@ -452,7 +452,7 @@ def _plan_log_reset(target: Target, layout: WindowsLayout, ntfs: NtfsOptions | N
 
 
 def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_run: bool,
-        fmt: str | None, accel: str | None, confirm, notify=lambda m: None, ntfs: NtfsOptions | None = None):
+        fmt: str | None, accel: str | None, confirm: Callable[[ExpandPlan], None], notify: Callable[[str], None]=lambda m: None, ntfs: NtfsOptions | None = None):
     """The whole command: host checks -> overlay -> ONE launch (facts, plan, `confirm(plan)`, grow
     partition + NTFS, verify) -> grow the image -> commit -> read back. Returns the ExpandPlan (dry
     run, nothing to do) or the ExpandResult. `confirm` prints the plan and raises to stop."""

@@ -7,7 +7,7 @@ The article's rule (step 2): under 300 MB free on the OS disk, Windows cannot cr
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from rescue.repairs.findings import FOUND, OK, UNKNOWN, Finding
 from rescue.space.expand import human
@@ -113,7 +113,7 @@ def space_findings(*, free_bytes: int | None, size_bytes: int | None, letter: st
     return out
 
 
-def space_section_data(scans, frags=()) -> dict:
+def space_section_data(scans: Sequence[VolumeScan], frags: Sequence[FragReport]=()) -> dict:
     """JSON for inspect's space section: per volume, reclaimable bytes by category and the largest
     free extent."""
     by_key = {(f.disk, f.partition): f for f in frags}
@@ -131,7 +131,7 @@ def space_section_data(scans, frags=()) -> dict:
 
 
 def assess_windows_volume(session: Session, layout: WindowsLayout, *, check_readonly: bool = False, limit: int = 50_000,
-                          on_frag_error=lambda exc: None, prior=None):
+                          on_frag_error: Callable[[Exception], None]=lambda exc: None, prior: tuple[VolumeScan, set[str]] | None=None):
     """Scan the Windows volume's cleanup categories (bounded, metadata only), measure its free-space
     fragmentation, and derive the findings: the one sequence `inspect` and `diagnose` both need.
     `prior`: (an earlier VolumeScan of this launch, Windows paths deleted since) to reuse instead of
