@@ -198,7 +198,8 @@ def parse_mounted_devices(values: list[tuple[str, bytes]], disks: Sequence[DiskI
     return sorted(out, key=lambda m: m.letter)
 
 
-def discover(session: Session, *, root: str | None = None, workdir: Path | None = None, fetched: dict | None = None) -> WindowsLayout:
+def discover(session: Session, *, root: str | None = None, workdir: Path | None = None,
+             fetched: dict | None = None) -> WindowsLayout:
     """Collect the layout of the attached disks through `session` (read-only mounts)."""
     from rescue.layout_scan import scan
 

@@ -65,7 +65,8 @@ NTFS_STATE_NOTES = {
 }
 
 
-def _ntfs_state(session: Session, part: Partition, mountpoint: str | None, ev: NtfsEvidence) -> tuple[str, str | None]:
+def _ntfs_state(session: Session, part: Partition, mountpoint: str | None,
+                ev: NtfsEvidence) -> tuple[str, str | None]:
     """Volume.state and note of an NTFS volume from its evidence; ntfs-3g's own verdict where the
     metadata says clean (it may still refuse for reasons of its own) or could not be read."""
     if ev.state in NTFS_STATE_NOTES:
@@ -253,7 +254,8 @@ def _parse_root(root: str, session: Session, parts: dict[str, Partition]) -> str
     return next((k for k, p in parts.items() if (p.disk, p.number) == want), f"{disk}:{part_s}")
 
 
-def _find_bcd(session: Session, disks: Sequence[DiskInfo], mounts: dict[str, str], parts: dict[str, Partition], chosen: WindowsInstall | None):
+def _find_bcd(session: Session, disks: Sequence[DiskInfo], mounts: dict[str, str], parts: dict[str, Partition],
+              chosen: WindowsInstall | None):
     """The BCD the firmware will actually use.
 
     Gen2 (GPT): UEFI firmware runs \\EFI\\Microsoft\\Boot\\bootmgfw.efi from the ESP, which reads
@@ -280,7 +282,8 @@ def _find_bcd(session: Session, disks: Sequence[DiskInfo], mounts: dict[str, str
     return None, None
 
 
-def _find_system(disks: Sequence[DiskInfo], bcd: BcdLocation | None, chosen: WindowsInstall | None) -> SystemPartition | None:
+def _find_system(disks: Sequence[DiskInfo], bcd: BcdLocation | None,
+                 chosen: WindowsInstall | None) -> SystemPartition | None:
     """The system partition (rescue.layout.SystemPartition): where the store is when one was
     found, else where Windows Setup puts it on the chosen install's disk."""
     by_key = {(d.index, p.number): p for d in disks for p in d.partitions}

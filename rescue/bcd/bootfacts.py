@@ -101,7 +101,8 @@ def _store_status(target: Target, ref: FileRef, discard: bool) -> tuple[StoreSta
     return StoreStatus.PRESENT, ""
 
 
-def _copies(target: Target, generation: str, root: WindowsInstall, system: SystemPartition) -> list[tuple[FileRef, FileRef]]:
+def _copies(target: Target, generation: str, root: WindowsInstall,
+            system: SystemPartition) -> list[tuple[FileRef, FileRef]]:
     """(source, destination) of every file bcdboot copies (module docstring)."""
     win = lambda p: FileRef(p, root.disk, root.partition)          # noqa: E731
     sysref = lambda p: FileRef(p, system.disk, system.partition)   # noqa: E731
@@ -172,7 +173,8 @@ def read_boot_facts(target: Target, layout: WindowsLayout, *, discard_hive_logs:
     return replace(base, template=template, boot_target=boot_target)
 
 
-def boot_file_copies(target: Target, layout: WindowsLayout, facts: BootFacts) -> tuple[tuple[BootFile, ...], str | None]:
+def boot_file_copies(target: Target, layout: WindowsLayout,
+                     facts: BootFacts) -> tuple[tuple[BootFile, ...], str | None]:
     """The files bcdboot would copy, each compared with what is at its destination (sizes, then
     sha256 only where sizes match); plus why nothing can be copied (None when there are files).
     Only a plan reads this: it hashes every boot file, which a triage need not do."""

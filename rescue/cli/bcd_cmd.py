@@ -49,8 +49,9 @@ from rescue.bcd.store import device_context, host_copy, store_label, store_ref  
 
 
 @contextlib.contextmanager
-def open_store(target: str, *, write: bool = False, store: str | None = None, fmt: str | None = None, accel: str | None = None,
-               root: str | None = None, discard_hive_logs: bool = False, ntfs: NtfsOptions | None = None) -> Iterator:
+def open_store(target: str, *, write: bool = False, store: str | None = None, fmt: str | None = None,
+               accel: str | None = None, root: str | None = None, discard_hive_logs: bool = False,
+               ntfs: NtfsOptions | None = None) -> Iterator:
     """Yields (target, FileRef of the store, BcdStore read from a host copy)."""
     from rescue.bcd.store import open_store as read_store
 
@@ -59,8 +60,9 @@ def open_store(target: str, *, write: bool = False, store: str | None = None, fm
         yield tgt, ref, read_store(tgt, ref, discard_hive_logs)
 
 
-def _apply(target: str, title: str, planner: Callable[[BcdStore, FileRef, Target], Step], *, dry_run: bool, yes: bool, json_output: bool,
-           store: str | None, fmt: str | None, accel: str | None, root: str | None, discard_hive_logs: bool, ntfs: NtfsOptions | None = None) -> None:
+def _apply(target: str, title: str, planner: Callable[[BcdStore, FileRef, Target], Step], *, dry_run: bool,
+           yes: bool, json_output: bool, store: str | None, fmt: str | None, accel: str | None, root: str | None,
+           discard_hive_logs: bool, ntfs: NtfsOptions | None = None) -> None:
     """Build one plan step from the store with `planner(store, ref, target)` and run it through the engine."""
     from rescue.cli.common import run_plan
     from rescue.safety.plan import Plan

@@ -136,7 +136,8 @@ def is_hive_target(path: str) -> bool:
 @contextlib.contextmanager
 def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = None,
                accel: str | None = None, root: str | None = None, quiet: bool = False,
-               images: Sequence | None = None, reporter: Reporter | None = None, ntfs: NtfsOptions | None = None) -> Iterator:
+               images: Sequence | None = None, reporter: Reporter | None = None,
+               ntfs: NtfsOptions | None = None) -> Iterator:
     """rescue.target.open_disks with the terminal's reporter (spinner, prompts, messages). `ntfs`:
     the command's NtfsOptions (--reset-ntfs-log, --discard-hibernation), read by the write engine."""
     from rescue.target import open_disks as core_open
@@ -158,7 +159,8 @@ def open_target(target: str, *, write: bool = False, fmt: str | None = None, acc
         yield t
 
 
-def run_plan(target: Target, plan: Plan, *, dry_run: bool, yes: bool, json_output: bool, discard_hive_logs: bool = False):
+def run_plan(target: Target, plan: Plan, *, dry_run: bool, yes: bool, json_output: bool,
+             discard_hive_logs: bool = False):
     """Hand one plan to the safety engine with this terminal's consent, and tell the user what
     happened (a table line, or the {plan, result} JSON document)."""
     from rescue.cli.views import apply_outcome

@@ -34,7 +34,8 @@ def _manifest_file(vms: Sequence[VmDisks]) -> str:
     return path
 
 
-def _workers(argv_for: Callable[[str], List[str]], parts: List[List[VmDisks]], reporter: ConsoleReporter) -> Iterator[dict]:
+def _workers(argv_for: Callable[[str], List[str]], parts: List[List[VmDisks]],
+             reporter: ConsoleReporter) -> Iterator[dict]:
     """Run one worker process per share (`argv_for(manifest)`), yielding their JSON lines as they come."""
     import selectors
 

@@ -74,7 +74,8 @@ def _open_key(tgt: Target, spec: KeySpec, user: str | None, discard_hive_logs: b
     return loc, hive, resolved
 
 
-def _execute(tgt: Target, title: str, step: Step, *, dry_run: bool, yes: bool, json_output: bool, discard_hive_logs: bool):
+def _execute(tgt: Target, title: str, step: Step, *, dry_run: bool, yes: bool, json_output: bool,
+             discard_hive_logs: bool):
     from rescue.cli.common import run_plan
     from rescue.safety.plan import Plan
 

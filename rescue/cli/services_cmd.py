@@ -90,8 +90,8 @@ def register(app: typer.Typer) -> None:
         else:
             _show_list(listing)
 
-    def _write(disk: str, plan_of: Callable[[RepairContext], Plan], *, dry_run: bool, yes: bool, json_output: bool, fmt: str | None, accel: str | None, root: str | None,
-               discard_hive_logs: bool) -> None:
+    def _write(disk: str, plan_of: Callable[[RepairContext], Plan], *, dry_run: bool, yes: bool, json_output: bool,
+               fmt: str | None, accel: str | None, root: str | None, discard_hive_logs: bool) -> None:
         from rescue.cli.common import run_plan
 
         with open_target(disk, write=not dry_run, fmt=fmt, accel=accel, root=root) as tgt:

@@ -46,7 +46,8 @@ def hiberfil(session: Session, mountpoint: str | None) -> tuple[bytes | None, in
         return b"", None
 
 
-def evidence(session: Session, part: Partition, mountpoint: str | None, hiberboot: bool | None = None) -> NtfsEvidence:
+def evidence(session: Session, part: Partition, mountpoint: str | None,
+             hiberboot: bool | None = None) -> NtfsEvidence:
     head, _record = hiberfil(session, mountpoint)
     return read_state(reader(session, part), hiberfil_signature(head), hiberboot)
 

@@ -210,8 +210,8 @@ def ram_hint(found_pagefiles: Sequence = ()) -> tuple[int | None, str]:
                   "(a system-managed page file is sized from RAM); give --ram for an exact check")
 
 
-def check_dump_space(dump_file: str, layout: WindowsLayout | None, *, ram_bytes: int | None = None, ram_source: str | None = None,
-                     found_pagefiles: Sequence = ()) -> DumpSpaceCheck:
+def check_dump_space(dump_file: str, layout: WindowsLayout | None, *, ram_bytes: int | None = None,
+                     ram_source: str | None = None, found_pagefiles: Sequence = ()) -> DumpSpaceCheck:
     """Free space of the dump file's volume vs the VM's RAM (article step 5b); names the data volume
     with the most free space when it does not fit."""
     if ram_bytes is None:

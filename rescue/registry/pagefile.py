@@ -273,7 +273,8 @@ def locate(settings: PagefileSettings | None, layout: WindowsLayout | None, foun
         out.append(PagefileLocation(
             drive=drive, named_by=tuple(by), temp_drive=drive == temp,
             disk=vol.disk if vol else None, partition=vol.partition if vol else None,
-            disk_path=layout.disk_paths[vol.disk] if vol and layout is not None else None, role=vol.role if vol else None,
+            disk_path=layout.disk_paths[vol.disk] if vol and layout is not None else None,
+            role=vol.role if vol else None,
             pagefile_size=size))
     return tuple(out)
 

@@ -213,7 +213,8 @@ def find_value(values: Sequence[RegValue], name: str) -> RegValue | None:
     return next((v for v in values if v.name.lower() == name.lower()), None)
 
 
-def query_value(hive: Hive, path: str, display: str, name: str, *, recurse: bool = False) -> list[tuple[KeyListing, RegValue | None]]:
+def query_value(hive: Hive, path: str, display: str, name: str, *,
+                recurse: bool = False) -> list[tuple[KeyListing, RegValue | None]]:
     """(key, value) pairs for `/v NAME` (name "" = /ve). Without recurse: exactly the key, value None
     only for an unset (Default) value (reg.exe prints "(value not set)"); a missing named value is an
     error. With recurse: every key below holding the value (reg.exe's search)."""

@@ -63,8 +63,9 @@ class RegistrySummary:
                 "findings": [f.to_json() for f in self.findings]}
 
 
-def summarize_hive(system: Hive | str | Path, *, ref: FileRef, layout: WindowsLayout | None = None, found: tuple[FoundPagefile, ...] = (),
-                   temp_drive: str = DEFAULT_TEMP_DRIVE, ram_bytes: int | None = None,
+def summarize_hive(system: Hive | str | Path, *, ref: FileRef, layout: WindowsLayout | None = None,
+                   found: tuple[FoundPagefile, ...] = (), temp_drive: str = DEFAULT_TEMP_DRIVE,
+                   ram_bytes: int | None = None,
                    dump_file: str | None = None) -> RegistrySummary:
     """Pure: a SYSTEM hive (host path or open Hive) + layout + page files found -> summary."""
     from rescue.registry.pagefile import _open

@@ -91,7 +91,7 @@ def assess(target: Target, ref: FileRef, *, discard_hive_logs: bool = False) -> 
     return cache[key]
 
 
-def forget(target: Target, refs: Iterable[FileRef]=()) -> None:
+def forget(target: Target, refs: Iterable[FileRef] = ()) -> None:
     """Drop cached assessments and the host copies of `refs` (after the target's files changed,
     by an apply, a rollback or an undo), so a later read in the same command sees the new bytes."""
     _CACHE.pop(target, None)

@@ -118,7 +118,8 @@ class ResetRecord:
 
 
 # --- which volumes, and may we ---------------------------------------------------------------------
-def written_volumes(target: Target, plan: Plan | None = None, extra: tuple[tuple[int, int], ...] = ()) -> list[tuple[int, int]]:
+def written_volumes(target: Target, plan: Plan | None = None,
+                    extra: tuple[tuple[int, int], ...] = ()) -> list[tuple[int, int]]:
     """(disk, partition) of every volume the command writes: its files' and its backup's."""
     seen: dict[tuple[int, int], None] = {}
     for ref in (plan.files_touched() if plan is not None else ()):
@@ -257,7 +258,8 @@ def _write(session: Session, part: Partition, writes: tuple[Write, ...] | list[W
             session.write_device(part.disk, data, part.start + off)
 
 
-def perform(target: Target, planned: tuple[PlannedReset, ...], *, faults: Faults | None = None, dirty: bool = True) -> tuple[ResetRecord, ...]:
+def perform(target: Target, planned: tuple[PlannedReset, ...], *, faults: Faults | None = None,
+            dirty: bool = True) -> tuple[ResetRecord, ...]:
     """Reset each planned volume (unmounted first), verify it, and refresh the layout's evidence.
     `dirty=False`: leave the dirty bit for after a resize (ntfsresize refuses a dirty volume);
     call ensure_dirty() then."""
@@ -335,7 +337,8 @@ def _refresh(target: Target, p: PlannedReset, ev: NtfsEvidence) -> None:
     """The layout now says what the volume is: writable (dirty), so later steps and the diagnosis
     after the fix see it as it is."""
     _session, layout = _disk_set(target)
-    vols = tuple(replace(v, ntfs=ev, state=VolumeState.DIRTY if ev.state is NtfsState.DIRTY else VolumeState.OK, note=None)
+    state = VolumeState.DIRTY if ev.state is NtfsState.DIRTY else VolumeState.OK
+    vols = tuple(replace(v, ntfs=ev, state=state, note=None)
                  if (v.disk, v.partition) == (p.disk, p.partition) else v for v in layout.volumes)
     target.layout = replace(layout, volumes=vols)
 

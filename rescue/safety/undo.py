@@ -105,7 +105,8 @@ class UndoPreview:
     not_undone: tuple[str, ...] = ()     # what that run did that no undo reverses (an NTFS log reset)
 
 
-def undo(target: Target, *, backup_id: str | None = None, dry_run: bool, reporter: Reporter | None = None) -> UndoResult:
+def undo(target: Target, *, backup_id: str | None = None, dry_run: bool,
+         reporter: Reporter | None = None) -> UndoResult:
     """Restore a backup (module docstring); the preview is shown through the reporter and the
     restore runs only with its consent."""
     from rescue.safety import ntfs_reset

@@ -356,8 +356,8 @@ def _mft_attribute_reader(session: Session, part: Partition):
     return attributes_of
 
 
-def scan_volume(session: Session, part: Partition, *, include: frozenset[str] = frozenset(), letter: str | None = None,
-                check_readonly: bool = True, limit: int = SCAN_LIMIT) -> VolumeScan:
+def scan_volume(session: Session, part: Partition, *, include: frozenset[str] = frozenset(),
+                letter: str | None = None, check_readonly: bool = True, limit: int = SCAN_LIMIT) -> VolumeScan:
     """Scan every category on one (mounted or mountable) volume; metadata only."""
     mp = session.mounted(part) or session.mount(part, write=False)
     _dir_checks.pop(session, None)          # fresh checks for every scan

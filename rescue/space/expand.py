@@ -335,7 +335,8 @@ class ExpandResult:
                 "seconds": self.seconds}
 
 
-def apply_in_session(session: Session, plan: ExpandPlan, *, stamp: str, extra: dict[str, bytes] | None = None) -> ExpandResult:
+def apply_in_session(session: Session, plan: ExpandPlan, *, stamp: str,
+                     extra: dict[str, bytes] | None = None) -> ExpandResult:
     """Grow the partition and the NTFS inside the (overlay) session, verifying each step. Everything
     here writes to the overlay only: any failure leaves the image file as it was. `extra`: files
     kept with the partition table backup (the restart area of a reset NTFS log)."""
@@ -452,7 +453,8 @@ def _plan_log_reset(target: Target, layout: WindowsLayout, ntfs: NtfsOptions | N
 
 
 def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_run: bool,
-        fmt: str | None, accel: str | None, confirm: Callable[[ExpandPlan], None], notify: Callable[[str], None]=lambda m: None, ntfs: NtfsOptions | None = None):
+        fmt: str | None, accel: str | None, confirm: Callable[[ExpandPlan], None],
+        notify: Callable[[str], None] = lambda m: None, ntfs: NtfsOptions | None = None):
     """The whole command: host checks -> overlay -> ONE launch (facts, plan, `confirm(plan)`, grow
     partition + NTFS, verify) -> grow the image -> commit -> read back. Returns the ExpandPlan (dry
     run, nothing to do) or the ExpandResult. `confirm` prints the plan and raises to stop."""

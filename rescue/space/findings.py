@@ -45,8 +45,8 @@ def suggest_size(disk_bytes: int) -> str:
 
 
 def space_findings(*, free_bytes: int | None, size_bytes: int | None, letter: str | None = None,
-                   scan: VolumeScan | None = None, frag: FragReport | None = None, disk_bytes: int | None = None, disk_path: str | None = None,
-                   block_device: bool = False) -> list[Finding]:
+                   scan: VolumeScan | None = None, frag: FragReport | None = None, disk_bytes: int | None = None,
+                   disk_path: str | None = None, block_device: bool = False) -> list[Finding]:
     """Findings for the Windows (OS) volume.
 
     free_bytes/size_bytes: the volume's free and total space (None: unknown); scan: a
@@ -113,7 +113,7 @@ def space_findings(*, free_bytes: int | None, size_bytes: int | None, letter: st
     return out
 
 
-def space_section_data(scans: Sequence[VolumeScan], frags: Sequence[FragReport]=()) -> dict:
+def space_section_data(scans: Sequence[VolumeScan], frags: Sequence[FragReport] = ()) -> dict:
     """JSON for inspect's space section: per volume, reclaimable bytes by category and the largest
     free extent."""
     by_key = {(f.disk, f.partition): f for f in frags}
@@ -130,8 +130,9 @@ def space_section_data(scans: Sequence[VolumeScan], frags: Sequence[FragReport]=
     return {"volumes": vols}
 
 
-def assess_windows_volume(session: Session, layout: WindowsLayout, *, check_readonly: bool = False, limit: int = 50_000,
-                          on_frag_error: Callable[[Exception], None]=lambda exc: None, prior: tuple[VolumeScan, set[str]] | None=None):
+def assess_windows_volume(session: Session, layout: WindowsLayout, *, check_readonly: bool = False,
+                          limit: int = 50_000, on_frag_error: Callable[[Exception], None] = lambda exc: None,
+                          prior: tuple[VolumeScan, set[str]] | None = None):
     """Scan the Windows volume's cleanup categories (bounded, metadata only), measure its free-space
     fragmentation, and derive the findings: the one sequence `inspect` and `diagnose` both need.
     `prior`: (an earlier VolumeScan of this launch, Windows paths deleted since) to reuse instead of
