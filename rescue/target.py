@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from rescue.safety.ntfs_reset import NtfsOptions
 
 STAGED_SUFFIX = ".rescue-new"      # a file's new content waits under this name for its rename
+NEEDS_A_DISK = "This needs a disk (an image file or a block device), not a bare hive file."
 
 
 @dataclass(frozen=True)
@@ -142,11 +143,18 @@ class Target(ABC):
                 failed.append((ref, str(exc)))
         return failed
 
+    def disk_set(self) -> tuple[Session, WindowsLayout]:
+        """The session and Windows layout of a disk set. A bare hive file has neither: asking is a
+        usage error (a disk-only command or check given a hive file)."""
+        if self.session is None or self.layout is None:
+            raise UsageError(NEEDS_A_DISK)
+        return self.session, self.layout
+
     def windows_root(self) -> WindowsInstall:
-        """The Windows installation a disk set's command works on. A bare hive file has none: asking
-        is a usage error (e.g. a file pattern or a user's hive named on a BCD file)."""
+        """The Windows installation a disk set's command works on (NotWindowsError when there is
+        none); a usage error on a bare hive file, as disk_set()."""
         if self.layout is None:
-            raise UsageError("This needs a disk (an image file or a block device), not a bare hive file.")
+            raise UsageError(NEEDS_A_DISK)
         return self.layout.require_root()
 
     def backup_root(self) -> FileRef:

@@ -136,14 +136,6 @@ def written_volumes(target: Target, plan: Plan | None = None,
     return list(seen)
 
 
-def _disk_set(target: Target) -> tuple[Session, WindowsLayout]:
-    """The session and layout of the disk set a reset was planned on (plan_resets plans none on a
-    bare hive file, so a reset reaching here without them is a bug, not a user error)."""
-    if target.session is None or target.layout is None:
-        raise ValueError("NTFS log resets act on a disk set's volumes only")
-    return target.session, target.layout
-
-
 def describe(layout: WindowsLayout, disk: int, partition: int) -> str:
     where = f"{layout.disk_paths[disk]} partition {partition}"
     letter = layout.letter_of(disk, partition)
@@ -265,7 +257,7 @@ def perform(target: Target, planned: tuple[PlannedReset, ...], *, faults: Faults
     call ensure_dirty() then."""
     if not planned:
         return ()
-    session, _layout = _disk_set(target)
+    session, _layout = target.disk_set()
     records = []
     for p in planned:
         part = session.partition(p.disk, p.partition)
@@ -316,7 +308,7 @@ def ensure_dirty(target: Target, records: tuple[ResetRecord, ...]) -> tuple[Rese
     records with the flags as they now are."""
     if not records:
         return ()
-    session, _layout = _disk_set(target)
+    session, _layout = target.disk_set()
     out = []
     for r in records:
         part = session.partition(r.disk, r.partition)
@@ -336,7 +328,7 @@ def ensure_dirty(target: Target, records: tuple[ResetRecord, ...]) -> tuple[Rese
 def _refresh(target: Target, p: PlannedReset, ev: NtfsEvidence) -> None:
     """The layout now says what the volume is: writable (dirty), so later steps and the diagnosis
     after the fix see it as it is."""
-    _session, layout = _disk_set(target)
+    _session, layout = target.disk_set()
     state = VolumeState.DIRTY if ev.state is NtfsState.DIRTY else VolumeState.OK
     vols = tuple(replace(v, ntfs=ev, state=state, note=None)
                  if (v.disk, v.partition) == (p.disk, p.partition) else v for v in layout.volumes)
