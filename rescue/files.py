@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 from rescue.errors import NotFoundError, UsageError
 from rescue.safety.plan import DeleteFile, FileRef, Plan, Step
+from rescue.units import format_bytes
 
 if TYPE_CHECKING:
     from rescue.target import Target
@@ -121,7 +122,7 @@ def delete_step(action: str, title: str, matches: Sequence[MatchedFile], *, not_
     big = [m for m in matches if m.size > limit]
     if big and not not_kept:
         names = ", ".join(f"{m.ref.path} ({m.size:,} bytes)" for m in big[:3])
-        raise UsageError(f"{len(big)} matching file(s) are larger than {limit >> 20} MiB and would not be kept in "
+        raise UsageError(f"{len(big)} matching file(s) are larger than {format_bytes(limit, exact=True)} and would not be kept in "
                          f"the backup: {names}.",
                          hint="Nothing was written. Add --not-kept to delete them anyway without a copy "
                               "(`rescue undo` cannot bring those back).")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from rescue.bcd.rebuild import STORE_PATH, TEMPLATE_PATH, BootTarget, loader_description, partition_device
 from rescue.errors import RescueError, UnsafeStateError
 from rescue.safety.plan import FileRef
+from rescue.units import format_bytes
 
 if TYPE_CHECKING:
     from rescue.disk.formats import DiskImage
@@ -187,7 +188,7 @@ def boot_file_copies(target: Target, layout: WindowsLayout,
         size = target.size(src)
         total += size
         if total > MAX_BOOT_FILES_BYTES:
-            return (), f"\\Windows\\Boot holds more than {MAX_BOOT_FILES_BYTES >> 20} MiB: not a boot folder"
+            return (), f"\\Windows\\Boot holds more than {format_bytes(MAX_BOOT_FILES_BYTES, exact=True)}: not a boot folder"
         same = target.exists(dest) and target.size(dest) == size and target.sha256(dest) == target.sha256(src)
         files.append(BootFile(src, dest, size, same))
     if not files:

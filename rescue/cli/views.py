@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Sequence
 
 from rescue.cli.common import out, warn
 from rescue.safety.plan import DeleteFile, Plan
-from rescue.safety.render import _mb, change_cells, file_label
+from rescue.safety.render import change_cells, file_label
+from rescue.units import format_bytes
 
 if TYPE_CHECKING:
     from rescue.repairs.findings import Diagnosis
@@ -74,7 +75,7 @@ def plan_table(target: Target, plan: Plan) -> Table:
         if rest:
             size = sum(c.size for c in rest if isinstance(c, DeleteFile))
             table.add_row("", "", f"… and {len(rest):,} more", "same kind of change",
-                          f"{_mb(size)} in all" if size else "")
+                          f"{format_bytes(size)} in all" if size else "")
     return table
 
 

@@ -173,10 +173,6 @@ def plan_crashdump_enable(system: Hive | str | Path, ref: FileRef, *, dump_file:
 # --- step 5b: is there room for the dump? ------------------------------------------------------------
 
 
-def human(n: int | None) -> str:
-    return format_bytes(n)
-
-
 @dataclass(frozen=True)
 class DumpSpaceCheck:
     dump_file: str
@@ -206,7 +202,7 @@ def ram_hint(found_pagefiles: Sequence = ()) -> tuple[int | None, str]:
     if not sizes:
         return None, "unknown (no --ram given and no page file to estimate from)"
     size, letter = max(sizes, key=lambda x: x[0])
-    return size, (f"assumed {human(size)} from the size of pagefile.sys on {letter or 'a data volume'} "
+    return size, (f"assumed {format_bytes(size)} from the size of pagefile.sys on {letter or 'a data volume'} "
                   "(a system-managed page file is sized from RAM); give --ram for an exact check")
 
 
@@ -241,17 +237,17 @@ def check_dump_space(dump_file: str, layout: WindowsLayout | None, *, ram_bytes:
         msg = (f"{where} is not on an attached disk: cannot check its free space "
                "(attach the data disk after the OS disk)") if layout is not None else "no disk layout: free space unknown"
     elif fits is None:
-        msg = f"{where} has {human(free)} free; RAM unknown: give --ram 16G (the VM's size) to check the dump fits"
+        msg = f"{where} has {format_bytes(free)} free; RAM unknown: give --ram 16G (the VM's size) to check the dump fits"
     elif fits:
-        msg = f"{where} has {human(free)} free, enough for a complete dump of {human(ram_bytes)} RAM"
+        msg = f"{where} has {format_bytes(free)} free, enough for a complete dump of {format_bytes(ram_bytes)} RAM"
     else:
         assert free is not None and ram_bytes is not None      # fits is False: both are known
-        msg = f"{where} has {human(free)} free, less than the VM's RAM ({human(ram_bytes)}): a complete dump will not fit"
+        msg = f"{where} has {format_bytes(free)} free, less than the VM's RAM ({format_bytes(ram_bytes)}): a complete dump will not fit"
         if best is not None and layout is not None:
             letter = best[0]
             target = f"{letter}\\MEMORY.DMP" if letter else "a letter-less data volume"
             msg += (f"; the data volume with the most free space is {letter or '(no letter)'} on "
-                    f"{layout.disk_paths[best[1]]} partition {best[2]} ({human(best[3])} free)"
+                    f"{layout.disk_paths[best[1]]} partition {best[2]} ({format_bytes(best[3])} free)"
                     + (f": use --dump-file {target}" if letter and best[3] >= ram_bytes else ""))
         else:
             msg += "; attach a data disk with enough space and use --dump-file X:\\MEMORY.DMP"

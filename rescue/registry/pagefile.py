@@ -24,6 +24,7 @@ from rescue.errors import RescueError, UsageError
 from rescue.hive import values as V
 from rescue.registry.paths import control_set_key, control_sets, current_control_set
 from rescue.safety.plan import DeleteFile, FileRef, SetValue, Step
+from rescue.units import format_bytes
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -349,6 +350,6 @@ def plan_pagefile_reset(system: Hive | str | Path, ref: FileRef, found: Sequence
     step = Step("registry.pagefile-reset", title, changes=tuple(changes), notes=tuple(notes))
     freed = bytes_freed(step)
     if freed:
-        notes.append(f"frees {freed:,} bytes ({freed / 1024 ** 2:.1f} MiB)")
+        notes.append(f"frees {freed:,} bytes ({format_bytes(freed)})")
     notes.append("ExistingPageFiles is left as is: Windows rewrites it when it creates the page file at boot")
     return Step(step.action, step.title, step.changes, notes=tuple(notes))

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Sequence
 
 from rescue.hive import values as V
 from rescue.hive.hive import RegValue
-from rescue.registry.crashdump import CrashDumpReport, DumpSpaceCheck, human
+from rescue.registry.crashdump import CrashDumpReport, DumpSpaceCheck
 from rescue.registry.pagefile import PagefileLocation, PagefileReport, PagefileSettings, FoundPagefile
 from rescue.registry.paths import control_set_key
 from rescue.registry.regops import KeyListing, reg_text
+from rescue.units import format_bytes
 
 if TYPE_CHECKING:
     from rescue.registry.paths import KeyLocation
@@ -115,7 +116,7 @@ def pagefile_where_lines(locations: Sequence[PagefileLocation], found: Sequence[
     lines += [f"  {loc.describe()}  [{', '.join(loc.named_by)}]" for loc in locations] or ["  no drive named"]
     lines.append("Page files on the attached volumes")
     lines += [f"  {f.letter or '--'}  {f.disk_path} partition {f.file.partition} ({f.role}): "
-              f"\\pagefile.sys {f.size:,} bytes ({human(f.size)})" for f in found] or ["  none"]
+              f"\\pagefile.sys {f.size:,} bytes ({format_bytes(f.size)})" for f in found] or ["  none"]
     return lines
 
 
@@ -138,6 +139,6 @@ def crashdump_lines(report: CrashDumpReport, space: DumpSpaceCheck | None = None
                   + ("" if c.nmi_crash_dump_type is None else f" ({tn(c.nmi_crash_dump_type)})")]
     if space is not None:
         ram = (space.ram_source if space.ram_source.startswith(("assumed", "unknown"))
-               else f"{human(space.ram_bytes)} ({space.ram_source})")
+               else f"{format_bytes(space.ram_bytes)} ({space.ram_source})")
         lines += ["Dump space", f"  RAM: {ram}", f"  {space.message}"]
     return lines

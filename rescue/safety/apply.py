@@ -35,6 +35,7 @@ from rescue.safety.hivecheck import HiveState, announce, assess, forget
 from rescue.safety.hivecheck import safe_hive_copy  # noqa: F401  (readers import it from here too)
 from rescue.safety.plan import HIVE_CHANGES, DeleteFile, DeleteKey, DeleteValue, FileRef, Plan, SetValue, WriteFile
 from rescue.target import sha256_file
+from rescue.units import format_bytes
 
 if TYPE_CHECKING:
     from rescue.safety.plan import HiveChange
@@ -261,7 +262,7 @@ def _check_room(target: Target, prep: _Prepared) -> None:
                 else str(Path(ref.path).parent)
             raise UnsafeStateError(
                 f"Not enough free space on {where} for the backup and the temporary copies "
-                f"({n / (1 << 20):,.1f} MiB needed, {free / (1 << 20):,.1f} MiB free).",
+                f"({format_bytes(n)} needed, {format_bytes(free)} free).",
                 hint="Free some space first (for example with `rescue cleanup`); nothing was written.")
 
 

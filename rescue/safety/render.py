@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 from rescue.hive.values import decode_value, type_name
+from rescue.units import format_bytes
 from rescue.safety.plan import DeleteFile, DeleteKey, DeleteValue, FileRef, SetValue, WriteFile
 
 if TYPE_CHECKING:
@@ -58,10 +59,6 @@ def show_value(type_: int | None, data: bytes | None) -> str:
     return f"{text} [{type_name(type_)}]"
 
 
-def _mb(n: int) -> str:
-    return f"{n / (1 << 20):,.1f} MiB" if n >= 1 << 20 else f"{n:,} bytes"
-
-
 def change_cells(change: Change) -> tuple[str, str]:
     """(what, before → after) for one change."""
     if isinstance(change, SetValue):
@@ -74,9 +71,9 @@ def change_cells(change: Change) -> tuple[str, str]:
         return f"delete key {change.key} (with its subkeys)", "(exists) → (deleted)"
     if isinstance(change, DeleteFile):
         kept = "kept in the backup" if change.backup else "not kept"
-        return "delete file", f"{_mb(change.size)}, {kept} → (deleted)"
+        return "delete file", f"{format_bytes(change.size)}, {kept} → (deleted)"
     if isinstance(change, WriteFile):
-        return "write file", f"→ {_mb(len(change.data))}"
+        return "write file", f"→ {format_bytes(len(change.data))}"
     return type(change).__name__, ""
 
 

@@ -28,15 +28,11 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from rescue.disk.formats import DiskImage
 from rescue.samples.disks import (BITLOCKER_OEM_ID, MiB, SECTORS_PER_MIB, DiskSpec, FileSpec,
                                   PartSpec)
-
-if TYPE_CHECKING:
-    from rescue.disk.records import Partition
-    from rescue.disk.session import DiskSession
 
 Log = Callable[[str], None]
 
@@ -207,7 +203,7 @@ def _volume_tar(spec: PartSpec, dest: Path) -> bool:
     return entries > 0
 
 
-def _write_volume(s: DiskSession, part: Partition, spec: PartSpec, tmp: Path) -> None:
+def _write_volume(s, part, spec: PartSpec, tmp: Path) -> None:
     tarball = tmp / "volume.tar"
     if _volume_tar(spec, tarball):
         from rescue.disk.builder import DiskBuilder

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from rescue.safety.plan import DeleteFile, FileRef, Plan, Step
 from rescue.target import win_to_posix
+from rescue.units import format_bytes
 
 if TYPE_CHECKING:
     from rescue.disk.records import Partition
@@ -374,12 +375,6 @@ def scan_volume(session: Session, part: Partition, *, include: frozenset[str] = 
                       categories=tuple(cats))
 
 
-def _mb(n: int) -> str:
-    from rescue.space.findings import mb
-
-    return mb(n)
-
-
 def build_plan(scan: VolumeScan) -> Plan:
     steps = []
     for c in scan.categories:
@@ -391,7 +386,7 @@ def build_plan(scan: VolumeScan) -> Plan:
             notes.append(f"more than {SCAN_LIMIT:,} entries: only the first ones are listed; run cleanup again")
         if not c.included:
             steps.append(Step(action=f"space.cleanup.{c.key}", title=c.title,
-                              skipped=f"opt-in: add --include {c.key} ({c.file_count} files, {_mb(c.bytes)})",
+                              skipped=f"opt-in: add --include {c.key} ({c.file_count} files, {format_bytes(c.bytes)})",
                               notes=tuple(notes)))
             continue
         if not c.files:
@@ -402,7 +397,7 @@ def build_plan(scan: VolumeScan) -> Plan:
         changes = tuple(DeleteFile(file=FileRef(f.path, scan.disk, scan.partition), size=f.size, backup=False,
                                    reason=f"cleanup {c.key}") for f in c.files)
         steps.append(Step(action=f"space.cleanup.{c.key}",
-                          title=f"{c.title}: {c.file_count} files, {_mb(c.bytes)} (frees ~{_mb(c.reclaim_bytes)})",
+                          title=f"{c.title}: {c.file_count} files, {format_bytes(c.bytes)} (frees ~{format_bytes(c.reclaim_bytes)})",
                           changes=changes, notes=tuple(notes)))
     return Plan(title=f"Cleanup of disk {scan.disk} partition {scan.partition}"
                       + (f" ({scan.letter})" if scan.letter else ""), steps=tuple(steps))
