@@ -22,7 +22,7 @@ def store_ref(target: Target, store_path: Optional[str] = None) -> FileRef:
     """The FileRef of the store to work on: the bare hive itself, the layout's BCD, or --store."""
     from rescue.target import HostFileTarget
 
-    if isinstance(target, HostFileTarget):          # TARGET is the store
+    if isinstance(target, HostFileTarget) and target.session is None:     # TARGET is the store
         if store_path:
             raise UsageError("--store picks a store on a disk; TARGET is already a BCD file.")
         return target.main

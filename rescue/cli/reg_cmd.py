@@ -54,7 +54,7 @@ def _locate(tgt: Target, spec: KeySpec, user: str | None):
 
     from rescue.target import HostFileTarget
 
-    if isinstance(tgt, HostFileTarget):
+    if isinstance(tgt, HostFileTarget) and tgt.session is None:
         if user:
             raise UsageError("--user picks a profile on a disk; TARGET is already a hive file.")
         return locate_in_file(spec, tgt.main)

@@ -30,7 +30,7 @@ def system_ref(target: Target) -> FileRef:
     """The SYSTEM hive a command works on: the bare file itself, or the Windows root's."""
     from rescue.target import HostFileTarget
 
-    if isinstance(target, HostFileTarget):
+    if isinstance(target, HostFileTarget) and target.session is None:
         return target.main
     root = target.windows_root()
     return FileRef(SYSTEM_HIVE, root.disk, root.partition)

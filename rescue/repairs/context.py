@@ -72,7 +72,8 @@ class RepairContext:
         """The bare hive file given as the target; None on a disk set."""
         from rescue.target import HostFileTarget
 
-        return self.target.main if isinstance(self.target, HostFileTarget) else None
+        target = self.target
+        return target.main if isinstance(target, HostFileTarget) and target.session is None else None
 
     @property
     def disks(self) -> Tuple[str, ...]:
