@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from rescue.errors import DiskError, InputError, NotFoundError, UnsafeStateError, UsageError
 from rescue.report import SILENT, Reporter
@@ -83,7 +83,8 @@ class Target(ABC):
         """Rename the staged copy over `ref`: atomic, so a crash leaves the old or the new file."""
         raise NotImplementedError
 
-    def upload_atomic(self, host_file: Path, ref: FileRef, *, before_rename=None, durable: bool = True) -> None:
+    def upload_atomic(self, host_file: Path, ref: FileRef, *, before_rename: Callable[[], None] | None = None,
+                      durable: bool = True) -> None:
         """Stage, sync, rename over `ref`; then sync again unless the caller's next step syncs
         anyway (durable=False: ~0.15 s saved under TCG per file)."""
         self.stage(host_file, ref)

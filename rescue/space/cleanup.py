@@ -24,15 +24,18 @@ from __future__ import annotations
 import fnmatch
 import weakref
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from rescue.safety.plan import DeleteFile, FileRef, Plan, Step
 from rescue.target import win_to_posix
 from rescue.units import format_bytes
 
 if TYPE_CHECKING:
-    from rescue.disk.records import Partition
+    from rescue.disk.records import Partition, TreeEntry
     from rescue.disk.view import Session
+
+# A bulk reader of FILE_ATTRIBUTE_* bits: {appliance path: bits, None where unread}.
+AttributeReader = Callable[["Sequence[TreeEntry]"], "dict[str, int | None]"]
 
 FILE_ATTRIBUTE_READONLY = 0x1
 SCAN_LIMIT = 200_000          # entries per category folder; beyond it the scan says "truncated"
@@ -181,7 +184,7 @@ class VolumeScan:
                 "reclaim_bytes": self.reclaim_bytes, "categories": [c.to_json() for c in self.categories]}
 
 
-def parse_include(values) -> frozenset[str]:
+def parse_include(values: Iterable[str] | None) -> frozenset[str]:
     """--include values (repeatable or comma-separated); "all" names both opt-in categories."""
     from rescue.errors import UsageError
 
@@ -256,7 +259,8 @@ def _matches(name: str, root: Root) -> bool:
 
 
 def scan_category(session: Session, mp: str, cat: Category, *, included: bool, cluster_size: int,
-                  check_readonly: bool = True, limit: int = SCAN_LIMIT, attributes_of=None) -> CategoryScan:
+                  check_readonly: bool = True, limit: int = SCAN_LIMIT,
+                  attributes_of: AttributeReader | None = None) -> CategoryScan:
     """`attributes_of(entries) -> {path: FILE_ATTRIBUTE_* bits}`: a bulk reader (MFT records read
     in a few device reads); without it, one xattr call per file."""
     skipped: list[Skipped] = []
@@ -330,7 +334,7 @@ def scan_category(session: Session, mp: str, cat: Category, *, included: bool, c
                         truncated=truncated)
 
 
-def _mft_attribute_reader(session: Session, part: Partition):
+def _mft_attribute_reader(session: Session, part: Partition) -> AttributeReader | None:
     """Windows attributes of many files from their MFT records ($STANDARD_INFORMATION), read in a
     few device reads (ntfs-3g's inode number is the MFT record number). Under TCG one xattr call
     per file costs 3-8 ms; 1,500 files in one folder take 2 reads this way. None when the volume's
@@ -344,7 +348,7 @@ def _mft_attribute_reader(session: Session, part: Partition):
     except NtfsFormatError:
         return None
 
-    def attributes_of(entries) -> dict[str, int | None]:
+    def attributes_of(entries: Sequence[TreeEntry]) -> dict[str, int | None]:
         try:
             by_inode = vol.file_attributes(e.inode for e in entries)
         except NtfsFormatError:

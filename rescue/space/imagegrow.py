@@ -21,7 +21,7 @@ import struct
 import subprocess
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from rescue.errors import InputError, UnsafeStateError, WriteFailedError
 
@@ -50,7 +50,7 @@ class Journal:
     def start(cls, path: str) -> "Journal":
         return cls(path, os.path.getsize(path))
 
-    def write(self, fh, offset: int, data: bytes) -> None:
+    def write(self, fh: BinaryIO, offset: int, data: bytes) -> None:
         if offset < self.length:
             fh.seek(offset)
             self.entries.append((offset, fh.read(min(len(data), self.length - offset))))
@@ -67,7 +67,7 @@ class Journal:
             os.fsync(fh.fileno())
 
 
-def _read(fh, offset: int, size: int) -> bytes:
+def _read(fh: BinaryIO, offset: int, size: int) -> bytes:
     fh.seek(offset)
     return fh.read(size)
 
@@ -139,7 +139,8 @@ def grow_vhd(path: str, new_size: int, journal: Journal) -> None:
         os.fsync(fh.fileno())
 
 
-def _grow_dynamic_vhd(fh, path, footer, new_footer, file_size, new_size, journal) -> None:
+def _grow_dynamic_vhd(fh: BinaryIO, path: str, footer: bytes, new_footer: bytes, file_size: int, new_size: int,
+                      journal: Journal) -> None:
     dyn_off = struct.unpack_from(">Q", footer, 16)[0]
     dyn = _read(fh, dyn_off, 1024)
     if dyn[:8] != b"cxsparse":
