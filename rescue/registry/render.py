@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Sequence
 
 from rescue.hive import values as V
 from rescue.hive.hive import RegValue
-from rescue.registry.crashdump import CrashDumpReport, DumpSpaceCheck
-from rescue.registry.pagefile import PagefileLocation, PagefileReport, PagefileSettings, FoundPagefile
 from rescue.registry.paths import control_set_key
 from rescue.registry.regops import KeyListing, reg_text
 from rescue.units import format_bytes
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:   # only named in annotations: `reg query` need not load the page file and dump models
+    from rescue.registry.crashdump import CrashDumpReport, DumpSpaceCheck
+    from rescue.registry.pagefile import FoundPagefile, PagefileLocation, PagefileReport, PagefileSettings
     from rescue.registry.paths import KeyLocation
 
 INDENT = "    "
