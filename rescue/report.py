@@ -17,6 +17,8 @@ from rescue.errors import DeclinedError, UsageError
 if TYPE_CHECKING:
     import logging
 
+    from rescue.target import Target
+
 
 def _log() -> logging.Logger:
     """The `rescue` logger. logging is imported on the first message, not at start-up: the CLI's
@@ -39,7 +41,7 @@ class Reporter:
     def warn(self, message: str) -> None:
         _log().warning("%s", message)
 
-    def show(self, target: object, item: object) -> None:
+    def show(self, target: Target, item: object) -> None:
         """A typed record a person should see before being asked (a Plan, an undo preview)."""
 
     @contextlib.contextmanager

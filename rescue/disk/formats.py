@@ -16,6 +16,7 @@ import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from rescue.disk.processes import reap_orphans
 from rescue.errors import InputError, UnsafeStateError
@@ -49,12 +50,12 @@ class DiskImage:
         return {"raw": "raw", "vhdx": "VHDX", "qcow2": "qcow2", "vmdk": "VMDK"}.get(self.format, self.format)
 
 
-def _read(fh, offset: int, size: int) -> bytes:
+def _read(fh: BinaryIO, offset: int, size: int) -> bytes:
     fh.seek(offset)
     return fh.read(size)
 
 
-def _vpc_checks(path: str, fh, size: int) -> tuple[int, str]:
+def _vpc_checks(path: str, fh: BinaryIO, size: int) -> tuple[int, str]:
     """Validate a VHD and return (virtual size, subformat). Footer: 512 bytes, big-endian fields."""
     head = _read(fh, 0, 512)
     tail = _read(fh, size - 512, 512) if size >= 512 else b""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rescue.errors import DiskError, RescueError, UnsafeStateError, VerifyError, WriteFailedError
 from rescue.hive.regf import read_header
@@ -35,6 +35,14 @@ from rescue.safety.hivecheck import HiveState, announce, assess, forget
 from rescue.safety.hivecheck import safe_hive_copy  # noqa: F401  (readers import it from here too)
 from rescue.safety.plan import HIVE_CHANGES, DeleteFile, DeleteKey, DeleteValue, FileRef, Plan, SetValue, WriteFile
 from rescue.target import sha256_file
+from rescue.units import format_bytes
+
+if TYPE_CHECKING:
+    from rescue.safety.plan import HiveChange
+
+if TYPE_CHECKING:
+    from rescue.hive.hive import Hive
+    from rescue.target import Target
 
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -104,7 +112,7 @@ def _group(plan: Plan) -> dict[FileRef, list]:
     return groups
 
 
-def _prepare(target, plan: Plan, discard: bool) -> _Prepared:
+def _prepare(target: Target, plan: Plan, discard: bool) -> _Prepared:
     prep = _Prepared()
     loose: list[FileRef] = []            # deleted, not kept: one batch at the end of their run
     for n, (ref, changes) in enumerate(_group(plan).items()):
@@ -137,7 +145,7 @@ def _prepare(target, plan: Plan, discard: bool) -> _Prepared:
     return prep
 
 
-def _prepare_hive(target, ref: FileRef, changes: list, discard: bool, n: int) -> _HiveWork:
+def _prepare_hive(target: Target, ref: FileRef, changes: list, discard: bool, n: int) -> _HiveWork:
     from rescue.hive import Hive
 
     state = assess(target, ref, discard_hive_logs=discard)
@@ -163,7 +171,7 @@ def _prepare_hive(target, ref: FileRef, changes: list, discard: bool, n: int) ->
     return _HiveWork(ref, state, list(changes), edited, sha256_file(edited))
 
 
-def _check_before(hive, c, label: str) -> None:
+def _check_before(hive: Hive, c: HiveChange, label: str) -> None:
     """The plan says what it expects to find; if the hive says otherwise, it was made from other data."""
     if isinstance(c, DeleteKey):
         ok, found = hive.find(c.key) is not None, "missing"
@@ -219,7 +227,7 @@ def _verify_hive(path: Path, changes: list, label: str) -> None:
 
 
 # --- room --------------------------------------------------------------------------------------
-def _volume(target, ref: FileRef):
+def _volume(target: Target, ref: FileRef):
     if not ref.on_host:
         return (ref.disk, ref.partition)
     p = Path(ref.path)
@@ -228,7 +236,7 @@ def _volume(target, ref: FileRef):
     return ("host", p.stat().st_dev)
 
 
-def _check_room(target, prep: _Prepared) -> None:
+def _check_room(target: Target, prep: _Prepared) -> None:
     need: dict = {}
 
     def add(ref: FileRef, n: int) -> None:
@@ -254,7 +262,7 @@ def _check_room(target, prep: _Prepared) -> None:
                 else str(Path(ref.path).parent)
             raise UnsafeStateError(
                 f"Not enough free space on {where} for the backup and the temporary copies "
-                f"({n / (1 << 20):,.1f} MiB needed, {free / (1 << 20):,.1f} MiB free).",
+                f"({format_bytes(n)} needed, {format_bytes(free)} free).",
                 hint="Free some space first (for example with `rescue cleanup`); nothing was written.")
 
 
@@ -267,7 +275,7 @@ def _prelude_volumes(plan: Plan) -> tuple[tuple[int, int], ...]:
 
 
 # --- applying ----------------------------------------------------------------------------------
-def _stage(target, host: Path, ref: FileRef, faults: Faults) -> None:
+def _stage(target: Target, host: Path, ref: FileRef, faults: Faults) -> None:
     if faults.due("mid-upload"):
         # What a crash in the middle of the upload leaves: part of the file under its temporary name.
         data = host.read_bytes()
@@ -277,14 +285,14 @@ def _stage(target, host: Path, ref: FileRef, faults: Faults) -> None:
     target.stage(host, ref)
 
 
-def _read_back(target, ref: FileRef, want: str) -> None:
+def _read_back(target: Target, ref: FileRef, want: str) -> None:
     got = target.sha256(ref)
     if got != want:
         raise VerifyError(f"{target.describe(ref)} reads back different from what was written "
                           f"(sha256 {got[:12]}…, expected {want[:12]}…).")
 
 
-def _apply(target, prep: _Prepared, faults: Faults, started: list[FileRef], notes: list[str]) -> dict:
+def _apply(target: Target, prep: _Prepared, faults: Faults, started: list[FileRef], notes: list[str]) -> dict:
     """Write every work item; returns {ref: sha256 after} (None for deleted) of the files changed.
 
     Syncs cost ~0.15 s each under TCG, so they are placed where the crash guarantees need them:
@@ -346,7 +354,7 @@ def _apply(target, prep: _Prepared, faults: Faults, started: list[FileRef], note
     return after
 
 
-def _rollback(target, manifest: B.Manifest, started: list[FileRef]) -> tuple[list[str], list[str]]:
+def _rollback(target: Target, manifest: B.Manifest, started: list[FileRef]) -> tuple[list[str], list[str]]:
     """Restore every started file from the backup. Returns (restored labels, problems)."""
     touched = set(started)
     restored, problems = [], []
@@ -369,7 +377,7 @@ def _rollback(target, manifest: B.Manifest, started: list[FileRef]) -> tuple[lis
     return restored, problems
 
 
-def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = None,
+def execute(target: Target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = None,
             discard_hive_logs: bool = False) -> ApplyResult:
     """Apply `plan` to `target` the safe way (the module's docstring says how). The plan is shown
     through the reporter before anything happens, and applied only with its consent
@@ -385,7 +393,7 @@ def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = No
     reporter = reporter or getattr(target, "reporter", None) or SILENT
     resets = () if plan.empty else ntfs_reset.plan_resets(
         target, ntfs_reset.written_volumes(target, plan, _prelude_volumes(plan)),
-        getattr(target, "ntfs_options", None) or ntfs_reset.NtfsOptions())
+        target.ntfs_options or ntfs_reset.NtfsOptions())
     if resets:
         reporter.show(target, ntfs_reset.ResetPreview(resets))
     reporter.show(target, plan)

@@ -19,11 +19,15 @@ import time
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path, PureWindowsPath
+from typing import TYPE_CHECKING
 
 from rescue import __version__
 from rescue.errors import DiskError, NotFoundError, VerifyError, WriteFailedError
 from rescue.fileref import FileRef
 from rescue.target import STAGED_SUFFIX
+
+if TYPE_CHECKING:
+    from rescue.target import Target
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -141,17 +145,17 @@ def child(ref: FileRef, name: str) -> FileRef:
     return FileRef(ref.path.rstrip(sep) + sep + name, ref.disk, ref.partition)
 
 
-def backup_dir(target, backup_id: str) -> FileRef:
+def backup_dir(target: Target, backup_id: str) -> FileRef:
     return child(target.backup_root(), backup_id)
 
 
-def location(target, backup_id: str) -> str:
+def location(target: Target, backup_id: str) -> str:
     """Where a backup is, in words a user can find it by."""
     d = backup_dir(target, backup_id)
     if d.on_host:
         return d.path
-    layout = getattr(target, "layout", None)
-    letter = layout.letter_of(d.disk, d.partition) if layout is not None else None
+    layout = target.layout
+    letter = layout.letter_of(*d.volume) if layout is not None else None
     return f"{letter}{d.path}" if letter else target.describe(d)
 
 
@@ -164,7 +168,7 @@ def _basename(ref: FileRef) -> str:
 
 
 # --- manifests ---------------------------------------------------------------------------------
-def write_manifest(target, manifest: Manifest, *, durable: bool = True, first: bool = False) -> Manifest:
+def write_manifest(target: Target, manifest: Manifest, *, durable: bool = True, first: bool = False) -> Manifest:
     """Replace the backup's manifest atomically (upload under a temporary name, rename). With
     durable=False the caller's next sync makes the rename durable (the "applied" manifest: the
     session's close). first=True: a new backup's first manifest, written straight to its name and
@@ -181,7 +185,7 @@ def write_manifest(target, manifest: Manifest, *, durable: bool = True, first: b
     return manifest
 
 
-def read_manifest(target, backup_id: str) -> Manifest:
+def read_manifest(target: Target, backup_id: str) -> Manifest:
     ref = child(backup_dir(target, backup_id), MANIFEST)
     if not target.exists(ref):
         return Manifest(id=backup_id, kind="?", created="", status=ManifestStatus.INCOMPLETE, target="", plan={})
@@ -194,7 +198,7 @@ def read_manifest(target, backup_id: str) -> Manifest:
     return Manifest.from_json(data)
 
 
-def list_backups(target) -> list[Manifest]:
+def list_backups(target: Target) -> list[Manifest]:
     """Every backup of the target, oldest first (ids are UTC timestamps)."""
     root = target.backup_root()
     try:
@@ -204,7 +208,7 @@ def list_backups(target) -> list[Manifest]:
     return [read_manifest(target, name) for name in sorted(names) if not name.endswith(TEMP_SUFFIX)]
 
 
-def new_backup_id(target) -> str:
+def new_backup_id(target: Target) -> str:
     base = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     return unique_id(base, set(target.listdir(target.backup_root())))
 
@@ -219,7 +223,7 @@ def unique_id(base: str, existing: set[str]) -> str:
 
 
 # --- making a backup ---------------------------------------------------------------------------
-def make_backup(target, keeps: list[Keep], *, kind: str, target_label: str, plan: dict,
+def make_backup(target: Target, keeps: list[Keep], *, kind: str, target_label: str, plan: dict,
                 undoes: str | None = None, notes: tuple[str, ...] = (), synced: bool = True,
                 extra: dict[str, bytes] | None = None, ntfs_resets: tuple[dict, ...] = ()) -> Manifest:
     """Copy every kept file into a new backup folder on the target, check each copy, then write the
@@ -287,7 +291,7 @@ def _short(exc: BaseException) -> str:
 
 
 # --- restoring ---------------------------------------------------------------------------------
-def restore_entry(target, backup_id: str, entry: BackupEntry) -> str:
+def restore_entry(target: Target, backup_id: str, entry: BackupEntry) -> str:
     """Put one file back as the backup recorded it; returns what was done ("restored", "removed",
     "identical", "not kept"). Kept files are copied next to the original under a temporary name and
     renamed over it (a crash leaves the old or the restored file), then verified by sha256."""
@@ -315,7 +319,7 @@ def restore_entry(target, backup_id: str, entry: BackupEntry) -> str:
     return "not kept"
 
 
-def drop_temp(target, ref: FileRef) -> None:
+def drop_temp(target: Target, ref: FileRef) -> None:
     """A run killed mid-upload leaves `<file>.rescue-new` beside the file; remove it."""
     tmp = target.companion(ref, TEMP_SUFFIX)
     try:

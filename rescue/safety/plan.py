@@ -117,6 +117,7 @@ class WriteFile:
 
 
 Change = Union[SetValue, DeleteValue, DeleteKey, DeleteFile, WriteFile]
+HiveChange = Union[SetValue, DeleteValue, DeleteKey]       # the changes made inside a hive
 HIVE_CHANGES = (SetValue, DeleteValue, DeleteKey)
 
 

@@ -3,28 +3,38 @@ are drawn in rescue.cli.views: this module stays free of any terminal library)."
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Sequence
+
 from rescue.hive.values import decode_value, type_name
+from rescue.units import format_bytes
 from rescue.safety.plan import DeleteFile, DeleteKey, DeleteValue, FileRef, SetValue, WriteFile
+
+if TYPE_CHECKING:
+    from rescue.safety.ntfs_reset import PlannedReset
+    from rescue.safety.plan import Change
+
+if TYPE_CHECKING:
+    from rescue.target import Target
 
 MAX_ROWS_PER_STEP = 12      # a cleanup step may delete thousands of files: show some, count the rest
 MAX_VALUE_CHARS = 60
 
 
-def file_label(target, ref: FileRef) -> str:
+def file_label(target: Target, ref: FileRef) -> str:
     """"C:\\Windows\\System32\\config\\SYSTEM" when the volume has a letter, else the path and its
     disk/partition; a bare host file as given."""
     if ref.on_host:
         return ref.path
-    layout = getattr(target, "layout", None)
-    letter = layout.letter_of(ref.disk, ref.partition) if layout is not None else None
+    layout = target.layout
+    letter = layout.letter_of(*ref.volume) if layout is not None else None
     if letter:
         return f"{letter}{ref.path}"
     return f"{ref.path} (disk {ref.disk} partition {ref.partition})"
 
 
-def target_label(target) -> str:
+def target_label(target: Target) -> str:
     """What the user gave as TARGET (used in advice such as `rescue undo TARGET`)."""
-    if hasattr(target, "session"):
+    if target.session is not None:
         return " ".join(img.path for img in target.session.images)
     return getattr(target, "path", "TARGET")
 
@@ -49,11 +59,7 @@ def show_value(type_: int | None, data: bytes | None) -> str:
     return f"{text} [{type_name(type_)}]"
 
 
-def _mb(n: int) -> str:
-    return f"{n / (1 << 20):,.1f} MiB" if n >= 1 << 20 else f"{n:,} bytes"
-
-
-def change_cells(change) -> tuple[str, str]:
+def change_cells(change: Change) -> tuple[str, str]:
     """(what, before → after) for one change."""
     if isinstance(change, SetValue):
         return (f"set {change.key}\\{change.name or '(Default)'}",
@@ -65,13 +71,13 @@ def change_cells(change) -> tuple[str, str]:
         return f"delete key {change.key} (with its subkeys)", "(exists) → (deleted)"
     if isinstance(change, DeleteFile):
         kept = "kept in the backup" if change.backup else "not kept"
-        return "delete file", f"{_mb(change.size)}, {kept} → (deleted)"
+        return "delete file", f"{format_bytes(change.size)}, {kept} → (deleted)"
     if isinstance(change, WriteFile):
-        return "write file", f"→ {_mb(len(change.data))}"
+        return "write file", f"→ {format_bytes(len(change.data))}"
     return type(change).__name__, ""
 
 
-def resets_question(resets, question: str) -> str:
+def resets_question(resets: Sequence[PlannedReset], question: str) -> str:
     """The confirmation question, with the NTFS log resets (rescue.safety.ntfs_reset) first."""
     question = question[:1].upper() + question[1:]
     if not resets:

@@ -13,6 +13,7 @@ back and are listed as such.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from rescue.errors import NotFoundError, RescueError, VerifyError, WriteFailedError
 from rescue.safety import backup as B
@@ -20,6 +21,9 @@ from rescue.safety import render
 from rescue.safety.hivecheck import forget
 from rescue.report import SILENT, Reporter
 from rescue.fileref import FileRef
+
+if TYPE_CHECKING:
+    from rescue.target import Target
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ class UndoResult:
                 "not_kept": self.not_kept, "not_undone": list(self.not_undone)}
 
 
-def choose(target, backup_id: str | None) -> B.Manifest:
+def choose(target: Target, backup_id: str | None) -> B.Manifest:
     backups = B.list_backups(target)
     label = render.target_label(target)
     if backup_id:
@@ -74,7 +78,7 @@ def choose(target, backup_id: str | None) -> B.Manifest:
                         hint=f"`rescue backups {label}` lists the backups and their status.")
 
 
-def _grow_not_undoable(target, manifest: B.Manifest, *, latest: bool = False,
+def _grow_not_undoable(target: Target, manifest: B.Manifest, *, latest: bool = False,
                        earlier: B.Manifest | None = None) -> NotFoundError:
     """Why `rescue undo` restores nothing for an expand run, and what can be done instead."""
     label = render.target_label(target)
@@ -101,7 +105,8 @@ class UndoPreview:
     not_undone: tuple[str, ...] = ()     # what that run did that no undo reverses (an NTFS log reset)
 
 
-def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Reporter | None = None) -> UndoResult:
+def undo(target: Target, *, backup_id: str | None = None, dry_run: bool,
+         reporter: Reporter | None = None) -> UndoResult:
     """Restore a backup (module docstring); the preview is shown through the reporter and the
     restore runs only with its consent."""
     from rescue.safety import ntfs_reset

@@ -133,7 +133,8 @@ def _plan_files(ctx: RepairContext, finding: Finding):
     title = f"Boot files from \\Windows\\Boot to {f.system_label} (bcdboot)"
     if f.problem:
         return Step("bcd.bootfiles", title, skipped=f"cannot copy: {f.problem}")
-    files, why = ctx.memo(FILES, lambda: boot_file_copies(ctx.target, ctx.layout, f))
+    # Read through the disk set only when not given (validation cases preset the copies).
+    files, why = ctx.memo(FILES, lambda: boot_file_copies(ctx.target, ctx.target.disk_set()[1], f))
     if why:
         return Step("bcd.bootfiles", title, skipped=f"cannot copy: {why}")
     todo = [b for b in files if not b.same]
