@@ -4,7 +4,8 @@ are drawn in rescue.cli.views: this module stays free of any terminal library)."
 from __future__ import annotations
 
 from rescue.hive.values import decode_value, type_name
-from rescue.safety.plan import DeleteFile, DeleteKey, DeleteValue, FileRef, SetValue, WriteFile
+from rescue.disk.ptable import boot_indicators
+from rescue.safety.plan import DeleteFile, DeleteKey, DeleteValue, FileRef, SetActivePartition, SetValue, WriteFile
 
 MAX_ROWS_PER_STEP = 12      # a cleanup step may delete thousands of files: show some, count the rest
 MAX_VALUE_CHARS = 60
@@ -20,6 +21,13 @@ def file_label(target, ref: FileRef) -> str:
     if letter:
         return f"{letter}{ref.path}"
     return f"{ref.path} (disk {ref.disk} partition {ref.partition})"
+
+
+def change_label(target, change) -> str:
+    """Where a change writes: its file, or the disk sector (an MBR change)."""
+    if isinstance(change, SetActivePartition):
+        return change.where
+    return file_label(target, change.file)
 
 
 def target_label(target) -> str:
@@ -68,6 +76,11 @@ def change_cells(change) -> tuple[str, str]:
         return "delete file", f"{_mb(change.size)}, {kept} → (deleted)"
     if isinstance(change, WriteFile):
         return "write file", f"→ {_mb(len(change.data))}"
+    if isinstance(change, SetActivePartition):
+        def flags(sector: bytes) -> str:
+            return " ".join(f"{b:02x}" for b in boot_indicators(sector))
+        return (f"mark partition {change.partition} active (boot indicator 0x80; 512-byte sector kept in the backup)",
+                f"boot indicators {flags(change.before)} → {flags(change.after)}")
     return type(change).__name__, ""
 
 
