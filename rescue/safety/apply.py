@@ -48,7 +48,6 @@ class ApplyResult:
     nothing_to_do: bool
     dry_run: bool
     files: tuple[FileRef, ...]           # files written or deleted
-    sectors: tuple = ()                  # rescue.safety.backup.SectorEntry of each disk sector written
     backup_location: str | None = None
     notes: tuple[str, ...] = ()
     prelude: Any = None                  # what Plan.prelude.run() returned (has .to_json())
@@ -57,6 +56,7 @@ class ApplyResult:
     changed_files: int = 0               # files they touched
     planned_resets: tuple = ()           # rescue.safety.ntfs_reset.PlannedReset: the log resets the plan needs
     ntfs_resets: tuple = ()              # rescue.safety.ntfs_reset.ResetRecord of each log reset made
+    sectors: tuple = ()                  # rescue.safety.backup.SectorEntry of each disk sector written
 
     def to_json(self) -> dict:
         return {"applied": self.applied, "dry_run": self.dry_run, "nothing_to_do": self.nothing_to_do,
