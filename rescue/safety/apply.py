@@ -224,13 +224,6 @@ def _verify_hive(path: Path, changes: list, label: str) -> None:
         raise VerifyError(f"The edited copy of {label} does not check out ({'; '.join(problems[:3])}); nothing was written.")
 
 
-def _what(plan: Plan, n_files: int) -> str:
-    """"3 change(s) to 2 file(s)", and the disk sectors written ("and sector 0 (MBR) of os.raw")."""
-    text = f"{len(plan.changes)} change(s) to {n_files} file(s)"
-    disks = [c.disk_label or f"disk {c.disk}" for c in plan.sector_changes]
-    return text + (f" and sector 0 (MBR) of {', '.join(disks)}" if disks else "")
-
-
 # --- room --------------------------------------------------------------------------------------
 def _volume(target, ref: FileRef):
     if not ref.on_host:
@@ -419,7 +412,7 @@ def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = No
         if isinstance(w, _HiveWork):
             announce(target, w.state, reporter=reporter)
     n_files = len(plan.files_touched())
-    what = _what(plan, n_files)
+    what = render.changes_phrase(plan, n_files)
     faults = Faults.from_env()
     if plan.prelude is None:
         _check_room(target, prep)

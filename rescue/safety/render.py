@@ -84,6 +84,13 @@ def change_cells(change) -> tuple[str, str]:
     return type(change).__name__, ""
 
 
+def changes_phrase(plan, n_files: int) -> str:
+    """"3 change(s) to 2 file(s)", and the disk sectors written ("and sector 0 (MBR) of os.raw")."""
+    text = f"{len(plan.changes)} change(s) to {n_files} file(s)"
+    disks = [c.disk_label or f"disk {c.disk}" for c in plan.sector_changes]
+    return text + (f" and sector 0 (MBR) of {', '.join(disks)}" if disks else "")
+
+
 def resets_question(resets, question: str) -> str:
     """The confirmation question, with the NTFS log resets (rescue.safety.ntfs_reset) first."""
     question = question[:1].upper() + question[1:]
