@@ -288,11 +288,16 @@ def fix_each(fleet: Fleet, scenario: Any, options: Any, *, dry_run: bool,
     yield from fleet.each(apply_work)
 
 
-def undo_each(fleet: Fleet, *, backup_id: Optional[str] = None, dry_run: bool) -> Iterator[VmReport]:
+def undo_each(fleet: Fleet, *, backup_id: Optional[str] = None, dry_run: bool,
+              reset_ntfs_log: bool = False, discard_hibernation: bool = False) -> Iterator[VmReport]:
+    from rescue.safety.ntfs_reset import NtfsOptions
     from rescue.safety.undo import undo
 
     def work(vm: VmDisks, target: Any) -> VmReport:
         started = time.monotonic()
+        # A volume Windows left unclean or hibernated is refused as in fix, unless the flag says
+        # to reset its log / discard its hibernation (on every VM, as for fix --each).
+        target.ntfs_options = NtfsOptions(reset_log=reset_ntfs_log, discard_hibernation=discard_hibernation)
         target.reporter = fleet.reporter.consented()
         result = undo(target, backup_id=backup_id, dry_run=dry_run)
         status = Outcome.PLANNED if dry_run else Outcome.UNDONE if result.applied else Outcome.NOTHING_TO_DO

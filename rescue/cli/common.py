@@ -6,7 +6,6 @@ Ground rule 4: every command launches the appliance at most once, through `open_
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from dataclasses import asdict, is_dataclass
@@ -37,6 +36,8 @@ def to_jsonable(obj):
 
 
 def print_json(data) -> None:
+    import json     # only for --json: the text output starts without it
+
     sys.stdout.write(json.dumps(to_jsonable(data), indent=2, sort_keys=False) + "\n")
     sys.stdout.flush()
 

@@ -16,7 +16,6 @@ from rich.table import Table
 
 from rescue.cli.common import ConsoleReporter, err, open_target, out, print_json, warn
 from rescue.cli.options import DISCARD_HIBERNATION as _DISCARD_HIB, RESET_NTFS_LOG as _RESET_LOG, ntfs as _ntfs
-from rescue.cli.views import apply_outcome
 from rescue.errors import DeclinedError, UsageError
 
 _JSON = typer.Option(False, "--json", help="Machine-readable output (stable keys).")
@@ -55,6 +54,7 @@ def cleanup(disks: List[str], *, dry_run: bool, yes: bool, json_output: bool, in
             ntfs=None) -> int:
     import time
 
+    from rescue.cli.views import apply_outcome
     from rescue.safety.apply import execute
     from rescue.space.cleanup import build_plan, parse_include, scan_volume
 

@@ -11,14 +11,17 @@ full name on its own line. `/s` prints every key below as its own block; `/v` pr
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rescue.hive import values as V
 from rescue.hive.hive import RegValue
-from rescue.registry.crashdump import CrashDumpReport, DumpSpaceCheck, human
-from rescue.registry.pagefile import PagefileLocation, PagefileReport, PagefileSettings, FoundPagefile
 from rescue.registry.paths import control_set_key
 from rescue.registry.regops import KeyListing, reg_text
+from rescue.units import format_bytes as human
+
+if TYPE_CHECKING:   # only named in annotations: `reg query` need not load the page file and dump models
+    from rescue.registry.crashdump import CrashDumpReport, DumpSpaceCheck
+    from rescue.registry.pagefile import FoundPagefile, PagefileLocation, PagefileReport, PagefileSettings
 
 INDENT = "    "
 
