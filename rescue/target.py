@@ -130,6 +130,16 @@ class Target(ABC):
     def read_bytes(self, ref: FileRef) -> bytes: ...
     @abstractmethod
     def free_bytes(self, ref: FileRef) -> int | None: ...
+
+    # Sector 0 of an attached disk (its MBR): only a disk target has one.
+    def read_boot_sector(self, disk: int) -> bytes:
+        raise UsageError("This target is a file, not a disk: it has no partition table.")
+
+    def write_boot_sector(self, disk: int, sector: bytes) -> None:
+        raise UsageError("This target is a file, not a disk: it has no partition table.")
+
+    def disk_label(self, disk: int) -> str:
+        return f"disk {disk}"
     def sync(self) -> None: pass
     def describe(self, ref: FileRef) -> str: return ref.path
 
@@ -434,6 +444,16 @@ class DiskTarget(Target):
         return self.session.usage(mp).free_bytes
 
     def sync(self): self.session.sync()
+
+    def read_boot_sector(self, disk):
+        return self.session.read_disk_bytes(disk, 512, 0)
+
+    def write_boot_sector(self, disk, sector):
+        """Write sector 0 of the disk and sync (rescue.disk.blockdev.write_boot_sector)."""
+        self.session.write_boot_sector(disk, sector)
+
+    def disk_label(self, disk):
+        return self.session.images[disk].path
 
     def backup_root(self) -> FileRef:
         root = self.layout.root if self.layout else None

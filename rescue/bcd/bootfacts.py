@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rescue.bcd.rebuild import STORE_PATH, TEMPLATE_PATH, BootTarget, loader_description, partition_device
+from rescue.disk.ptable import ACTIVE, boot_indicators
 from rescue.errors import RescueError, UnsafeStateError
 from rescue.safety.plan import FileRef
 from rescue.units import format_bytes
@@ -70,7 +71,9 @@ class BootFacts:
     boot_manager_present: bool = False
     system_label: str = ""                   # "disk.vhd partition 1" for evidence
     store_label: str = ""
-    activate_command: str = ""               # how to mark the system partition active (Gen1)
+    activate_command: str = ""               # how to mark the system partition active (Gen1), by hand
+    mbr_sector: bytes = b""                  # Gen1: sector 0 of the system partition's disk, as read
+    disk_label: str = ""                     # the system partition's disk as the user named it
 
 
 def activate_command(image: DiskImage, partition: int) -> str:
@@ -149,11 +152,20 @@ def read_boot_facts(target: Target, layout: WindowsLayout, *, discard_hive_logs:
     session = target.session
     if session is None:
         raise ValueError("boot facts are read from a disk set, not a bare hive file")
+    mbr = b""
+    if gen == "gen1":
+        # The active flag as the disk holds it now (the layout's was read at discovery: a fix in this
+        # launch may have set it since); also what a plan that sets it is made from.
+        mbr = target.read_boot_sector(system.disk)
+        flags = boot_indicators(mbr) if len(mbr) == 512 else ()
+        if 1 <= system.partition <= len(flags):
+            system = replace(system, active=flags[system.partition - 1] == ACTIVE)
     images = session.images
     activate = activate_command(images[system.disk], system.partition) if system.disk < len(images) else ""
     base = BootFacts(generation=gen, system=system, store=store, store_status=status, store_problem=why, logs=logs,
                      boot_manager=manager, boot_manager_present=target.exists(manager), system_label=system_label,
-                     store_label=f"{system_label}: {store.path}", activate_command=activate)
+                     store_label=f"{system_label}: {store.path}", activate_command=activate, mbr_sector=mbr,
+                     disk_label=paths[system.disk])
     root = layout.root
     if root is None:
         return replace(base, problem="no Windows installation to make a boot entry for")

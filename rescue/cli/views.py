@@ -11,18 +11,15 @@ from typing import TYPE_CHECKING, Sequence
 
 from rescue.cli.common import out, warn
 from rescue.safety.plan import DeleteFile, Plan
-from rescue.safety.render import change_cells, file_label
+from rescue.safety.render import change_cells, change_label, file_label
 from rescue.units import format_bytes
 
 if TYPE_CHECKING:
     from rescue.repairs.findings import Diagnosis
     from rescue.safety.apply import ApplyResult
-    from rescue.safety.undo import UndoResult
-
-if TYPE_CHECKING:
     from rescue.safety.backup import Manifest
     from rescue.safety.ntfs_reset import ResetPreview
-    from rescue.safety.undo import UndoPreview
+    from rescue.safety.undo import UndoPreview, UndoResult
     from rescue.target import Target
 
 MAX_ROWS_PER_STEP = 12      # a cleanup step may delete thousands of files: show some, count the rest
@@ -66,7 +63,7 @@ def plan_table(target: Target, plan: Plan) -> Table:
         last_file = None
         for j, change in enumerate(shown):
             what, before_after = change_cells(change)
-            label = file_label(target, change.file)
+            label = change_label(target, change)
             # The file is named once per run of changes to it (a hive path is long; repeating it is noise).
             table.add_row(str(i) if j == 0 else "", step.title if j == 0 else "",
                           label if label != last_file else "", what, before_after)
@@ -117,7 +114,8 @@ def apply_outcome(result: ApplyResult) -> None:
     elif result.dry_run:
         out.print("Dry run: nothing was written.")
     elif result.backup_id:
-        out.print(f"[green]Applied[/green] {result.changes} change(s) to {result.changed_files} file(s); each was "
+        sectors = "".join(f" and {e.label}" for e in result.sectors)
+        out.print(f"[green]Applied[/green] {result.changes} change(s) to {result.changed_files} file(s){sectors}; each was "
                   f"read back and matches. Backup {result.backup_id} is in {result.backup_location}; "
                   f"`rescue undo {result.target_label}` restores it.")
 
@@ -154,6 +152,9 @@ def print_undo_preview(target: Target, preview: UndoPreview) -> None:
             continue
         shown_now = "(absent)" if now == "absent" else f"sha256 {now[:12]}…"
         table.add_row(file_label(target, entry.file), action, f"{shown_now} → {to}")
+    for sector, now in preview.sectors:
+        action = "already identical" if now == sector.sha256 else "write back from backup (byte for byte)"
+        table.add_row(sector.label, action, f"sha256 {now[:12]}… → sha256 {sector.sha256[:12]}… ({sector.size} bytes)")
     out.print(table)
     if preview.not_kept:
         out.print(f"  {len(preview.not_kept)} file(s) deleted by that run were not kept (by design, e.g. a page "
@@ -171,7 +172,8 @@ def undo_outcome(result: UndoResult) -> None:
     elif not result.applied:
         out.print("Every file already is as the backup holds it; nothing to do.")
     else:
-        out.print(f"[green]Restored[/green] {len(result.restored)} file(s) and removed {len(result.removed)} from "
+        sectors = "".join(f", wrote back {e.label}" for e in result.restored_sectors)
+        out.print(f"[green]Restored[/green] {len(result.restored)} file(s) and removed {len(result.removed)}{sectors} from "
                   f"backup {result.backup_id}; each reads back byte-identical (sha256). "
                   f"`rescue undo {result.target_label} --backup {result.undo_backup_id}` would undo this undo.")
         if result.not_kept:

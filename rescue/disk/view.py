@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from rescue.disk.session import DiskSession
 
 # Session methods whose first argument is a disk index (mapped to the session's numbering).
-_BY_DISK_INDEX = ("disks_device", "read_disk_bytes", "disk_size", "write_device", "part_expand_gpt",
-                  "part_resize", "reread_partition_table")
+_BY_DISK_INDEX = ("disks_device", "read_disk_bytes", "disk_size", "write_device", "write_boot_sector",
+                  "part_expand_gpt", "part_resize", "reread_partition_table")
 
 
 class SessionView:

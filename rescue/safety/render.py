@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 from rescue.hive.values import decode_value, type_name
+from rescue.disk.ptable import boot_indicators
+from rescue.safety.plan import DeleteFile, DeleteKey, DeleteValue, FileRef, SetActivePartition, SetValue, WriteFile
 from rescue.units import format_bytes
-from rescue.safety.plan import DeleteFile, DeleteKey, DeleteValue, FileRef, SetValue, WriteFile
 
 if TYPE_CHECKING:
     from rescue.safety.ntfs_reset import PlannedReset
-    from rescue.safety.plan import Change
+    from rescue.safety.plan import Change, Plan
 
 if TYPE_CHECKING:
     from rescue.target import Target
@@ -30,6 +31,13 @@ def file_label(target: Target, ref: FileRef) -> str:
     if letter:
         return f"{letter}{ref.path}"
     return f"{ref.path} (disk {ref.disk} partition {ref.partition})"
+
+
+def change_label(target: Target, change: Change) -> str:
+    """Where a change writes: its file, or the disk sector (an MBR change)."""
+    if isinstance(change, SetActivePartition):
+        return change.where
+    return file_label(target, change.file)
 
 
 def target_label(target: Target) -> str:
@@ -74,7 +82,19 @@ def change_cells(change: Change) -> tuple[str, str]:
         return "delete file", f"{format_bytes(change.size)}, {kept} → (deleted)"
     if isinstance(change, WriteFile):
         return "write file", f"→ {format_bytes(len(change.data))}"
+    if isinstance(change, SetActivePartition):
+        def flags(sector: bytes) -> str:
+            return " ".join(f"{b:02x}" for b in boot_indicators(sector))
+        return (f"mark partition {change.partition} active (boot indicator 0x80; 512-byte sector kept in the backup)",
+                f"boot indicators {flags(change.before)} → {flags(change.after)}")
     return type(change).__name__, ""
+
+
+def changes_phrase(plan: Plan, n_files: int) -> str:
+    """"3 change(s) to 2 file(s)", and the disk sectors written ("and sector 0 (MBR) of os.raw")."""
+    text = f"{len(plan.changes)} change(s) to {n_files} file(s)"
+    disks = [c.disk_label or f"disk {c.disk}" for c in plan.sector_changes]
+    return text + (f" and sector 0 (MBR) of {', '.join(disks)}" if disks else "")
 
 
 def resets_question(resets: Sequence[PlannedReset], question: str) -> str:
