@@ -445,14 +445,14 @@ class DiskTarget(Target):
 
     def sync(self): self.session.sync()
 
-    def read_boot_sector(self, disk):
+    def read_boot_sector(self, disk: int) -> bytes:
         return self.session.read_disk_bytes(disk, 512, 0)
 
-    def write_boot_sector(self, disk, sector):
+    def write_boot_sector(self, disk: int, sector: bytes) -> None:
         """Write sector 0 of the disk and sync (rescue.disk.blockdev.write_boot_sector)."""
         self.session.write_boot_sector(disk, sector)
 
-    def disk_label(self, disk):
+    def disk_label(self, disk: int) -> str:
         return self.session.images[disk].path
 
     def backup_root(self) -> FileRef:

@@ -16,11 +16,16 @@ undo refuses it, before it writes anything.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rescue.disk import ptable
 from rescue.errors import UnsafeStateError, VerifyError
 from rescue.safety import backup as B
 from rescue.safety.plan import Plan, SetActivePartition
+
+if TYPE_CHECKING:
+    from rescue.safety.faults import Faults
+    from rescue.target import Target
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ class SectorWork:
         return B.SectorKeep(self.change.disk, self.change.disk_label, self.change.before, role="mbr")
 
 
-def prepare(target, plan: Plan) -> list[SectorWork]:
+def prepare(target: Target, plan: Plan) -> list[SectorWork]:
     """The sector writes of `plan`, each checked: one per disk, changing only boot indicators, and
     the disk still holding the sector the plan was made from."""
     works: list[SectorWork] = []
@@ -49,7 +54,7 @@ def prepare(target, plan: Plan) -> list[SectorWork]:
     return works
 
 
-def write(target, works: list[SectorWork], faults, started: list[SectorWork]) -> None:
+def write(target: Target, works: list[SectorWork], faults: Faults, started: list[SectorWork]) -> None:
     """Write each sector (the backup is durable by now: the engine synced it with the staged files),
     then read it back."""
     for w in works:
@@ -62,7 +67,7 @@ def write(target, works: list[SectorWork], faults, started: list[SectorWork]) ->
             raise VerifyError(f"{w.change.where} reads back different from what was written.")
 
 
-def rollback(target, manifest: B.Manifest, started: list[SectorWork]) -> tuple[list[str], list[str]]:
+def rollback(target: Target, manifest: B.Manifest, started: list[SectorWork]) -> tuple[list[str], list[str]]:
     """Put every started sector back from the backup: (restored labels, problems)."""
     restored, problems = [], []
     disks = {w.change.disk for w in started}
@@ -85,7 +90,7 @@ def after_entries(manifest: B.Manifest, works: list[SectorWork]) -> tuple[B.Sect
 
 
 # --- undo ------------------------------------------------------------------------------------------
-def undo_states(target, manifest: B.Manifest) -> tuple[tuple[B.SectorEntry, str], ...]:
+def undo_states(target: Target, manifest: B.Manifest) -> tuple[tuple[B.SectorEntry, str], ...]:
     """Each kept sector with the sha256 of what the disk holds now. Refuses (before any write) a
     sector that differs from the kept one in more than the boot indicators."""
     states = []
@@ -104,6 +109,6 @@ def undo_states(target, manifest: B.Manifest) -> tuple[tuple[B.SectorEntry, str]
     return tuple(states)
 
 
-def undo_keeps(target, work: list[tuple[B.SectorEntry, str]]) -> tuple[B.SectorKeep, ...]:
+def undo_keeps(target: Target, work: list[tuple[B.SectorEntry, str]]) -> tuple[B.SectorKeep, ...]:
     """The current sectors an undo keeps in its own backup (so the undo can be undone)."""
     return tuple(B.SectorKeep(e.disk, e.disk_path, target.read_boot_sector(e.disk), e.role) for e, _ in work)
