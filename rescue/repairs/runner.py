@@ -18,7 +18,7 @@ from rescue.errors import RescueError, UnsafeStateError, UsageError
 from rescue.repairs.base import OptionValues, Scenario
 from rescue.repairs.context import RepairContext
 from rescue.repairs.findings import FOUND, UNKNOWN, Diagnosis, Finding
-from rescue.repairs.sources import SourceError, space_scan
+from rescue.repairs.sources import SHOWN_SOURCES, SourceError, space_scan
 from rescue.safety.plan import Plan, Prelude, Step
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def run_checks(ctx: RepairContext, scenario: Scenario) -> List[Finding]:
     """Every check of `scenario`, in order. A source that cannot be read becomes one finding for
     the source (shown once per command, however many checks needed it); any other error of a
     check is that check's "cannot tell"."""
-    shown = ctx.memo("runner:shown-sources", set)
+    shown = ctx.memo(SHOWN_SOURCES, set)
     out: List[Finding] = []
     for check in scenario.checks:
         try:

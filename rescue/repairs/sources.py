@@ -27,6 +27,18 @@ class SourceError(RescueError):
         self.exit_code = cause.exit_code
 
 
+# The ids of unreadable-source findings already in this command's output (rescue.repairs.runner
+# shows each once, under the first check that needed the source).
+SHOWN_SOURCES = "runner:shown-sources"
+
+
+def explained(ctx: RepairContext, exc: SourceError) -> None:
+    """A check that turned the unreadable source into its own finding (the BCD store check says
+    "missing, rebuild it") has said it all: the generic "<source> readable: cannot tell" line is not
+    shown again for the checks after it."""
+    ctx.memo(SHOWN_SOURCES, set).add(exc.finding.id)
+
+
 def unreadable(name: str, exc: RescueError) -> Finding:
     """The finding for a hive (or the BCD) that cannot be used: unsafe (dirty, logs not
     replayable) blocks every fix; anything else is "cannot tell"."""
