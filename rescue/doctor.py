@@ -24,12 +24,12 @@ if TYPE_CHECKING:
     from rescue.disk.probe import LaunchResult
 
 from rescue.disk import accel as accel_mod
+from rescue.units import MiB, format_bytes
 
-MIB = 1 << 20
 # Hive copies (SOFTWARE can exceed 100 MiB), backups and the expand overlay go to the temporary
 # directory; the supermin appliance (~300-600 MiB) is built once into libguestfs' cache directory.
-SPACE_FAIL = 512 * MIB
-SPACE_WARN = 2048 * MIB
+SPACE_FAIL = 512 * MiB
+SPACE_WARN = 2048 * MiB
 
 
 class Status(str, enum.Enum):
@@ -207,17 +207,17 @@ def check_space(label: str, cid: str, path: str) -> Check:
     except OSError as exc:
         return Check(cid, title, Status.FAIL, f"{path}: {exc.strerror}", f"create {path} or set TMPDIR")
     free = st.f_bavail * st.f_frsize
-    detail = f"{path}: {free / MIB:,.0f} MiB free"
+    detail = f"{path}: {format_bytes(free)} free"
     if free < SPACE_FAIL:
         return Check(cid, title, Status.FAIL, detail,
-                     f"free at least {SPACE_WARN // MIB} MiB there, or point TMPDIR (and LIBGUESTFS_CACHEDIR) "
+                     f"free at least {format_bytes(SPACE_WARN, exact=True)} there, or point TMPDIR (and LIBGUESTFS_CACHEDIR) "
                      "at a bigger filesystem")
     if free < SPACE_WARN:
-        return Check(cid, title, Status.WARN, detail, f"{SPACE_WARN // MIB} MiB or more is comfortable")
+        return Check(cid, title, Status.WARN, detail, f"{format_bytes(SPACE_WARN, exact=True)} or more is comfortable")
     return Check(cid, title, Status.OK, detail)
 
 
-def check_launch(result) -> Check:
+def check_launch(result: LaunchResult | None) -> Check:
     title = "appliance launches (one real launch)"
     if result is None:
         return Check("appliance_launch", title, Status.SKIPPED, "skipped (--no-launch)")
@@ -228,7 +228,7 @@ def check_launch(result) -> Check:
                  f"launched with {(result.accel or '?').upper()} in {result.seconds:.1f} s")
 
 
-def check_ntfs(result, pk: Packages) -> Check:
+def check_ntfs(result: LaunchResult | None, pk: Packages) -> Check:
     title = "NTFS support inside the appliance"
     if result is None or not result.ok:
         return Check("appliance_ntfs", title, Status.SKIPPED, "needs a launched appliance")

@@ -35,6 +35,13 @@ class FileRef:
     def on_host(self) -> bool:
         return self.disk is None
 
+    @property
+    def volume(self) -> tuple[int, int]:
+        """(disk, partition) of a file on an attached disk. A host file has none: asking is a bug."""
+        if self.disk is None or self.partition is None:
+            raise ValueError(f"{self.path} is a host file, not a file on a disk's volume")
+        return self.disk, self.partition
+
     def label(self, disk_paths: list[str] | None = None) -> str:
         if self.on_host:
             return self.path

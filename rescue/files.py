@@ -15,10 +15,14 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 from rescue.errors import NotFoundError, UsageError
 from rescue.safety.plan import DeleteFile, FileRef, Plan, Step
+from rescue.units import format_bytes
+
+if TYPE_CHECKING:
+    from rescue.target import Target
 
 KEEP_LIMIT = 64 << 20          # larger files are not copied into the backup on the disk itself
 WINDOWS_FOLDER = "Windows"      # the Windows root's folder on its volume (%SystemRoot%)
@@ -90,10 +94,10 @@ def parse_pattern(text: str) -> FilePattern:
     return FilePattern("\\" + "\\".join(folders), name)
 
 
-def find_matches(target, pattern: FilePattern) -> Tuple[Tuple[MatchedFile, ...], Tuple[str, ...]]:
+def find_matches(target: Target, pattern: FilePattern) -> Tuple[Tuple[MatchedFile, ...], Tuple[str, ...]]:
     """(matching files, matching names that are not plain files: folders, links, reparse points)
     in the pattern's folder of the Windows volume. Reads the folder's metadata only."""
-    root = target.layout.require_root()
+    root = target.windows_root()
     folder = FileRef(pattern.folder, root.disk, root.partition)
     files, others = [], []
     for e in target.list_folder(folder):
@@ -118,7 +122,7 @@ def delete_step(action: str, title: str, matches: Sequence[MatchedFile], *, not_
     big = [m for m in matches if m.size > limit]
     if big and not not_kept:
         names = ", ".join(f"{m.ref.path} ({m.size:,} bytes)" for m in big[:3])
-        raise UsageError(f"{len(big)} matching file(s) are larger than {limit >> 20} MiB and would not be kept in "
+        raise UsageError(f"{len(big)} matching file(s) are larger than {format_bytes(limit, exact=True)} and would not be kept in "
                          f"the backup: {names}.",
                          hint="Nothing was written. Add --not-kept to delete them anyway without a copy "
                               "(`rescue undo` cannot bring those back).")
@@ -126,7 +130,7 @@ def delete_step(action: str, title: str, matches: Sequence[MatchedFile], *, not_
     return Step(action, title, changes, notes=tuple(notes) + tuple(describe_match(m) for m in matches))
 
 
-def plan_delete(target, pattern: FilePattern, *, not_kept: bool = False) -> Plan:
+def plan_delete(target: Target, pattern: FilePattern, *, not_kept: bool = False) -> Plan:
     """The plan of `rescue files delete`: every matching file, listed with its size and time.
     NotFoundError when nothing matches (the folder may not exist): nothing to confirm."""
     matches, others = find_matches(target, pattern)

@@ -14,10 +14,13 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from rescue.errors import ExitCode, InputError, RescueError, UnsafeStateError, UsageError
 from rescue.report import SILENT, Reporter
+
+if TYPE_CHECKING:
+    from rescue.target import DiskTarget
 
 
 @dataclass(frozen=True)
@@ -219,7 +222,7 @@ def diagnose_each(fleet: Fleet, scenarios: Sequence[Any], options: Any) -> Itera
     from rescue.repairs.context import RepairContext
     from rescue.repairs.runner import diagnose
 
-    def work(vm: VmDisks, target: Any) -> VmReport:
+    def work(vm: VmDisks, target: DiskTarget) -> VmReport:
         started = time.monotonic()
         diag = diagnose(RepairContext(target, options, reporter=fleet.reporter), scenarios)
         status = Outcome.HEALTHY if diag.healthy else Outcome.FOUND
@@ -247,7 +250,7 @@ def fix_each(fleet: Fleet, scenario: Any, options: Any, *, dry_run: bool,
 
     planned: Dict[str, _Planned] = {}
 
-    def plan_work(vm: VmDisks, target: Any) -> VmReport:
+    def plan_work(vm: VmDisks, target: DiskTarget) -> VmReport:
         from rescue.safety.ntfs_reset import NtfsOptions
 
         started = time.monotonic()
@@ -272,7 +275,7 @@ def fix_each(fleet: Fleet, scenario: Any, options: Any, *, dry_run: bool,
     done = {r.vm.name: r for r in first if r.status is not Outcome.PLANNED}
     quiet = fleet.reporter.consented()       # consent was given once, for every plan
 
-    def apply_work(vm: VmDisks, target: Any) -> VmReport:
+    def apply_work(vm: VmDisks, target: DiskTarget) -> VmReport:
         if vm.name in done:
             return done[vm.name]
         p = planned[vm.name]
@@ -288,11 +291,16 @@ def fix_each(fleet: Fleet, scenario: Any, options: Any, *, dry_run: bool,
     yield from fleet.each(apply_work)
 
 
-def undo_each(fleet: Fleet, *, backup_id: Optional[str] = None, dry_run: bool) -> Iterator[VmReport]:
+def undo_each(fleet: Fleet, *, backup_id: Optional[str] = None, dry_run: bool,
+              reset_ntfs_log: bool = False, discard_hibernation: bool = False) -> Iterator[VmReport]:
+    from rescue.safety.ntfs_reset import NtfsOptions
     from rescue.safety.undo import undo
 
-    def work(vm: VmDisks, target: Any) -> VmReport:
+    def work(vm: VmDisks, target: DiskTarget) -> VmReport:
         started = time.monotonic()
+        # A volume Windows left unclean or hibernated is refused as in fix, unless the flag says
+        # to reset its log / discard its hibernation (on every VM, as for fix --each).
+        target.ntfs_options = NtfsOptions(reset_log=reset_ntfs_log, discard_hibernation=discard_hibernation)
         target.reporter = fleet.reporter.consented()
         result = undo(target, backup_id=backup_id, dry_run=dry_run)
         status = Outcome.PLANNED if dry_run else Outcome.UNDONE if result.applied else Outcome.NOTHING_TO_DO

@@ -17,8 +17,14 @@ import uuid
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from rescue.errors import NotWindowsError, RescueError, UsageError
+
+if TYPE_CHECKING:
+    from rescue.ntfs.state import NtfsEvidence
+    from rescue.disk.records import DiskInfo
+    from rescue.disk.view import Session
 
 BCD_GEN2 = "\\EFI\\Microsoft\\Boot\\BCD"
 BCD_GEN1 = "\\Boot\\BCD"
@@ -70,7 +76,7 @@ class Volume:
     role: VolumeRole
     state: VolumeState
     note: str | None = None
-    ntfs: object = None           # rescue.ntfs.state.NtfsEvidence of an NTFS volume (None: not NTFS)
+    ntfs: NtfsEvidence | None = None     # of an NTFS volume (None: not NTFS)
 
     @property
     def used_bytes(self) -> int | None:
@@ -162,7 +168,7 @@ def _guid_from_le(raw: bytes) -> str:
     return str(uuid.UUID(bytes_le=raw)).upper()
 
 
-def parse_mounted_devices(values: list[tuple[str, bytes]], disks) -> list[LetterMapping]:
+def parse_mounted_devices(values: list[tuple[str, bytes]], disks: Sequence[DiskInfo]) -> list[LetterMapping]:
     """Map `\\DosDevices\\X:` values to attached partitions.
 
     MBR data is 12 bytes: disk signature (u32 LE) + partition start offset in bytes (u64 LE).
@@ -192,7 +198,8 @@ def parse_mounted_devices(values: list[tuple[str, bytes]], disks) -> list[Letter
     return sorted(out, key=lambda m: m.letter)
 
 
-def discover(session, *, root: str | None = None, workdir=None, fetched: dict | None = None) -> WindowsLayout:
+def discover(session: Session, *, root: str | None = None, workdir: Path | None = None,
+             fetched: dict | None = None) -> WindowsLayout:
     """Collect the layout of the attached disks through `session` (read-only mounts)."""
     from rescue.layout_scan import scan
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from rescue.errors import DiskError, InputError, NotWindowsError, RescueError, UnsafeStateError, UsageError
 from rescue.layout import (BCD_GEN1, BCD_GEN2, SOFTWARE_HIVE, SYSTEM_HIVE, BcdLocation, LetterMapping,
@@ -18,6 +19,13 @@ from rescue.layout import (BCD_GEN1, BCD_GEN2, SOFTWARE_HIVE, SYSTEM_HIVE, BcdLo
 from rescue.ntfs import probe as ntfs_probe
 from rescue.ntfs.state import NtfsState
 from rescue.target import win_to_posix
+
+if TYPE_CHECKING:
+    from rescue.ntfs.state import NtfsEvidence
+
+if TYPE_CHECKING:
+    from rescue.disk.records import DiskInfo, Partition
+    from rescue.disk.view import Session
 
 ESP = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 MSR = "E3C9E316-0B5C-4DB8-817D-F92DF00215AE"
@@ -30,7 +38,7 @@ BITLOCKER_OEM_ID = b"-FVE-FS-"   # offset 3 of a BitLocker volume's boot sector
 KNOWN_FILESYSTEMS = {"ntfs", "vfat", "exfat", "ext2", "ext3", "ext4", "xfs", "btrfs", "swap"}
 
 
-def _volume_state(session, part) -> tuple[str, str | None]:
+def _volume_state(session: Session, part: Partition) -> tuple[str, str | None]:
     """The state told before mounting: BitLocker (by its boot sector), unformatted, or "ok" for now
     (an NTFS volume's own metadata decides after its read-only mount, _ntfs_state)."""
     fstype = (part.fstype or "").lower()
@@ -57,7 +65,8 @@ NTFS_STATE_NOTES = {
 }
 
 
-def _ntfs_state(session, part, mountpoint: str | None, ev) -> tuple[str, str | None]:
+def _ntfs_state(session: Session, part: Partition, mountpoint: str | None,
+                ev: NtfsEvidence) -> tuple[str, str | None]:
     """Volume.state and note of an NTFS volume from its evidence; ntfs-3g's own verdict where the
     metadata says clean (it may still refuse for reasons of its own) or could not be read."""
     if ev.state in NTFS_STATE_NOTES:
@@ -73,7 +82,7 @@ def _ntfs_state(session, part, mountpoint: str | None, ev) -> tuple[str, str | N
     return "ok", None
 
 
-def _role(part, has_windows: bool, is_system: bool) -> str:
+def _role(part: Partition, has_windows: bool, is_system: bool) -> str:
     if part.gpt_type == ESP or part.mbr_type == 0xEF:
         return "esp"
     if part.gpt_type == MSR:
@@ -87,7 +96,7 @@ def _role(part, has_windows: bool, is_system: bool) -> str:
     return "data"
 
 
-def _read_hive(session, mp: str, path: str, tmp: Path, name: str):
+def _read_hive(session: Session, mp: str, path: str, tmp: Path, name: str):
     from rescue.hive import Hive
 
     real = session.resolve(mp + win_to_posix(path))
@@ -103,7 +112,7 @@ def _read_hive(session, mp: str, path: str, tmp: Path, name: str):
         return None, str(exc)
 
 
-def scan(session, *, root: str | None = None, workdir: Path | None = None,
+def scan(session: Session, *, root: str | None = None, workdir: Path | None = None,
          fetched: dict | None = None) -> WindowsLayout:
     """`workdir`/`fetched`: when given, the hives downloaded here are kept in `workdir` and recorded
     in `fetched` ({FileRef: host path}) so the command reuses them instead of downloading again."""
@@ -227,7 +236,7 @@ def scan(session, *, root: str | None = None, workdir: Path | None = None,
         bcd=bcd, letters=tuple(letters), notes=tuple(notes), system=system)
 
 
-def _parse_root(root: str, session, parts) -> str:
+def _parse_root(root: str, session: Session, parts: dict[str, Partition]) -> str:
     """--root DISK:PARTITION where DISK is a 0-based index or the path given, e.g. "0:3" or "/dev/sdc:2"."""
     disk_s, _, part_s = root.rpartition(":")
     if not part_s.isdigit():
@@ -245,7 +254,8 @@ def _parse_root(root: str, session, parts) -> str:
     return next((k for k, p in parts.items() if (p.disk, p.number) == want), f"{disk}:{part_s}")
 
 
-def _find_bcd(session, disks, mounts, parts, chosen):
+def _find_bcd(session: Session, disks: Sequence[DiskInfo], mounts: dict[str, str], parts: dict[str, Partition],
+              chosen: WindowsInstall | None):
     """The BCD the firmware will actually use.
 
     Gen2 (GPT): UEFI firmware runs \\EFI\\Microsoft\\Boot\\bootmgfw.efi from the ESP, which reads
@@ -268,11 +278,12 @@ def _find_bcd(session, disks, mounts, parts, chosen):
                     return BcdLocation(d.index, p.number, BCD_GEN1), "gen1"
     if chosen:
         d = disks[chosen.disk]
-        return None, {"gpt": "gen2", "mbr": "gen1"}.get(d.table)
+        return None, {"gpt": "gen2", "mbr": "gen1"}.get(d.table or "")
     return None, None
 
 
-def _find_system(disks, bcd, chosen) -> SystemPartition | None:
+def _find_system(disks: Sequence[DiskInfo], bcd: BcdLocation | None,
+                 chosen: WindowsInstall | None) -> SystemPartition | None:
     """The system partition (rescue.layout.SystemPartition): where the store is when one was
     found, else where Windows Setup puts it on the chosen install's disk."""
     by_key = {(d.index, p.number): p for d in disks for p in d.partitions}
@@ -300,7 +311,7 @@ def _find_system(disks, bcd, chosen) -> SystemPartition | None:
     return None
 
 
-def refresh_usage(session, layout: WindowsLayout) -> WindowsLayout:
+def refresh_usage(session: Session, layout: WindowsLayout) -> WindowsLayout:
     """The same layout with each mounted volume's size/free read again (after a write changed them);
     everything else was collected once and stays as it was."""
     from dataclasses import replace

@@ -10,12 +10,22 @@ logs and never prompts.
 from __future__ import annotations
 
 import contextlib
-import logging
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from rescue.errors import DeclinedError, UsageError
 
-log = logging.getLogger("rescue")
+if TYPE_CHECKING:
+    import logging
+
+    from rescue.target import Target
+
+
+def _log() -> logging.Logger:
+    """The `rescue` logger. logging is imported on the first message, not at start-up: the CLI's
+    reporter prints instead, and the commands that read a hive file start without it."""
+    import logging
+
+    return logging.getLogger("rescue")
 
 
 class Reporter:
@@ -26,23 +36,23 @@ class Reporter:
         self.assume_yes = assume_yes
 
     def info(self, message: str) -> None:
-        log.info("%s", message)
+        _log().info("%s", message)
 
     def warn(self, message: str) -> None:
-        log.warning("%s", message)
+        _log().warning("%s", message)
 
-    def show(self, target: object, item: object) -> None:
+    def show(self, target: Target, item: object) -> None:
         """A typed record a person should see before being asked (a Plan, an undo preview)."""
 
     @contextlib.contextmanager
     def progress(self, label: str) -> Iterator[None]:
         """Something slow is running (an appliance launch, a long scan)."""
-        log.debug("%s", label)
+        _log().debug("%s", label)
         yield
 
     def advance(self, done: int, total: int, label: str) -> None:
         """Work through many items (fleet mode): `done` of `total` finished, `label` is next."""
-        log.debug("%d/%d %s", done, total, label)
+        _log().debug("%d/%d %s", done, total, label)
 
     def ask(self, question: str) -> bool:
         """Ask a yes/no question. Nobody can answer here: refuse rather than guess."""

@@ -14,13 +14,19 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from rescue.errors import DiskError, InputError, NotFoundError, UnsafeStateError
+from rescue.errors import DiskError, InputError, NotFoundError, UnsafeStateError, UsageError
 from rescue.report import SILENT, Reporter
 from rescue.fileref import FileRef, win_to_posix  # noqa: F401  (win_to_posix: re-exported)
 
+if TYPE_CHECKING:
+    from rescue.disk.view import Session
+    from rescue.layout import WindowsInstall, WindowsLayout
+    from rescue.safety.ntfs_reset import NtfsOptions
+
 STAGED_SUFFIX = ".rescue-new"      # a file's new content waits under this name for its rename
+NEEDS_A_DISK = "This needs a disk (an image file or a block device), not a bare hive file."
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,10 @@ class Target(ABC):
     `workdir` is a host temp folder removed on close."""
 
     write: bool = False
-    ntfs_options = None             # rescue.safety.ntfs_reset.NtfsOptions of the command (disks only)
+    ntfs_options: NtfsOptions | None = None     # the command's NTFS options (disks only)
+    # A disk set's single session and its Windows layout; a bare hive file has neither.
+    session: Session | None = None
+    layout: WindowsLayout | None = None
 
     def __init__(self, reporter: Reporter | None = None) -> None:
         # How this command talks to its user while it works (rescue.report); the CLI sets one.
@@ -74,7 +83,8 @@ class Target(ABC):
         """Rename the staged copy over `ref`: atomic, so a crash leaves the old or the new file."""
         raise NotImplementedError
 
-    def upload_atomic(self, host_file: Path, ref: FileRef, *, before_rename=None, durable: bool = True) -> None:
+    def upload_atomic(self, host_file: Path, ref: FileRef, *, before_rename: Callable[[], None] | None = None,
+                      durable: bool = True) -> None:
         """Stage, sync, rename over `ref`; then sync again unless the caller's next step syncs
         anyway (durable=False: ~0.15 s saved under TCG per file)."""
         self.stage(host_file, ref)
@@ -120,6 +130,16 @@ class Target(ABC):
     def read_bytes(self, ref: FileRef) -> bytes: ...
     @abstractmethod
     def free_bytes(self, ref: FileRef) -> int | None: ...
+
+    # Sector 0 of an attached disk (its MBR): only a disk target has one.
+    def read_boot_sector(self, disk: int) -> bytes:
+        raise UsageError("This target is a file, not a disk: it has no partition table.")
+
+    def write_boot_sector(self, disk: int, sector: bytes) -> None:
+        raise UsageError("This target is a file, not a disk: it has no partition table.")
+
+    def disk_label(self, disk: int) -> str:
+        return f"disk {disk}"
     def sync(self) -> None: pass
     def describe(self, ref: FileRef) -> str: return ref.path
 
@@ -133,6 +153,20 @@ class Target(ABC):
             except (OSError, DiskError, NotFoundError) as exc:
                 failed.append((ref, str(exc)))
         return failed
+
+    def disk_set(self) -> tuple[Session, WindowsLayout]:
+        """The session and Windows layout of a disk set. A bare hive file has neither: asking is a
+        usage error (a disk-only command or check given a hive file)."""
+        if self.session is None or self.layout is None:
+            raise UsageError(NEEDS_A_DISK)
+        return self.session, self.layout
+
+    def windows_root(self) -> WindowsInstall:
+        """The Windows installation a disk set's command works on (NotWindowsError when there is
+        none); a usage error on a bare hive file, as disk_set()."""
+        if self.layout is None:
+            raise UsageError(NEEDS_A_DISK)
+        return self.layout.require_root()
 
     def backup_root(self) -> FileRef:
         """Where backups of this target live (a folder)."""
@@ -194,17 +228,17 @@ class HostFileTarget(Target):
     def _p(self, ref: FileRef) -> str:
         return ref.path
 
-    def exists(self, ref): return os.path.exists(self._p(ref))
-    def size(self, ref): return os.path.getsize(self._p(ref))
-    def sha256(self, ref): return sha256_file(self._p(ref))
-    def _download(self, ref, dest): shutil.copyfile(self._p(ref), dest)
+    def exists(self, ref: FileRef): return os.path.exists(self._p(ref))
+    def size(self, ref: FileRef): return os.path.getsize(self._p(ref))
+    def sha256(self, ref: FileRef): return sha256_file(self._p(ref))
+    def _download(self, ref: FileRef, dest: Path): shutil.copyfile(self._p(ref), dest)
 
-    def stage(self, host_file, ref):
+    def stage(self, host_file: Path, ref: FileRef):
         tmp = self._p(ref) + STAGED_SUFFIX
         shutil.copyfile(host_file, tmp)
         self._written(tmp)
 
-    def switch(self, ref):
+    def switch(self, ref: FileRef):
         os.replace(self._p(ref) + STAGED_SUFFIX, self._p(ref))
         self._written(self._p(ref))
 
@@ -233,25 +267,25 @@ class HostFileTarget(Target):
                 os.close(fd)
         self._unsynced.clear()
 
-    def copy(self, src, dst):
+    def copy(self, src: FileRef, dst: FileRef):
         shutil.copyfile(self._p(src), self._p(dst))
         self._written(self._p(dst))
 
-    def delete(self, ref):
+    def delete(self, ref: FileRef):
         os.unlink(self._p(ref))
         self._written(self._p(ref))
 
-    def rename(self, src, dst):
+    def rename(self, src: FileRef, dst: FileRef):
         os.replace(self._p(src), self._p(dst))
         self._written(self._p(dst))
 
-    def makedirs(self, ref):
+    def makedirs(self, ref: FileRef):
         os.makedirs(self._p(ref), exist_ok=True)
         self._written(self._p(ref))          # its entry in the parent folder is synced with it
 
-    def listdir(self, ref): return sorted(os.listdir(self._p(ref))) if os.path.isdir(self._p(ref)) else []
+    def listdir(self, ref: FileRef): return sorted(os.listdir(self._p(ref))) if os.path.isdir(self._p(ref)) else []
 
-    def walk_files(self, ref):
+    def walk_files(self, ref: FileRef):
         root = self._p(ref)
         out = []
         for folder, _dirs, names in os.walk(root):
@@ -261,7 +295,7 @@ class HostFileTarget(Target):
                     out.append((os.path.relpath(full, root).replace(os.sep, "\\"), os.path.getsize(full)))
         return sorted(out)
 
-    def list_folder(self, ref):
+    def list_folder(self, ref: FileRef):
         if not os.path.isdir(self._p(ref)):
             return []
         out = []
@@ -272,27 +306,29 @@ class HostFileTarget(Target):
             out.append(FolderEntry(e.name, kind, st.st_size, st.st_mtime))
         return sorted(out, key=lambda e: e.name)
 
-    def write_bytes(self, ref, data):
+    def write_bytes(self, ref: FileRef, data: bytes):
         Path(self._p(ref)).write_bytes(data)
         self._written(self._p(ref))
 
-    def read_bytes(self, ref): return Path(self._p(ref)).read_bytes()
+    def read_bytes(self, ref: FileRef): return Path(self._p(ref)).read_bytes()
 
-    def free_bytes(self, ref):
+    def free_bytes(self, ref: FileRef):
         st = os.statvfs(os.path.dirname(self._p(ref)) or ".")
         return st.f_bavail * st.f_frsize
 
     def backup_root(self) -> FileRef:
         return FileRef(self.path + ".rescue-backup")
 
-    def companion(self, ref, suffix):
+    def companion(self, ref: FileRef, suffix: str):
         return FileRef(ref.path + suffix)
 
 
 class DiskTarget(Target):
     """Files on the attached disks' volumes, through the command's single DiskSession."""
 
-    def __init__(self, session, layout, *, reporter: Reporter | None = None):
+    session: Session
+
+    def __init__(self, session: Session, layout: WindowsLayout | None, *, reporter: Reporter | None = None):
         super().__init__(reporter)
         self.session = session
         self.layout = layout
@@ -302,15 +338,16 @@ class DiskTarget(Target):
         """Appliance path of `ref`. Volumes are mounted read-write only for an actual write: an
         ntfs-3g read-write mount changes the volume's bytes even if nothing is written, and a
         command whose plan turns out empty must leave the image byte-identical."""
-        vol = self.layout.volume(ref.disk, ref.partition) if self.layout is not None else None
+        disk, number = ref.volume
+        vol = self.layout.volume(disk, number) if self.layout is not None else None
         if vol is not None and vol.state == "bitlocker":
             # ntfs-3g would only say "cannot be mounted"; say why, and that nothing was written.
             raise UnsafeStateError(
-                f"{self.session.images[ref.disk].path} partition {ref.partition} is BitLocker-encrypted, so "
+                f"{self.session.images[disk].path} partition {number} is BitLocker-encrypted, so "
                 "rescue cannot read or repair it offline.",
                 hint="Unlock it first (dislocker with the recovery key, or attach the disk to a Windows VM and "
                      "run `manage-bde -unlock`); nothing was written.")
-        part = self.session.partition(ref.disk, ref.partition)
+        part = self.session.partition(disk, number)
         mp = self.session.mount(part, write=write and self.write)
         path = mp + win_to_posix(ref.path)
         real = self.session.resolve(path)
@@ -326,12 +363,12 @@ class DiskTarget(Target):
     def describe(self, ref: FileRef) -> str:
         return ref.label([i.path for i in self.session.images])
 
-    def exists(self, ref): return self.session.resolve(self._path(ref)) is not None
-    def size(self, ref): return self.session.file_size(self._path(ref, must_exist=True))
-    def sha256(self, ref): return self.session.sha256(self._path(ref, must_exist=True))
-    def _download(self, ref, dest): self.session.download(self._path(ref, must_exist=True), dest)
+    def exists(self, ref: FileRef): return self.session.resolve(self._path(ref)) is not None
+    def size(self, ref: FileRef): return self.session.file_size(self._path(ref, must_exist=True))
+    def sha256(self, ref: FileRef): return self.session.sha256(self._path(ref, must_exist=True))
+    def _download(self, ref: FileRef, dest: Path): self.session.download(self._path(ref, must_exist=True), dest)
 
-    def stage(self, host_file, ref):
+    def stage(self, host_file: Path, ref: FileRef):
         path = self._path(ref, write=True)
         parent = path.rpartition("/")[0]
         if parent and self.session.resolve(parent) is None:
@@ -340,28 +377,28 @@ class DiskTarget(Target):
             self.session.makedirs(parent)
         self.session.upload(host_file, path + STAGED_SUFFIX)
 
-    def switch(self, ref):
+    def switch(self, ref: FileRef):
         final = self._path(ref, write=True)
         self.session.rename(final + STAGED_SUFFIX, final)
 
-    def copy(self, src, dst):
+    def copy(self, src: FileRef, dst: FileRef):
         target = self._path(dst, write=True)
         self.session.copy(self._path(src, must_exist=True), target)
 
-    def delete(self, ref): self.session.remove(self._path(ref, must_exist=True, write=True))
+    def delete(self, ref: FileRef): self.session.remove(self._path(ref, must_exist=True, write=True))
 
-    def rename(self, src, dst):
+    def rename(self, src: FileRef, dst: FileRef):
         target = self._path(dst, write=True)
         self.session.rename(self._path(src, must_exist=True), target)
 
-    def makedirs(self, ref): self.session.makedirs(self._path(ref, write=True))
+    def makedirs(self, ref: FileRef): self.session.makedirs(self._path(ref, write=True))
 
-    def delete_many(self, refs):
+    def delete_many(self, refs: list[FileRef]):
         """Batch delete by exact spelling first (no case resolution: ~20 ms saved per file under
         TCG; planners list real names), then retry the misses one by one with resolution."""
         paths = {}
         for ref in refs:
-            part = self.session.partition(ref.disk, ref.partition)
+            part = self.session.partition(*ref.volume)
             paths[self.session.mount(part, write=True) + win_to_posix(ref.path)] = ref
         failed = []
         for path, _reason in self.session.remove_files(list(paths)):
@@ -372,41 +409,51 @@ class DiskTarget(Target):
                 failed.append((ref, str(exc)))
         return failed
 
-    def listdir(self, ref):
+    def listdir(self, ref: FileRef):
         p = self._path(ref)
         return sorted(self.session.listdir(p)) if self.session.resolve(p) and self.session.is_dir(p) else []
 
-    def list_folder(self, ref):
-        p = self._path(ref)
-        if not (self.session.resolve(p) and self.session.is_dir(p)):
+    def list_folder(self, ref: FileRef):
+        real = self.session.resolve(self._path(ref))
+        if real is None or not self.session.is_dir(real):
             return []
-        entries, _ = self.session.lstat_tree(self.session.resolve(p), recursive=False)
+        entries, _ = self.session.lstat_tree(real, recursive=False)
         return sorted((FolderEntry(e.path.rsplit("/", 1)[-1], e.kind, e.size, e.mtime) for e in entries),
                       key=lambda e: e.name)
 
-    def sha256_folder(self, ref):
+    def sha256_folder(self, ref: FileRef):
         return self.session.sha256_folder(self._path(ref, must_exist=True))
 
-    def walk_files(self, ref):
+    def walk_files(self, ref: FileRef):
         """(path below `ref` with backslashes, size) of every regular file under folder `ref`
         (metadata only; links are never followed); [] when the folder is not there."""
-        p = self._path(ref)
-        if self.session.resolve(p) is None or not self.session.is_dir(p):
+        real = self.session.resolve(self._path(ref))
+        if real is None or not self.session.is_dir(real):
             return []
-        root = self.session.resolve(p).rstrip("/")
+        root = real.rstrip("/")
         entries, _truncated = self.session.lstat_tree(root)
         return sorted((e.path[len(root) + 1:].replace("/", "\\"), e.size) for e in entries if e.kind == "file")
 
-    def write_bytes(self, ref, data): self.session.write_file(self._path(ref, write=True), data)
+    def write_bytes(self, ref: FileRef, data: bytes): self.session.write_file(self._path(ref, write=True), data)
 
-    def read_bytes(self, ref): return self.session.read_file(self._path(ref, must_exist=True))
+    def read_bytes(self, ref: FileRef): return self.session.read_file(self._path(ref, must_exist=True))
 
-    def free_bytes(self, ref):
-        part = self.session.partition(ref.disk, ref.partition)
+    def free_bytes(self, ref: FileRef):
+        part = self.session.partition(*ref.volume)
         mp = self.session.mounted(part) or self.session.mount(part, write=False)
         return self.session.usage(mp).free_bytes
 
     def sync(self): self.session.sync()
+
+    def read_boot_sector(self, disk: int) -> bytes:
+        return self.session.read_disk_bytes(disk, 512, 0)
+
+    def write_boot_sector(self, disk: int, sector: bytes) -> None:
+        """Write sector 0 of the disk and sync (rescue.disk.blockdev.write_boot_sector)."""
+        self.session.write_boot_sector(disk, sector)
+
+    def disk_label(self, disk: int) -> str:
+        return self.session.images[disk].path
 
     def backup_root(self) -> FileRef:
         root = self.layout.root if self.layout else None
@@ -424,7 +471,7 @@ def is_hive_target(path: str) -> bool:
 @contextlib.contextmanager
 def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = None,
                accel: str | None = None, root: str | None = None, images: Sequence | None = None,
-               reporter: Reporter | None = None, ntfs=None) -> Iterator[DiskTarget]:
+               reporter: Reporter | None = None, ntfs: NtfsOptions | None = None) -> Iterator[DiskTarget]:
     """Detect formats, launch ONE appliance (ground rule 4), discover the Windows layout.
 
     Yields a DiskTarget whose `.session` and `.layout` the command uses. `images`: already detected
@@ -432,7 +479,6 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
     rescue.safety.ntfs_reset.NtfsOptions, which the write engine reads from the target."""
     from rescue.disk.formats import check_not_in_use, check_writable, detect
     from rescue.disk.session import DiskSession
-    from rescue.errors import UsageError
     from rescue.layout import discover
 
     reporter = reporter or SILENT
@@ -465,11 +511,9 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
 @contextlib.contextmanager
 def open_target(path: str, *, write: bool = False, fmt: str | None = None, accel: str | None = None,
                 root: str | None = None, extra_disks: Sequence[str] = (),
-                reporter: Reporter | None = None, ntfs=None) -> Iterator[Target]:
+                reporter: Reporter | None = None, ntfs: NtfsOptions | None = None) -> Iterator[Target]:
     """TARGET is a disk image / block device, or a hive file told apart by its `regf` signature
     (no appliance needed: instant)."""
-    from rescue.errors import UsageError
-
     if not os.path.exists(path):
         raise InputError(f"{path} does not exist.",
                          hint="Give a disk image, a block device such as /dev/sdc, or a hive file.")

@@ -3,8 +3,9 @@
 # (python3.9 on PATH, or pyenv's), install rescue into a venv of it with pip, as the pip route of
 # README "Install" does (typer and rich resolved from the ranges in pyproject.toml for that Python),
 # and run what needs no guestfs/hivex bindings (they exist only for the distribution's python3):
-# --version, --help (typer reads every command's signature), doctor --no-launch --json, and a
-# compile of every module. Skipped, saying so, when no such interpreter exists: vermin still ran.
+# --version, --help and the help of diagnose and fix (typer reads every command's signature),
+# doctor --no-launch --json, and a compile of every module. Skipped, saying so, when no such
+# interpreter exists: vermin still ran.
 #   tools/floor_smoke.sh VERSION
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +35,9 @@ got=$(R --version)
 [ "$got" = "rescue $("$VENV"/bin/python -c 'import rescue; print(rescue.__version__)')" ] || {
 	echo "floor: Python $V: rescue --version said: $got" >&2; exit 1; }
 R --help > /dev/null
+# diagnose and fix build their options from the scenario registry on first use, not for --help.
+R diagnose --help > /dev/null
+R fix no-memory --help > /dev/null
 set +e
 R doctor --no-launch --json > "$VENV"/doctor.json 2> "$VENV"/doctor.err
 code=$?

@@ -17,7 +17,7 @@ identities `DeviceContext.locate` matches when it names a device. Nothing here r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 from rescue.bcd import constants as C
 from rescue.bcd.devices import Device, DeviceContext, device_text, partition_device
@@ -26,6 +26,9 @@ from rescue.bcd.model import BcdObject, BcdStore
 from rescue.errors import NotFoundError
 from rescue.hive import values as V
 from rescue.safety.plan import FileRef, SetValue, Step
+
+if TYPE_CHECKING:
+    from rescue.layout import WindowsLayout
 
 GEN2_BOOTMGR_PATH = "\\EFI\\Microsoft\\Boot\\bootmgfw.efi"
 WINLOAD_PATH = {"gen2": "\\Windows\\system32\\winload.efi", "gen1": "\\Windows\\system32\\winload.exe"}
@@ -67,7 +70,7 @@ class DiskFacts:
         return device_text(value, self.devices) if isinstance(value, Device) else "not set"
 
 
-def disk_facts(disks: Sequence, layout) -> DiskFacts:
+def disk_facts(disks: Sequence, layout: WindowsLayout) -> DiskFacts:
     """DiskFacts from the session's partition tables and the layout (its root and BCD location)."""
     root, bcd = layout.require_root(), layout.bcd
     if bcd is None:

@@ -15,14 +15,22 @@ fonts (`\\Windows\\Boot\\Fonts`) go to `Fonts` beside the store on both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rescue.bcd.rebuild import STORE_PATH, TEMPLATE_PATH, BootTarget, loader_description, partition_device
+from rescue.disk.ptable import ACTIVE, boot_indicators
 from rescue.errors import RescueError, UnsafeStateError
 from rescue.safety.plan import FileRef
+from rescue.units import format_bytes
+
+if TYPE_CHECKING:
+    from rescue.disk.formats import DiskImage
+    from rescue.disk.records import DiskInfo, Partition
+    from rescue.layout import SystemPartition, WindowsInstall, WindowsLayout
+    from rescue.target import Target
 
 BOOT_MANAGER = {"gen2": "\\EFI\\Microsoft\\Boot\\bootmgfw.efi", "gen1": "\\bootmgr"}
 FALLBACK_LOADER = "\\EFI\\Boot\\bootx64.efi"
@@ -51,7 +59,7 @@ class BootFile:
 @dataclass(frozen=True)
 class BootFacts:
     generation: str | None
-    system: Any                              # rescue.layout.SystemPartition or None
+    system: SystemPartition | None
     store: FileRef | None                    # where the store is, or where it goes
     store_status: StoreStatus
     store_problem: str                       # why MISSING/CORRUPT/UNSAFE, "" when PRESENT
@@ -63,10 +71,12 @@ class BootFacts:
     boot_manager_present: bool = False
     system_label: str = ""                   # "disk.vhd partition 1" for evidence
     store_label: str = ""
-    activate_command: str = ""               # how to mark the system partition active (Gen1)
+    activate_command: str = ""               # how to mark the system partition active (Gen1), by hand
+    mbr_sector: bytes = b""                  # Gen1: sector 0 of the system partition's disk, as read
+    disk_label: str = ""                     # the system partition's disk as the user named it
 
 
-def activate_command(image, partition: int) -> str:
+def activate_command(image: DiskImage, partition: int) -> str:
     """The command that sets the MBR active flag on `partition` of `image` (rescue.disk.formats.
     DiskImage): sfdisk on a block device or a raw image; on a VHD/VHDX/qcow2 image the partition
     table is inside the container, so through libguestfs with the image's format."""
@@ -75,13 +85,13 @@ def activate_command(image, partition: int) -> str:
     return f"guestfish --format={image.format} -a {image.path} run : part-set-bootable /dev/sda {partition} true"
 
 
-def _device(disk, part) -> bytes:
+def _device(disk: DiskInfo, part: Partition) -> bytes:
     if disk.table == "gpt":
         return partition_device(style="gpt", partition_guid=part.gpt_guid, disk_guid=disk.gpt_guid)
     return partition_device(style="mbr", mbr_signature=disk.mbr_signature, offset=part.start)
 
 
-def _store_status(target, ref: FileRef, discard: bool) -> tuple[StoreStatus, str]:
+def _store_status(target: Target, ref: FileRef, discard: bool) -> tuple[StoreStatus, str]:
     from rescue.bcd.store import open_store
 
     try:
@@ -95,7 +105,8 @@ def _store_status(target, ref: FileRef, discard: bool) -> tuple[StoreStatus, str
     return StoreStatus.PRESENT, ""
 
 
-def _copies(target, generation: str, root, system) -> list[tuple[FileRef, FileRef]]:
+def _copies(target: Target, generation: str, root: WindowsInstall,
+            system: SystemPartition) -> list[tuple[FileRef, FileRef]]:
     """(source, destination) of every file bcdboot copies (module docstring)."""
     win = lambda p: FileRef(p, root.disk, root.partition)          # noqa: E731
     sysref = lambda p: FileRef(p, system.disk, system.partition)   # noqa: E731
@@ -116,7 +127,7 @@ def _copies(target, generation: str, root, system) -> list[tuple[FileRef, FileRe
     return pairs
 
 
-def read_boot_facts(target, layout, *, discard_hive_logs: bool = False) -> BootFacts:
+def read_boot_facts(target: Target, layout: WindowsLayout, *, discard_hive_logs: bool = False) -> BootFacts:
     """Everything the rebuild checks and plans from, read from the disks (read-only)."""
     gen = layout.generation
     system = layout.system
@@ -138,32 +149,45 @@ def read_boot_facts(target, layout, *, discard_hive_logs: bool = False) -> BootF
     logs = tuple(r for r in (FileRef(store.path + s, store.disk, store.partition) for s in STORE_LOGS)
                  if target.exists(r) and target.size(r) > 0)
     manager = FileRef(BOOT_MANAGER[gen], system.disk, system.partition)
-    images = getattr(target.session, "images", ())
+    session = target.session
+    if session is None:
+        raise ValueError("boot facts are read from a disk set, not a bare hive file")
+    mbr = b""
+    if gen == "gen1":
+        # The active flag as the disk holds it now (the layout's was read at discovery: a fix in this
+        # launch may have set it since); also what a plan that sets it is made from.
+        mbr = target.read_boot_sector(system.disk)
+        flags = boot_indicators(mbr) if len(mbr) == 512 else ()
+        if 1 <= system.partition <= len(flags):
+            system = replace(system, active=flags[system.partition - 1] == ACTIVE)
+    images = session.images
     activate = activate_command(images[system.disk], system.partition) if system.disk < len(images) else ""
-    base = dict(generation=gen, system=system, store=store, store_status=status, store_problem=why, logs=logs,
-                boot_manager=manager, boot_manager_present=target.exists(manager), system_label=system_label,
-                store_label=f"{system_label}: {store.path}", activate_command=activate)
+    base = BootFacts(generation=gen, system=system, store=store, store_status=status, store_problem=why, logs=logs,
+                     boot_manager=manager, boot_manager_present=target.exists(manager), system_label=system_label,
+                     store_label=f"{system_label}: {store.path}", activate_command=activate, mbr_sector=mbr,
+                     disk_label=paths[system.disk])
     root = layout.root
     if root is None:
-        return BootFacts(**base, problem="no Windows installation to make a boot entry for")
+        return replace(base, problem="no Windows installation to make a boot entry for")
     tpl_ref = FileRef(TEMPLATE_PATH, root.disk, root.partition)
     if not target.exists(tpl_ref):
-        return BootFacts(**base, problem=f"{TEMPLATE_PATH} is missing on the Windows volume "
-                                         f"({paths[root.disk]} partition {root.partition})")
+        return replace(base, problem=f"{TEMPLATE_PATH} is missing on the Windows volume "
+                                     f"({paths[root.disk]} partition {root.partition})")
     template = target.local_copy(tpl_ref)
-    disks = {d.index: d for d in target.session.disks()}
+    disks = {d.index: d for d in session.disks()}
     sdisk, rdisk = disks.get(system.disk), disks.get(root.disk)
     spart = next((p for p in sdisk.partitions if p.number == system.partition), None) if sdisk else None
     rpart = next((p for p in rdisk.partitions if p.number == root.partition), None) if rdisk else None
     if sdisk is None or rdisk is None or spart is None or rpart is None \
             or sdisk.table not in ("gpt", "mbr") or rdisk.table not in ("gpt", "mbr"):
-        return BootFacts(**base, template=template, problem="the partitions cannot be named as BCD devices")
+        return replace(base, template=template, problem="the partitions cannot be named as BCD devices")
     boot_target = BootTarget(gen, _device(sdisk, spart), _device(rdisk, rpart),
                              loader_description(root.product, root.build))
-    return BootFacts(**base, template=template, boot_target=boot_target)
+    return replace(base, template=template, boot_target=boot_target)
 
 
-def boot_file_copies(target, layout, facts: BootFacts) -> tuple[tuple[BootFile, ...], str | None]:
+def boot_file_copies(target: Target, layout: WindowsLayout,
+                     facts: BootFacts) -> tuple[tuple[BootFile, ...], str | None]:
     """The files bcdboot would copy, each compared with what is at its destination (sizes, then
     sha256 only where sizes match); plus why nothing can be copied (None when there are files).
     Only a plan reads this: it hashes every boot file, which a triage need not do."""
@@ -176,7 +200,7 @@ def boot_file_copies(target, layout, facts: BootFacts) -> tuple[tuple[BootFile, 
         size = target.size(src)
         total += size
         if total > MAX_BOOT_FILES_BYTES:
-            return (), f"\\Windows\\Boot holds more than {MAX_BOOT_FILES_BYTES >> 20} MiB: not a boot folder"
+            return (), f"\\Windows\\Boot holds more than {format_bytes(MAX_BOOT_FILES_BYTES, exact=True)}: not a boot folder"
         same = target.exists(dest) and target.size(dest) == size and target.sha256(dest) == target.sha256(src)
         files.append(BootFile(src, dest, size, same))
     if not files:

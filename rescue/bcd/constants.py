@@ -318,9 +318,25 @@ def application_type(type_: int | None) -> int | None:
     return None
 
 
-def object_type_name(type_: int | None, alias: str | None = None) -> str:
+# Headings bcdedit gives four fixed OS loader objects of BCD-Template instead of "Windows Boot
+# Loader": `bcdedit /store %WINDIR%\System32\config\BCD-Template /enum {id}` output pasted in
+# mattifestation/BCD, BCD/Examples/BCDTemplateFromScratch.ps1 (Windows 10): {a1943bbc-...}
+# (TargetTemplatePCAT) and {b012b84d-...} (TargetTemplateEFI) print as "OS Target Template",
+# {7254a080-...} and {cbd971bf-...} (the template's {default}) as "Windows Setup". The template's
+# resume objects {98b02a23-...} and {0c334284-...} keep "Resume from Hibernate" (same source).
+GUID_TYPE_NAMES = {
+    "{a1943bbc-ea85-487c-97c7-c9ede908a38a}": "OS Target Template",
+    "{b012b84d-c47c-4ed5-b722-c0c42163e569}": "OS Target Template",
+    "{7254a080-1510-4e85-ac0f-e7fb3d444736}": "Windows Setup",
+    "{cbd971bf-b7b8-4885-951a-fa03044f5d71}": "Windows Setup",
+}
+
+
+def object_type_name(type_: int | None, alias: str | None = None, guid: str | None = None) -> str:
     if alias in ALIAS_TYPE_NAMES:
         return ALIAS_TYPE_NAMES[alias]
+    if guid is not None and type_ == TYPE_OSLOADER and guid.lower() in GUID_TYPE_NAMES:
+        return GUID_TYPE_NAMES[guid.lower()]
     if type_ is None:
         return "Object without a type"
     if type_ in OBJECT_TYPE_NAMES:

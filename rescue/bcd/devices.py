@@ -18,9 +18,12 @@ from __future__ import annotations
 import struct
 import uuid
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rescue.bcd.constants import ALIAS_OF_GUID
+
+if TYPE_CHECKING:
+    from rescue.disk.records import DiskInfo, Partition
 
 DEVICE_TYPES = {0: "disk", 2: "legacy-partition", 3: "serial", 4: "udp", 5: "boot", 6: "partition",
                 7: "vmbus", 8: "locate", 9: "uri", 10: "composite", 11: "cimfs"}
@@ -121,7 +124,7 @@ class DeviceContext:
         return None
 
     @staticmethod
-    def _matches(dev: Device, disk, part) -> bool:
+    def _matches(dev: Device, disk: DiskInfo, part: Partition) -> bool:
         if dev.style == "mbr":
             return disk.table == "mbr" and disk.mbr_signature == dev.mbr_signature \
                 and part.start == dev.partition_offset
@@ -356,7 +359,7 @@ def mbr_partition_device(signature: int, offset: int) -> bytes:
     return data
 
 
-def partition_device(disk, part) -> bytes:
+def partition_device(disk: DiskInfo, part: Partition) -> bytes:
     """The device value naming partition `part` of the attached disk `disk` (records as in
     DeviceContext): built from the disk's own identity, as bcdedit does for `partition=X:`.
     Raises ValueError when the disk has no identity a BCD device can carry."""

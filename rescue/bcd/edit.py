@@ -15,13 +15,16 @@ element Windows can read (ROS-C reads the "Element" value of every element key).
 from __future__ import annotations
 
 import struct
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rescue.bcd import constants as C
 from rescue.bcd.model import BcdObject, BcdStore, Element
 from rescue.errors import NotFoundError, UsageError
 from rescue.hive import values as V
 from rescue.safety.plan import Change, DeleteKey, FileRef, SetValue, Step
+
+if TYPE_CHECKING:
+    from rescue.bcd.devices import DeviceContext
 
 TRUE_WORDS = {"on", "yes", "true", "1"}
 FALSE_WORDS = {"off", "no", "false", "0"}
@@ -126,8 +129,8 @@ def plan_set_typed(store: BcdStore, ref: FileRef, obj: BcdObject, code: int, val
     return Step(action, title, (change,))
 
 
-def parse_value(store: BcdStore, obj: BcdObject, code: int, values: Sequence[str], devices=None,
-                disk_paths: Sequence[str] = ()):
+def parse_value(store: BcdStore, obj: BcdObject, code: int, values: Sequence[str],
+                devices: DeviceContext | None = None, disk_paths: Sequence[str] = ()):
     """bcdedit /set VALUE spellings -> the typed value for element `code` (device elements: the
     bytes, see parse_device; `devices` is the attached disks' DeviceContext, None for a BCD file)."""
     fmt = C.element_format(code)
@@ -158,8 +161,8 @@ def parse_value(store: BcdStore, obj: BcdObject, code: int, values: Sequence[str
     raise AssertionError("unreachable")
 
 
-def plan_set(store: BcdStore, ref: FileRef, ident: str, element: str, values: Sequence[str], devices=None,
-             disk_paths: Sequence[str] = ()) -> Step:
+def plan_set(store: BcdStore, ref: FileRef, ident: str, element: str, values: Sequence[str],
+             devices: DeviceContext | None = None, disk_paths: Sequence[str] = ()) -> Step:
     """`bcdedit /set ID ELEMENT VALUE...`."""
     obj = store.object(ident)
     code = resolve_element(obj, element)
@@ -182,7 +185,8 @@ def locate_device(element: int) -> bytes:
     return bytes(16) + struct.pack("<IIII", 8, 0, 30, 0) + struct.pack("<II", 0, element) + bytes(6)
 
 
-def parse_device(text: str, code: int, devices=None, disk_paths: Sequence[str] = ()) -> bytes:
+def parse_device(text: str, code: int, devices: DeviceContext | None = None,
+                 disk_paths: Sequence[str] = ()) -> bytes:
     """bcdedit's device spellings that need nothing but the disks: `boot`, `locate`,
     `partition=C:` (the letter Windows gave the volume, from MountedDevices) and `partition=DISK:N`
     (partition N of an attached disk, DISK its 0-based index or the path given, as --root takes).
@@ -222,7 +226,7 @@ def parse_device(text: str, code: int, devices=None, disk_paths: Sequence[str] =
         number = int(part_s)
     disk = next((d for d in devices.disks if d.index == disk_index), None)
     part = next((p for p in disk.partitions if p.number == number), None) if disk is not None else None
-    if part is None:
+    if disk is None or part is None:
         raise NotFoundError(f"The attached disks have no partition {number} on disk {disk_index}.")
     try:
         return partition_device(disk, part)

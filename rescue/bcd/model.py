@@ -65,7 +65,7 @@ class BcdObject:
 
     @property
     def type_name(self) -> str:
-        return C.object_type_name(self.type, self.alias)
+        return C.object_type_name(self.type, self.alias, self.identifier)
 
     @property
     def type_hex(self) -> str | None:

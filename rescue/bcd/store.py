@@ -9,15 +9,20 @@ the target is the store itself.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from rescue.errors import NotFoundError, NotWindowsError, RescueError, UsageError
 from rescue.fileref import FileRef, win_path
 
+if TYPE_CHECKING:
+    from rescue.target import Target
 
-def store_ref(target: Any, store_path: Optional[str] = None) -> FileRef:
+
+def store_ref(target: Target, store_path: Optional[str] = None) -> FileRef:
     """The FileRef of the store to work on: the bare hive itself, the layout's BCD, or --store."""
-    if getattr(target, "session", None) is None:          # HostFileTarget: TARGET is the store
+    from rescue.target import HostFileTarget
+
+    if isinstance(target, HostFileTarget) and target.session is None:     # TARGET is the store
         if store_path:
             raise UsageError("--store picks a store on a disk; TARGET is already a BCD file.")
         return target.main
@@ -45,21 +50,21 @@ def store_ref(target: Any, store_path: Optional[str] = None) -> FileRef:
     raise NotFoundError(f"{path} was not found on any volume of the given disk(s).")
 
 
-def host_copy(target: Any, ref: FileRef, discard_hive_logs: bool = False) -> Path:
+def host_copy(target: Target, ref: FileRef, discard_hive_logs: bool = False) -> Path:
     """A host copy of the store for reading, pending transaction logs replayed (safety engine)."""
     from rescue.safety.hivecheck import safe_hive_copy
 
     return safe_hive_copy(target, ref, discard_hive_logs=discard_hive_logs)
 
 
-def open_store(target: Any, ref: FileRef, discard_hive_logs: bool = False):
+def open_store(target: Target, ref: FileRef, discard_hive_logs: bool = False):
     """The parsed store (rescue.bcd.model.BcdStore) at `ref`, read from a host copy."""
     from rescue.bcd.model import BcdStore
 
     return BcdStore.open(host_copy(target, ref, discard_hive_logs), name=ref.path)
 
 
-def store_label(target: Any, ref: FileRef) -> str:
+def store_label(target: Target, ref: FileRef) -> str:
     return ref.path if ref.on_host else target.describe(ref)
 
 
@@ -67,6 +72,6 @@ def device_context(target: Any):
     """Attached disks and drive letters for naming partition devices; None for a bare hive file."""
     from rescue.bcd.devices import DeviceContext
 
-    if getattr(target, "session", None) is None or target.layout is None:
+    if target.session is None or target.layout is None:
         return None
     return DeviceContext(target.session.disks(), target.layout.letters, target.layout.disk_paths)

@@ -10,7 +10,7 @@ apply, read-back.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, List, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
 
 import typer
 
@@ -29,6 +29,13 @@ from rescue.cli.options import (
 from rescue.cli.common import open_target, out, print_json
 from rescue.errors import NotFoundError, NotWindowsError, RescueError, UsageError
 
+if TYPE_CHECKING:
+    from rescue.bcd.model import BcdStore
+    from rescue.fileref import FileRef
+    from rescue.safety.ntfs_reset import NtfsOptions
+    from rescue.safety.plan import Step
+    from rescue.target import Target
+
 ENUM_SETS = ("active", "all", "bootmgr", "firmware", "osloader", "resume", "memdiag", "inherit",
              "device", "bootapp")
 
@@ -42,8 +49,9 @@ from rescue.bcd.store import device_context, host_copy, store_label, store_ref  
 
 
 @contextlib.contextmanager
-def open_store(target: str, *, write: bool = False, store: str | None = None, fmt=None, accel=None,
-               root=None, discard_hive_logs: bool = False, ntfs=None) -> Iterator:
+def open_store(target: str, *, write: bool = False, store: str | None = None, fmt: str | None = None,
+               accel: str | None = None, root: str | None = None, discard_hive_logs: bool = False,
+               ntfs: NtfsOptions | None = None) -> Iterator:
     """Yields (target, FileRef of the store, BcdStore read from a host copy)."""
     from rescue.bcd.store import open_store as read_store
 
@@ -52,8 +60,9 @@ def open_store(target: str, *, write: bool = False, store: str | None = None, fm
         yield tgt, ref, read_store(tgt, ref, discard_hive_logs)
 
 
-def _apply(target: str, title: str, planner, *, dry_run: bool, yes: bool, json_output: bool,
-           store: str | None, fmt, accel, root, discard_hive_logs: bool, ntfs=None) -> None:
+def _apply(target: str, title: str, planner: Callable[[BcdStore, FileRef, Target], Step], *, dry_run: bool,
+           yes: bool, json_output: bool, store: str | None, fmt: str | None, accel: str | None, root: str | None,
+           discard_hive_logs: bool, ntfs: NtfsOptions | None = None) -> None:
     """Build one plan step from the store with `planner(store, ref, target)` and run it through the engine."""
     from rescue.cli.common import run_plan
     from rescue.safety.plan import Plan
@@ -65,8 +74,8 @@ def _apply(target: str, title: str, planner, *, dry_run: bool, yes: bool, json_o
                  json_output=json_output, discard_hive_logs=discard_hive_logs)
 
 
-def _disk_paths(tgt) -> list:
-    layout = getattr(tgt, "layout", None)
+def _disk_paths(tgt: Target) -> list:
+    layout = tgt.layout
     return list(layout.disk_paths) if layout is not None else []
 
 

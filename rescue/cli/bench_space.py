@@ -35,6 +35,7 @@ def _run(args: list[str]) -> tuple[float, dict]:
 
 def main(outdir: str = "bench") -> dict:
     from rescue import samples
+    from rescue.units import format_bytes
 
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
@@ -58,10 +59,10 @@ def main(outdir: str = "bench") -> dict:
         }
         disk.unlink()
     (out / "bench-space.json").write_text(json.dumps(results, indent=2))
-    print(f"{'':>6} {'expand s':>9} {'cleanup s':>10} {'frag s':>7} {'VHD file MiB':>13}")
+    print(f"{'':>6} {'expand s':>9} {'cleanup s':>10} {'frag s':>7} {'VHD file':>13}")
     for label, r in results.items():
         print(f"{label:>6} {r['expand_seconds']:>9} {r['cleanup_seconds']:>10} {r['frag_seconds']:>7} "
-              f"{r['vhd_file_bytes'] / 2**20:>13.1f}")
+              f"{format_bytes(r['vhd_file_bytes']):>13}")
     return results
 
 

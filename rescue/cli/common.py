@@ -6,15 +6,19 @@ Ground rule 4: every command launches the appliance at most once, through `open_
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from dataclasses import asdict, is_dataclass
-from typing import Any, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 from rich.console import Console
 
 from rescue.report import Reporter
+
+if TYPE_CHECKING:
+    from rescue.safety.ntfs_reset import NtfsOptions
+    from rescue.safety.plan import Plan
+    from rescue.target import Target
 
 # People read stdout; progress, warnings and errors go to stderr so `--json` output stays clean.
 # When piped (logs, CI), rich would wrap tables at 80 columns; keep them readable. No emoji codes:
@@ -37,6 +41,8 @@ def to_jsonable(obj):
 
 
 def print_json(data) -> None:
+    import json     # only for --json: the text output starts without it
+
     sys.stdout.write(json.dumps(to_jsonable(data), indent=2, sort_keys=False) + "\n")
     sys.stdout.flush()
 
@@ -68,7 +74,7 @@ class ConsoleReporter(Reporter):
     def warn(self, message: str) -> None:
         warn(message)
 
-    def show(self, target, item) -> None:
+    def show(self, target: Target, item: object) -> None:
         if self.json_output:
             return
         from rescue.cli.views import show
@@ -131,7 +137,8 @@ def is_hive_target(path: str) -> bool:
 @contextlib.contextmanager
 def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = None,
                accel: str | None = None, root: str | None = None, quiet: bool = False,
-               images: Sequence | None = None, reporter: Reporter | None = None, ntfs=None) -> Iterator:
+               images: Sequence | None = None, reporter: Reporter | None = None,
+               ntfs: NtfsOptions | None = None) -> Iterator:
     """rescue.target.open_disks with the terminal's reporter (spinner, prompts, messages). `ntfs`:
     the command's NtfsOptions (--reset-ntfs-log, --discard-hibernation), read by the write engine."""
     from rescue.target import open_disks as core_open
@@ -144,7 +151,7 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
 @contextlib.contextmanager
 def open_target(target: str, *, write: bool = False, fmt: str | None = None, accel: str | None = None,
                 root: str | None = None, extra_disks: Sequence[str] = (),
-                reporter: Reporter | None = None, ntfs=None) -> Iterator:
+                reporter: Reporter | None = None, ntfs: NtfsOptions | None = None) -> Iterator:
     """rescue.target.open_target with the terminal's reporter."""
     from rescue.target import open_target as core_open
 
@@ -153,7 +160,8 @@ def open_target(target: str, *, write: bool = False, fmt: str | None = None, acc
         yield t
 
 
-def run_plan(target, plan, *, dry_run: bool, yes: bool, json_output: bool, discard_hive_logs: bool = False):
+def run_plan(target: Target, plan: Plan, *, dry_run: bool, yes: bool, json_output: bool,
+             discard_hive_logs: bool = False):
     """Hand one plan to the safety engine with this terminal's consent, and tell the user what
     happened (a table line, or the {plan, result} JSON document)."""
     from rescue.cli.views import apply_outcome

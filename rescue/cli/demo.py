@@ -51,6 +51,8 @@ def step(title: str, argv: list[str], explain: str = "") -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rescue.units import format_bytes
+
     args = sys.argv[1:] if argv is None else argv
     folder = Path(args[0] if args else "demo")
     console.print(Rule("[bold]rescue demo: a Windows VM disk that stops with 0xC0000017[/bold]"))
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     disk = fresh_copy(SAMPLE, folder)
     console.print(f"Sample ready in {time.monotonic() - started:.0f} s: [bold]{disk}[/bold] "
-                  f"({disk.stat().st_size / 2**20:.0f} MiB file, 1 GiB disk)\n")
+                  f"({format_bytes(disk.stat().st_size)} file, 1 GiB disk)\n")
 
     worst = 0
 

@@ -11,16 +11,19 @@ diagnose: read-only; exit 0 healthy, 1 findings (or an error's own code).
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from rescue.cli.common import ConsoleReporter, open_disks, out, print_json
 from rescue.cli.options import (ACCEL, DISCARD_HIBERNATION, DISCARD_LOGS, FORMAT, JSON, RESET_NTFS_LOG, ROOT,
                                 ntfs as ntfs_options)
-from rescue.cli.views import apply_outcome, render_diagnosis
 from rescue.errors import ExitCode, RescueError
+
+if TYPE_CHECKING:
+    from rescue.repairs.base import Scenario
+    from rescue.repairs.findings import Diagnosis
 
 _DISKS = typer.Argument(None, metavar="DISK...", show_default=False,
                         help="OS disk (image or block device), then data disks; with --each, one disk per VM.")
@@ -87,7 +90,7 @@ def _values(options: Sequence, given: Dict[str, Any], **extra: Any):
 
 
 # --- rescue fix SCENARIO ----------------------------------------------------------------------------
-def _fix_command(scenario, alias_of: Optional[str] = None) -> Callable:
+def _fix_command(scenario: Scenario, alias_of: Optional[str] = None) -> Callable:
     params = [_param("disks", _DISKS, List[str]), *(_option_param(o) for o in scenario.options)]
     if scenario.can_expand:
         params += [
@@ -113,7 +116,8 @@ def _fix_command(scenario, alias_of: Optional[str] = None) -> Callable:
     return _command(body, params, doc)
 
 
-def run_fix_cli(scenario, a: Dict[str, Any]) -> None:
+def run_fix_cli(scenario: Scenario, a: Dict[str, Any]) -> None:
+    from rescue.cli.views import apply_outcome, render_diagnosis
     from rescue.repairs.runner import run_fix, staged_images
 
     if a.get("each") or a.get("manifest"):
@@ -146,7 +150,7 @@ def run_fix_cli(scenario, a: Dict[str, Any]) -> None:
             out.print(f"  {i}. {line}")
 
 
-def _fix_fleet(scenario, a: Dict[str, Any]) -> int:
+def _fix_fleet(scenario: Scenario, a: Dict[str, Any]) -> int:
     from rescue.cli.fleet_cmd import common_argv, confirm_plans, option_argv, run_fleet, warn_unsupported
     from rescue.fleet import fix_each
 
@@ -165,7 +169,9 @@ class ScenarioGroup(TyperGroup):
     """`rescue fix`: one subcommand per registered scenario, built when asked for, so a scenario
     registered by any module (or a test) is a command without touching this file."""
 
-    def list_commands(self, ctx) -> List[str]:
+    # ctx: the Context of the click that typer builds on (its own vendored copy in recent typer,
+    # click itself before), so the override takes what the base class takes.
+    def list_commands(self, ctx: Any) -> List[str]:
         from rescue.repairs.base import scenarios
 
         names = []
@@ -174,7 +180,7 @@ class ScenarioGroup(TyperGroup):
             names += [a for a in s.aliases if a.lower().startswith("0x")]
         return names
 
-    def get_command(self, ctx, cmd_name: str):
+    def get_command(self, ctx: Any, cmd_name: str):
         from rescue.repairs.base import get
 
         try:
@@ -190,7 +196,11 @@ class ScenarioGroup(TyperGroup):
 
 
 # --- rescue diagnose ----------------------------------------------------------------------------------
-def _diagnose_options(selected) -> List:
+DIAGNOSE_HELP = ("Check a disk for every boot failure rescue knows (read-only, one launch) and print the "
+                 "command that fixes each one found. Exit 0 healthy, 1 problems found.")
+
+
+def _diagnose_options(selected: Sequence[Scenario]) -> List:
     seen: Dict[str, Any] = {}
     for s in selected:
         for o in s.options:
@@ -241,12 +251,48 @@ def _diagnose_command() -> Callable:
             render_triage(diag, selected, narrowed=bool(a.get("scenario")))
         raise typer.Exit(ExitCode.OK if diag.healthy else ExitCode.FINDINGS)
 
-    return _command(body, params,
-                    "Check a disk for every boot failure rescue knows (read-only, one launch) and print the "
-                    "command that fixes each one found. Exit 0 healthy, 1 problems found.")
+    return _command(body, params, DIAGNOSE_HELP)
 
 
-def render_triage(diag, selected, *, narrowed: bool) -> None:
+class DiagnoseCommand(TyperCommand):
+    """`rescue diagnose`, whose options are the union of every registered scenario's options.
+
+    Reading them imports every scenario module, which `rescue --help` (it lists this command with
+    its one-line help) and the other commands must not pay for. So typer builds this command from
+    a placeholder without parameters, and its `params` and `callback` are those of the real
+    command, built from the registry on first use: parsing a command line, its help, shell
+    completion or the man page. Attributes rather than `get_params()`, because click itself and
+    the man page builder read `command.params` directly."""
+
+    _built_command: Optional[Any] = None    # the real command (a TyperCommand), once built
+
+    def _built(self) -> Any:
+        if self._built_command is None:
+            sub = typer.Typer(add_completion=False)
+            sub.command(self.name)(_diagnose_command())
+            self._built_command = typer.main.get_command(sub)
+        return self._built_command
+
+    @property
+    def params(self) -> List[Any]:
+        return self._built().params
+
+    @params.setter
+    def params(self, placeholder: List[Any]) -> None:
+        # click's __init__ stores the placeholder's parameters (none): the real ones replace them.
+        pass
+
+    @property
+    def callback(self) -> Any:
+        return self._built().callback
+
+    @callback.setter
+    def callback(self, placeholder: Any) -> None:
+        pass
+
+
+def render_triage(diag: Diagnosis, selected: Sequence[Scenario], *, narrowed: bool) -> None:
+    from rescue.cli.views import render_diagnosis
     from rescue.repairs.findings import Diagnosis, OK
 
     blockers = [f for f in diag.findings if f.scenario is None]
@@ -282,7 +328,9 @@ def render_triage(diag, selected, *, narrowed: bool) -> None:
 
 # --- registration ----------------------------------------------------------------------------------
 def register(app: typer.Typer) -> None:
-    app.command("diagnose")(_diagnose_command())
+    @app.command("diagnose", cls=DiagnoseCommand, help=DIAGNOSE_HELP)
+    def diagnose_placeholder() -> None:
+        """Replaced by the command built from the scenario registry (DiagnoseCommand)."""
 
     fix_app = typer.Typer(cls=ScenarioGroup, no_args_is_help=True,
                           help="Repair a disk for a named boot failure (`rescue scenarios` lists them).")

@@ -13,15 +13,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from rich.table import Table
 
 from rescue.cli.common import ConsoleReporter, err, out, warn
 from rescue.errors import ExitCode, UsageError
 
+if TYPE_CHECKING:
+    from rescue.fleet import VmDisks, VmReport
 
-def _manifest_file(vms) -> str:
+
+def _manifest_file(vms: Sequence[VmDisks]) -> str:
     import shlex
 
     fd, path = tempfile.mkstemp(prefix="rescue-share-", suffix=".txt")
@@ -31,7 +34,8 @@ def _manifest_file(vms) -> str:
     return path
 
 
-def _workers(argv_for: Callable[[str], List[str]], parts, reporter: ConsoleReporter) -> Iterator[dict]:
+def _workers(argv_for: Callable[[str], List[str]], parts: List[List[VmDisks]],
+             reporter: ConsoleReporter) -> Iterator[dict]:
     """Run one worker process per share (`argv_for(manifest)`), yielding their JSON lines as they come."""
     import selectors
 
@@ -84,7 +88,7 @@ def _table(rows: Sequence[dict], title: str) -> Table:
     return t
 
 
-def _doc(report) -> dict:
+def _doc(report: VmReport) -> dict:
     doc = report.to_json()
     if report.after is not None and report.diagnosis is not None:
         before = {f.id for f in report.diagnosis.found}

@@ -7,31 +7,27 @@ gave and partitions by their 1-based number, never by the appliance's /dev/sdX.
 from __future__ import annotations
 
 import shlex
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.table import Table
 
 from rescue.cli.common import open_disks, out, print_json
+from rescue.units import format_bytes
+
+if TYPE_CHECKING:
+    from rescue.layout import WindowsLayout
 
 LOW_SPACE_BYTES = 300 * 1000 * 1000  # the article: "if there is less than 300 MB free"
 
 
-def _mb(n: int | None) -> str:
-    if n is None:
-        return "?"
-    if n >= 10 * 1024 ** 3:
-        return f"{n / 1024 ** 3:.1f} GiB"
-    return f"{n / 1024 ** 2:.0f} MiB"
-
-
-def layout_findings(layout) -> list[str]:
+def layout_findings(layout: WindowsLayout) -> list[str]:
     findings = []
     root = layout.root
     if root is not None:
         vol = layout.volume(root.disk, root.partition)
         if vol and vol.free_bytes is not None and vol.free_bytes < LOW_SPACE_BYTES:
-            findings.append(f"OS volume has only {_mb(vol.free_bytes)} free (under 300 MB): "
+            findings.append(f"OS volume has only {format_bytes(vol.free_bytes)} free (under 300 MB): "
                             "Windows cannot create its ramdisk / page file (0xC0000017)")
     for v in layout.volumes:
         if v.state in ("bitlocker", "hibernated", "fast-startup", "unclean", "unmountable"):
@@ -39,7 +35,7 @@ def layout_findings(layout) -> list[str]:
     return findings
 
 
-def layout_json(layout) -> dict:
+def layout_json(layout: WindowsLayout) -> dict:
     paths = layout.disk_paths
     return {
         "disks": [{"path": p, "format": f, "partition_table": t}
@@ -66,9 +62,9 @@ def layout_json(layout) -> dict:
     }
 
 
-def render_layout(layout) -> None:
+def render_layout(layout: WindowsLayout) -> None:
     paths = layout.disk_paths
-    gen = {"gen1": "Gen1 (BIOS, MBR)", "gen2": "Gen2 (UEFI, GPT)"}.get(layout.generation, "unknown")
+    gen = {"gen1": "Gen1 (BIOS, MBR)", "gen2": "Gen2 (UEFI, GPT)"}.get(layout.generation or "", "unknown")
     for i, (p, f, t) in enumerate(zip(paths, layout.disk_formats, layout.partition_tables)):
         out.print(f"[bold]Disk {i}[/bold]      {p}  ({f}, {t.upper() if t else 'no partition table'})")
     out.print(f"[bold]Generation[/bold]  {gen}")
@@ -95,7 +91,7 @@ def render_layout(layout) -> None:
         low = layout.root and (v.disk, v.partition) == (layout.root.disk, layout.root.partition) \
             and v.free_bytes is not None and v.free_bytes < LOW_SPACE_BYTES
         table.add_row(str(v.disk), str(v.partition), v.letter or "", v.role, v.fstype or "",
-                      _mb(v.size_bytes), _mb(v.used_bytes), ("[red]" if low else "") + _mb(v.free_bytes),
+                      format_bytes(v.size_bytes), format_bytes(v.used_bytes), ("[red]" if low else "") + format_bytes(v.free_bytes),
                       pct, v.state if v.state == "ok" else f"[yellow]{v.state}[/yellow]")
     out.print(table)
     for v in layout.volumes:

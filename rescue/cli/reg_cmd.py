@@ -13,7 +13,7 @@ it does in reg.exe (same as --yes).
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 import typer
 
@@ -32,6 +32,14 @@ from rescue.cli.options import (
 from rescue.cli.common import err, info, open_target, out, print_json, warn
 from rescue.errors import UsageError
 
+if TYPE_CHECKING:
+    from rescue.registry.paths import KeySpec
+    from rescue.safety.plan import Step
+
+if TYPE_CHECKING:
+    from rescue.repairs.findings import Finding
+    from rescue.target import Target
+
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 _USER = typer.Option(None, "--user", help="Whose HKCU: a profile folder name under \\Users, or a SID.")
 _TARGET = typer.Argument(..., help="A disk image / block device, or a hive file.")
@@ -41,17 +49,19 @@ _TEMP = typer.Option("D:", "--temp-drive", help="The VM's temporary drive letter
 
 
 # --- shared plumbing -------------------------------------------------------------------------
-def _locate(tgt, spec, user: str | None):
+def _locate(tgt: Target, spec: KeySpec, user: str | None):
     from rescue.registry.paths import locate_in_file, locate_on_disk
 
-    if getattr(tgt, "session", None) is None:
+    from rescue.target import HostFileTarget
+
+    if isinstance(tgt, HostFileTarget) and tgt.session is None:
         if user:
             raise UsageError("--user picks a profile on a disk; TARGET is already a hive file.")
         return locate_in_file(spec, tgt.main)
     return locate_on_disk(spec, tgt, user=user)
 
 
-def _open_key(tgt, spec, user, discard_hive_logs):
+def _open_key(tgt: Target, spec: KeySpec, user: str | None, discard_hive_logs: bool):
     """(location, Hive of a host copy, resolved path) for a key spec on an open target."""
     from rescue.registry.paths import resolve_path
     from rescue.safety.hivecheck import open_hive
@@ -64,7 +74,8 @@ def _open_key(tgt, spec, user, discard_hive_logs):
     return loc, hive, resolved
 
 
-def _execute(tgt, title: str, step, *, dry_run: bool, yes: bool, json_output: bool, discard_hive_logs: bool):
+def _execute(tgt: Target, title: str, step: Step, *, dry_run: bool, yes: bool, json_output: bool,
+             discard_hive_logs: bool):
     from rescue.cli.common import run_plan
     from rescue.safety.plan import Plan
 
@@ -87,14 +98,14 @@ def _disks(disks: List[str]) -> tuple[str, list[str]]:
 
 
 # --- `rescue inspect` registry section (the lead wires it into rescue.cli.sections) -----------
-def inspect_section(target):
+def inspect_section(target: Target):
     from rescue.cli.sections import Section
     from rescue.registry.render import crashdump_lines, pagefile_lines, pagefile_where_lines
     from rescue.registry.findings import PROBLEMS
     from rescue.registry.summary import summarize
     from rescue.repairs.findings import FOUND
 
-    if getattr(target, "layout", None) is None or target.layout.root is None:
+    if target.layout is None or target.layout.root is None:
         return None
     s = summarize(target)
     findings = [f"{PROBLEMS.get(f.id, f.title)}: {f.evidence}" for f in s.findings if f.status == FOUND]
@@ -109,7 +120,7 @@ def inspect_section(target):
     return Section(key="registry", title="Registry", data=s.to_json(), findings=findings, render=render)
 
 
-def _print_findings(findings) -> None:
+def _print_findings(findings: Sequence[Finding]) -> None:
     from rescue.registry.findings import PROBLEMS
     from rescue.repairs.findings import FOUND, UNKNOWN
 
@@ -257,7 +268,7 @@ def _register_pagefile(app: typer.Typer) -> None:
                                                  "pagefile_locations", "pagefiles_found")}
                            | {"findings": [f.to_json() for f in findings]})
                 return
-            mapped = getattr(tgt, "layout", None) is not None
+            mapped = tgt.layout is not None
             _lines(pagefile_lines(s.pagefile) + pagefile_where_lines(s.locations, s.found_pagefiles, temp,
                                                                      mapped=mapped))
             _print_findings(findings)
@@ -343,7 +354,7 @@ def _register_crashdump(app: typer.Typer) -> None:
             ref = system_ref(tgt)
             hive = open_hive(tgt, ref, discard_hive_logs)
             step = plan_crashdump_enable(hive, ref, dump_file=df)
-            space = check_dump_space(df, getattr(tgt, "layout", None), ram_bytes=ram_bytes,
+            space = check_dump_space(df, tgt.layout, ram_bytes=ram_bytes,
                                      found_pagefiles=scan_pagefiles(tgt))
             if space.fits is False:
                 warn(space.message)

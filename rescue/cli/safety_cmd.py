@@ -47,7 +47,8 @@ def register(app: typer.Typer) -> None:
             from rescue.fleet import undo_each
 
             a = {"disks": targets, "manifest": manifest, "jobs": jobs, "json_output": json_output, "yes": yes,
-                 "dry_run": dry_run, "fmt": fmt, "accel": accel}
+                 "dry_run": dry_run, "fmt": fmt, "accel": accel, "reset_ntfs_log": reset_ntfs_log,
+                 "discard_hibernation": discard_hibernation}
             if root:
                 raise UsageError("--root cannot be given with --each or --manifest.")
             if not dry_run and not yes:
@@ -56,7 +57,9 @@ def register(app: typer.Typer) -> None:
                 "undo", a, write=not dry_run, title="undo",
                 child_argv=lambda m: ["undo", "--manifest", m, *(["--backup", backup] if backup else []),
                                       *common_argv(a)],
-                local=lambda fleet, reporter: undo_each(fleet, backup_id=backup, dry_run=dry_run)))
+                local=lambda fleet, reporter: undo_each(fleet, backup_id=backup, dry_run=dry_run,
+                                                       reset_ntfs_log=reset_ntfs_log,
+                                                       discard_hibernation=discard_hibernation)))
         if not targets or len(targets) != 1:
             raise UsageError("Give one TARGET (the OS disk, or the hive file); several VMs need --each.")
         target = targets[0]

@@ -7,9 +7,12 @@ a missing or unreadable fact is "unknown".
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from rescue.errors import RescueError
+
+if TYPE_CHECKING:
+    from rescue.target import Target
 
 
 @dataclass
@@ -21,7 +24,7 @@ class Section:
     render: Callable[[], None] = lambda: None
 
 
-def collect(target) -> list[Section]:
+def collect(target: Target) -> list[Section]:
     sections: list[Section] = []
     for key, provider in _providers():
         try:
@@ -40,7 +43,7 @@ def _error_section(key: str, message: str) -> Section:
                    render=lambda: out.print(f"[bold]{key}[/bold]: [yellow]{message}[/yellow]"))
 
 
-def _bcd_section(target) -> Section | None:
+def _bcd_section(target: Target) -> Section | None:
     """Issue 4 item 3: store path, default loader, bad-memory list, EMS state, EMS port/baud."""
     from rescue.bcd.model import BcdStore
     from rescue.bcd.summary import summarize
@@ -73,13 +76,13 @@ def _bcd_section(target) -> Section | None:
     return Section(key="bcd_summary", title="BCD", data=summary.to_json(), findings=findings, render=render)
 
 
-def _registry_section(target) -> Section | None:
+def _registry_section(target: Target) -> Section | None:
     from rescue.cli.reg_cmd import inspect_section
 
     return inspect_section(target)
 
 
-def _space_section(target) -> Section | None:
+def _space_section(target: Target) -> Section | None:
     from rescue.cli.space_cmd import inspect_section
 
     return inspect_section(target)

@@ -10,7 +10,7 @@ set Windows boots, and Start=4 (or back) for one of them, through the safety eng
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional
 
 import typer
 
@@ -18,11 +18,19 @@ from rescue.cli.common import open_target, out, print_json
 from rescue.cli.options import ACCEL, DISCARD_LOGS, DRY_RUN, FORMAT, JSON, ROOT, YES
 from rescue.errors import UsageError
 
+if TYPE_CHECKING:
+    from rescue.repairs.context import RepairContext
+    from rescue.repairs.services_ops import DriverList
+    from rescue.safety.plan import Plan
+
+if TYPE_CHECKING:
+    from rescue.target import Target
+
 _DISKS = typer.Argument(..., help="OS disk (image file or block device), or a SYSTEM hive file.")
 _NAME = typer.Argument(..., help="The service name of the driver, as the stop error or `services list` shows it.")
 
 
-def _context(tgt, discard_hive_logs: bool):
+def _context(tgt: Target, discard_hive_logs: bool):
     from rescue.repairs.base import OptionValues
     from rescue.repairs.context import RepairContext
 
@@ -44,7 +52,7 @@ def _start_value(text: Optional[str]) -> Optional[int]:
     return value
 
 
-def _show_list(listing) -> None:
+def _show_list(listing: DriverList) -> None:
     from rich.table import Table
 
     what = ("Boot- and system-start drivers, automatic-start services and drivers" if listing.automatic
@@ -90,8 +98,8 @@ def register(app: typer.Typer) -> None:
         else:
             _show_list(listing)
 
-    def _write(disk: str, plan_of, *, dry_run: bool, yes: bool, json_output: bool, fmt, accel, root,
-               discard_hive_logs: bool) -> None:
+    def _write(disk: str, plan_of: Callable[[RepairContext], Plan], *, dry_run: bool, yes: bool, json_output: bool,
+               fmt: str | None, accel: str | None, root: str | None, discard_hive_logs: bool) -> None:
         from rescue.cli.common import run_plan
 
         with open_target(disk, write=not dry_run, fmt=fmt, accel=accel, root=root) as tgt:

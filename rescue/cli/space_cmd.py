@@ -9,15 +9,24 @@ growing an image file is not a file change the engine could back up.
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.table import Table
 
 from rescue.cli.common import ConsoleReporter, err, open_target, out, print_json, warn
 from rescue.cli.options import DISCARD_HIBERNATION as _DISCARD_HIB, RESET_NTFS_LOG as _RESET_LOG, ntfs as _ntfs
-from rescue.cli.views import apply_outcome
 from rescue.errors import DeclinedError, UsageError
+from rescue.units import format_bytes
+
+if TYPE_CHECKING:
+    from rescue.space.fragmentation import FragReport
+
+if TYPE_CHECKING:
+    from rescue.safety.ntfs_reset import NtfsOptions
+    from rescue.space.cleanup import VolumeScan
+    from rescue.space.expand import ExpandPlan
+    from rescue.target import Target
 
 _JSON = typer.Option(False, "--json", help="Machine-readable output (stable keys).")
 _FMT = typer.Option(None, "--format", help="Force the image format: raw, vhd, vhdx, qcow2, vmdk.")
@@ -29,39 +38,34 @@ _LOGS = typer.Option(False, "--discard-hive-logs", help="Accepted for symmetry w
                      "(cleanup edits no hive).")
 
 
-def _mb(n: int | None) -> str:
-    from rescue.space.findings import mb
-
-    return mb(n)
-
-
 # --- cleanup ---------------------------------------------------------------------------------------
-def _render_scan(scan) -> None:
+def _render_scan(scan: VolumeScan) -> None:
     t = Table(title=f"Cleanup: disk {scan.disk} partition {scan.partition}"
                     + (f" ({scan.letter})" if scan.letter else "")
-                    + f", {_mb(scan.free_bytes)} free of {_mb(scan.size_bytes)}")
+                    + f", {format_bytes(scan.free_bytes)} free of {format_bytes(scan.size_bytes)}")
     for col in ("category", "files", "size", "frees", "kept", "included"):
         t.add_column(col, justify="right" if col in ("files", "size", "frees", "kept") else "left")
     for c in scan.categories:
-        t.add_row(f"{c.key}\n[dim]{c.title}[/dim]", f"{c.file_count:,}", _mb(c.bytes), _mb(c.reclaim_bytes),
+        t.add_row(f"{c.key}\n[dim]{c.title}[/dim]", f"{c.file_count:,}", format_bytes(c.bytes), format_bytes(c.reclaim_bytes),
                   str(len(c.skipped)) if c.skipped else "",
                   "yes" if c.included else f"[dim]opt-in: --include {c.key}[/dim]")
-    t.add_row("[bold]total (included)[/bold]", f"{scan.file_count:,}", _mb(scan.bytes), _mb(scan.reclaim_bytes), "", "")
+    t.add_row("[bold]total (included)[/bold]", f"{scan.file_count:,}", format_bytes(scan.bytes), format_bytes(scan.reclaim_bytes), "", "")
     out.print(t)
 
 
 def cleanup(disks: List[str], *, dry_run: bool, yes: bool, json_output: bool, include: List[str],
             fmt: Optional[str], accel: Optional[str], root: Optional[str], discard_hive_logs: bool = False,
-            ntfs=None) -> int:
+            ntfs: NtfsOptions | None = None) -> int:
     import time
 
+    from rescue.cli.views import apply_outcome
     from rescue.safety.apply import execute
     from rescue.space.cleanup import build_plan, parse_include, scan_volume
 
     keys = parse_include(include)
     with open_target(disks[0], write=not dry_run, fmt=fmt, accel=accel, root=root, extra_disks=disks[1:],
                      ntfs=ntfs) as tgt:
-        if not hasattr(tgt, "session"):
+        if tgt.session is None:
             raise UsageError("cleanup works on a disk image or block device, not on a hive file.")
         layout = tgt.layout
         win = layout.require_root()
@@ -91,13 +95,13 @@ def cleanup(disks: List[str], *, dry_run: bool, yes: bool, json_output: bool, in
                         "free_before": scan.free_bytes, "free_after": after,
                         "seconds": {"scan": round(scan_s, 2), "apply": round(apply_s, 2)}})
         elif after is not None:
-            out.print(f"Free space on {scan.letter or 'the Windows volume'}: {_mb(scan.free_bytes)} -> {_mb(after)} "
-                      f"(+{_mb(after - scan.free_bytes)}; {len(result.files):,} files removed in {apply_s:.1f} s).")
+            out.print(f"Free space on {scan.letter or 'the Windows volume'}: {format_bytes(scan.free_bytes)} -> {format_bytes(after)} "
+                      f"(+{format_bytes(after - scan.free_bytes)}; {len(result.files):,} files removed in {apply_s:.1f} s).")
     return 0
 
 
 # --- expand ----------------------------------------------------------------------------------------
-def _render_expand_plan(plan) -> None:
+def _render_expand_plan(plan: ExpandPlan) -> None:
     from rescue.cli.views import print_resets
     from rescue.safety.ntfs_reset import ResetPreview
     from rescue.space.expand import human
@@ -111,14 +115,14 @@ def _render_expand_plan(plan) -> None:
         t.add_row(str(i), s)
     out.print(t)
     if plan.fs_size is not None:
-        out.print(f"NTFS now {human(plan.fs_size)} with {_mb(plan.fs_free)} free; after: about "
+        out.print(f"NTFS now {human(plan.fs_size)} with {format_bytes(plan.fs_free)} free; after: about "
                   f"{human(plan.new_part_size)}.")
     for n in plan.notes:
         out.print(f"[dim]{n}[/dim]")
 
 
 def _confirmer(*, dry_run: bool, yes: bool, json_output: bool):
-    def confirm(plan) -> None:
+    def confirm(plan: ExpandPlan) -> None:
         if json_output:
             if dry_run or plan.nothing_to_do:
                 print_json({"expand": plan.to_json(), "applied": False, "dry_run": dry_run})
@@ -138,7 +142,7 @@ def _confirmer(*, dry_run: bool, yes: bool, json_output: bool):
 
 
 def expand(disk: str, *, size: Optional[str], add: Optional[str], allow_large: bool, dry_run: bool, yes: bool,
-           json_output: bool, fmt: Optional[str], accel: Optional[str], ntfs=None) -> int:
+           json_output: bool, fmt: Optional[str], accel: Optional[str], ntfs: NtfsOptions | None = None) -> int:
     from rescue.space import expand as ex
 
     res = ex.run(disk, size=size, add=add, allow_large=allow_large, dry_run=dry_run, fmt=fmt, accel=accel,
@@ -148,7 +152,7 @@ def expand(disk: str, *, size: Optional[str], add: Optional[str], allow_large: b
             print_json({"expand": res.to_json(), "applied": True, "dry_run": False})
         else:
             out.print(f"Done: partition {res.plan.partition} and its NTFS grew from {ex.human(res.fs_size_before)} "
-                      f"to {ex.human(res.fs_size_after)}; free {_mb(res.free_before)} -> {_mb(res.free_after)}. "
+                      f"to {ex.human(res.fs_size_after)}; free {format_bytes(res.free_before)} -> {format_bytes(res.free_after)}. "
                       f"Partition table saved in {res.backup} on the volume.")
             if res.image_grown:
                 out.print(f"The image grew to {ex.human(res.plan.new_disk_size)}; `rescue undo` cannot shrink it.")
@@ -157,12 +161,12 @@ def expand(disk: str, *, size: Optional[str], add: Optional[str], allow_large: b
 
 
 # --- fragmentation ---------------------------------------------------------------------------------
-def _render_frag(r) -> None:
+def _render_frag(r: FragReport) -> None:
     t = Table(title=f"Fragmentation: disk {r.disk} partition {r.partition}" + (f" ({r.letter})" if r.letter else ""))
     t.add_column("what")
     t.add_column("value", justify="right")
-    t.add_row("free space", _mb(r.free_bytes))
-    t.add_row("largest free extent", f"{_mb(r.largest_free_bytes)} ({r.free.largest_percent}% of free)")
+    t.add_row("free space", format_bytes(r.free_bytes))
+    t.add_row("largest free extent", f"{format_bytes(r.largest_free_bytes)} ({r.free.largest_percent}% of free)")
     t.add_row("free extents", f"{r.free.free_extents:,}")
     for f in r.files:
         t.add_row(f"{f.path} fragments", "resident" if f.fragments == 0 and f.path != "\\$MFT" else f"{f.fragments:,}")
@@ -180,9 +184,9 @@ def frag(disks: List[str], *, json_output: bool, fmt: Optional[str], accel: Opti
     from rescue.space.fragmentation import report
 
     with open_target(disks[0], write=False, fmt=fmt, accel=accel, root=root, extra_disks=disks[1:]) as tgt:
-        if not hasattr(tgt, "session"):
+        if tgt.session is None:
             raise UsageError("frag works on a disk image or block device, not on a hive file.")
-        win = tgt.layout.require_root()
+        win = tgt.windows_root()
         vol = tgt.layout.volume(win.disk, win.partition)
         part = tgt.session.partition(win.disk, win.partition)
         r = report(tgt.session, part, letter=vol.letter if vol else None)
@@ -194,7 +198,7 @@ def frag(disks: List[str], *, json_output: bool, fmt: Optional[str], accel: Opti
 
 
 # --- inspect section -------------------------------------------------------------------------------
-def inspect_section(target):
+def inspect_section(target: Target):
     """Space section for `rescue inspect` (the lead wires it into rescue.cli.sections): the Windows
     volume's reclaimable bytes by category (bounded scan, no attribute reads), its free-space
     fragmentation, and the space findings."""
@@ -202,7 +206,7 @@ def inspect_section(target):
     from rescue.repairs.findings import FOUND
     from rescue.space.findings import assess_windows_volume, space_section_data
 
-    if not hasattr(target, "session") or target.layout is None or target.layout.root is None:
+    if target.session is None or target.layout is None or target.layout.root is None:
         return None
     findings, scan, fr = assess_windows_volume(
         target.session, target.layout, on_frag_error=lambda exc: warn(f"fragmentation not measured: {exc}"))
@@ -215,10 +219,10 @@ def inspect_section(target):
         t.add_column("files", justify="right")
         t.add_column("frees", justify="right")
         for c in scan.categories:
-            t.add_row(c.key + (" (opt-in)" if c.opt_in else ""), f"{c.file_count:,}", _mb(c.reclaim_bytes))
+            t.add_row(c.key + (" (opt-in)" if c.opt_in else ""), f"{c.file_count:,}", format_bytes(c.reclaim_bytes))
         out.print(t)
         if fr:
-            out.print(f"Largest free extent {_mb(fr.largest_free_bytes)} of {_mb(fr.free_bytes)} free.")
+            out.print(f"Largest free extent {format_bytes(fr.largest_free_bytes)} of {format_bytes(fr.free_bytes)} free.")
         for f in findings:
             if f.status == FOUND:
                 out.print(f"[yellow]{f.evidence}[/yellow]")

@@ -2,7 +2,7 @@
 watchdog, the error boundary, the run record the orphan reaper reads, and shutdown.
 
 This module and the others of rescue.disk are the only code that talks to libguestfs (ground rule
-5). Every call after the launch goes through `_WatchedHandle`, which bounds its time and turns the
+5). Every call after the launch goes through `WatchedHandle`, which bounds its time and turns the
 binding's RuntimeError into a DiskError (DiskNotFoundError for ENOENT), so nothing above this
 package ever sees a libguestfs exception. Only this module imports guestfs; the others reach the
 appliance through `Appliance.g`.
@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Union
 
 try:
     import guestfs
@@ -51,7 +51,7 @@ def disk_error(operation: str, exc: RuntimeError) -> DiskError:
     return cls(detail, operation=operation, errno=code)
 
 
-class _WatchedHandle:
+class WatchedHandle:
     """The launched guestfs handle with every call timed and its errors translated.
 
     A call still running after `limit` seconds gets the appliance's qemu killed (which makes the
@@ -100,6 +100,11 @@ class _WatchedHandle:
         self._stop.set()
 
 
+# A libguestfs handle: raw (while launching and closing) or watched (every call once launched).
+# The bindings are untyped, so the raw handle is Any to the type checker.
+Handle = Union["guestfs.GuestFS", WatchedHandle]
+
+
 class Appliance:
     """One libguestfs appliance over the given disk images, launched once (ground rule 4)."""
 
@@ -113,7 +118,7 @@ class Appliance:
         self.notify = notify or (lambda msg: None)
         self.accel_used: str | None = None
         self.launch_seconds: float = 0.0
-        self._g: _WatchedHandle | None = None
+        self._g: WatchedHandle | None = None
         self._record: Path | None = None
 
     @property
@@ -121,8 +126,8 @@ class Appliance:
         return self._g is not None
 
     @property
-    def g(self) -> _WatchedHandle:
-        """The handle (its calls timed and their errors translated: _WatchedHandle)."""
+    def g(self) -> WatchedHandle:
+        """The handle (its calls timed and their errors translated: WatchedHandle)."""
         if self._g is None:
             raise RuntimeError("appliance used before launch()")     # programming error
         return self._g
@@ -234,7 +239,7 @@ class Appliance:
                     raise err from None
                 why = "KVM launch failed (qemu could not run the appliance with KVM)"
             else:
-                self._g = _WatchedHandle(g, accel_mod.call_timeout(), self.kill_qemu)
+                self._g = WatchedHandle(g, accel_mod.call_timeout(), self.kill_qemu)
                 self.accel_used = accel
                 if accel == "kvm" and len(attempts) > 1:
                     accel_mod.remember("kvm", "kvm launch finished")
@@ -277,7 +282,7 @@ class Appliance:
 
     # --- shutdown -------------------------------------------------------------------------------
     @staticmethod
-    def close_handle(g) -> None:
+    def close_handle(g: Handle) -> None:
         """Shut down and close a raw or watched handle, ignoring its errors (it is going away)."""
         try:
             g.shutdown()

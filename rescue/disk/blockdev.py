@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from rescue.disk.appliance import Appliance
+from rescue.errors import DiskError
 from rescue.disk.partitions import PartitionTables
 from rescue.disk.records import Partition
 
@@ -47,6 +48,22 @@ class BlockDevices:
     def write_device(self, disk: int, data: bytes, offset: int) -> None:
         self._changed()
         self.g.pwrite_device(self.tables.device(disk), data, offset)
+
+    def write_boot_sector(self, disk: int, sector: bytes) -> None:
+        """Write the 512 bytes of the disk's sector 0 (its MBR) as given, with one pwrite of the
+        whole-disk device, and sync. No partition tool is involved: parted and sfdisk may rewrite
+        CHS fields or the disk signature, and a caller that changes one byte must change one byte.
+        Partitions and volumes stay where they are (only the table records are read again), so the
+        mounted volumes keep their listings."""
+        if len(sector) != 512:
+            raise ValueError("a boot sector is 512 bytes")       # caller bug
+        self.tables.forget()
+        dev = self.tables.device(disk)
+        written = self.g.pwrite_device(dev, sector, 0)
+        if written != len(sector):
+            raise DiskError(f"Writing sector 0 of disk {disk} wrote {written} of {len(sector)} bytes.",
+                            operation="pwrite_device")
+        self.g.sync()
 
     def part_expand_gpt(self, disk: int) -> None:
         """Move the GPT backup header and table to the end of a grown disk (sgdisk -e)."""

@@ -16,6 +16,7 @@ import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from rescue.disk.processes import reap_orphans
 from rescue.errors import InputError, UnsafeStateError
@@ -49,12 +50,12 @@ class DiskImage:
         return {"raw": "raw", "vhdx": "VHDX", "qcow2": "qcow2", "vmdk": "VMDK"}.get(self.format, self.format)
 
 
-def _read(fh, offset: int, size: int) -> bytes:
+def _read(fh: BinaryIO, offset: int, size: int) -> bytes:
     fh.seek(offset)
     return fh.read(size)
 
 
-def _vpc_checks(path: str, fh, size: int) -> tuple[int, str]:
+def _vpc_checks(path: str, fh: BinaryIO, size: int) -> tuple[int, str]:
     """Validate a VHD and return (virtual size, subformat). Footer: 512 bytes, big-endian fields."""
     head = _read(fh, 0, 512)
     tail = _read(fh, size - 512, 512) if size >= 512 else b""
@@ -175,7 +176,8 @@ def detect(path: str, forced_format: str | None = None) -> DiskImage:
 
 
 def check_not_in_use(image: DiskImage) -> None:
-    """Refuse to write to an image another process holds open for writing (qemu's image locking).
+    """Refuse to write to an image another process holds open for writing (qemu's image locking),
+    or to a block device this host has mounted or otherwise claimed (check_block_device_free).
 
     `qemu-img info` without -U takes a shared read lock, which fails while a running qemu has the
     image open read-write. An appliance left by a killed rescue run may still hold that lock, so
@@ -183,6 +185,7 @@ def check_not_in_use(image: DiskImage) -> None:
     command asks (fix, expand, fix --expand, reg/bcd writes).
     """
     if image.is_block_device:
+        check_block_device_free(image.path)
         return
     reap_orphans()
     out = subprocess.run(["qemu-img", "info", "--output=json", "-f", image.format, image.path],
@@ -190,6 +193,56 @@ def check_not_in_use(image: DiskImage) -> None:
     if out.returncode != 0 and "lock" in out.stderr:
         raise UnsafeStateError(f"{image.path} is in use by another process (a running VM or another rescue command).",
                                hint="Stop the VM or the other command first; nothing was written.")
+
+
+def host_mounts(device: str) -> list[tuple[str, str]]:
+    """(mounted device, mount point) for every filesystem this host has mounted from `device` or
+    one of its partitions (/proc/self/mountinfo, field 3 is the mounted device's major:minor;
+    /sys/dev/block/MAJ:MIN resolves a partition to a folder inside its disk's folder)."""
+    try:
+        disk_sys = os.path.realpath(f"/sys/dev/block/{_majmin(device)}")
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 5 or ":" not in fields[2]:
+            continue
+        sys_path = os.path.realpath(f"/sys/dev/block/{fields[2]}")
+        if sys_path == disk_sys or sys_path.startswith(disk_sys + "/"):
+            # The mount point is octal-escaped in mountinfo (a space is \040).
+            point = fields[4].encode().decode("unicode_escape")
+            found.append(("/dev/" + os.path.basename(sys_path), point))
+    return found
+
+
+def _majmin(device: str) -> str:
+    rdev = os.stat(device).st_rdev
+    return f"{os.major(rdev)}:{os.minor(rdev)}"
+
+
+def check_block_device_free(device: str) -> None:
+    """Refuse to write to a block device this host is using: a mounted partition (the operator
+    looked at it with ntfs-3g), an LVM/md/dm holder, swap. Two writers on one NTFS volume corrupt
+    it. The kernel's own answer is an exclusive open (open(2) O_EXCL on a block device fails with
+    EBUSY while it or one of its partitions is mounted or claimed); mountinfo names the place."""
+    import errno
+
+    try:
+        fd = os.open(device, os.O_RDONLY | os.O_EXCL)
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:
+            return                      # not ours to judge here (permissions: the launch says it)
+        mounts = host_mounts(device)
+        where = ", ".join(f"{dev} on {point}" for dev, point in mounts)
+        raise UnsafeStateError(
+            f"{device} is in use on this host ({where or 'held by the kernel: a mount, LVM, RAID or swap'}), "
+            "so writing to it would corrupt it.",
+            hint=("Unmount it first (" + "; ".join(f"umount {point}" for _dev, point in mounts) + "); "
+                  if mounts else "Release it first (umount, vgchange -an, mdadm --stop, swapoff); ")
+                 + "nothing was written.") from None
+    os.close(fd)
 
 
 def check_writable(image: DiskImage) -> None:

@@ -13,9 +13,12 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from rescue.errors import RescueError
+
+if TYPE_CHECKING:
+    from rescue.disk.session import DiskSession
 
 SCRATCH_BYTES = 1 << 20
 # libguestfs feature groups rescue relies on inside the appliance (guestfs_available(3)): NTFS
@@ -96,7 +99,7 @@ def launch(accel: str | None = None, notify: Callable[[str], None] | None = None
             pass
 
 
-def _available(session, group: str) -> bool:
+def _available(session: DiskSession, group: str) -> bool:
     try:
         return bool(session.g.feature_available([group]))
     except (RuntimeError, RescueError):

@@ -81,3 +81,51 @@ def _parse_gpt(head: bytes) -> RawTable:
         parts.append(RawPartition(i + 1, first * SECTOR, (last - first + 1) * SECTOR,
                                   gpt_type=_guid(e[:16]), gpt_guid=_guid(e[16:32]), name=name or None))
     return RawTable("gpt", gpt_guid=disk_guid, partitions=tuple(parts))
+
+
+# --- the boot indicator (Gen1 "active" partition) ---------------------------------------------------
+BOOT_INDICATOR_OFFSETS = tuple(446 + 16 * i for i in range(4))
+ACTIVE = 0x80
+
+
+class NotAnMbrError(ValueError):
+    """The sector is not one whose boot indicators may be set (no MBR, a GPT's protective MBR, not a
+    primary slot); the message says which."""
+
+
+def boot_indicators(sector: bytes) -> tuple[int, ...]:
+    """The status byte of each of the four primary entries."""
+    return tuple(sector[o] for o in BOOT_INDICATOR_OFFSETS)
+
+
+def with_active(sector: bytes, number: int) -> bytes:
+    """`sector` (a disk's sector 0) with primary partition `number` (1-4) marked active (0x80) and
+    every other entry that was active cleared (0x00): the MBR allows one active partition, the one
+    the BIOS boot code starts (UEFI Specification 2.10 §5.2.1, Table 5-2, BootIndicator). Only those
+    status bytes change; the CHS fields, types, LBAs and the disk signature stay as they are
+    (parted and sfdisk may rewrite them, which is why this is done on the bytes)."""
+    if len(sector) != SECTOR or sector[510:512] != b"\x55\xaa":
+        raise NotAnMbrError("sector 0 holds no MBR partition table (no 0x55AA signature)")
+    if any(sector[o + 4] == 0xEE for o in BOOT_INDICATOR_OFFSETS):
+        raise NotAnMbrError("the disk has a GPT: its protective MBR must not mark a partition active "
+                            "(UEFI firmware boots the EFI system partition)")
+    if not 1 <= number <= 4:
+        raise NotAnMbrError(f"partition {number} is not a primary partition (the BIOS starts only one of "
+                            "the four primary entries)")
+    off = BOOT_INDICATOR_OFFSETS[number - 1]
+    if sector[off + 4] == 0 or struct.unpack_from("<I", sector, off + 12)[0] == 0:
+        raise NotAnMbrError(f"MBR entry {number} is empty")
+    out = bytearray(sector)
+    for o in BOOT_INDICATOR_OFFSETS:
+        if o == off:
+            out[o] = ACTIVE
+        elif out[o] == ACTIVE:
+            out[o] = 0
+    return bytes(out)
+
+
+def only_boot_indicators_differ(a: bytes, b: bytes) -> bool:
+    """True when two sector-0 images differ at most in the four boot indicator bytes."""
+    if len(a) != len(b):
+        return False
+    return all(x == y or i in BOOT_INDICATOR_OFFSETS for i, (x, y) in enumerate(zip(a, b)))

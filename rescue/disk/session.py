@@ -202,6 +202,9 @@ class DiskSession:
     def write_device(self, disk: int, data: bytes, offset: int) -> None:
         self.blockdev.write_device(disk, data, offset)
 
+    def write_boot_sector(self, disk: int, sector: bytes) -> None:
+        self.blockdev.write_boot_sector(disk, sector)
+
     def part_expand_gpt(self, disk: int) -> None:
         self.blockdev.part_expand_gpt(disk)
 

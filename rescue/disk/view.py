@@ -12,20 +12,23 @@ device, which is the same in both.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, List, Sequence
+from typing import TYPE_CHECKING, Any, List, Sequence, Union
 
 from rescue.disk.records import DiskInfo, Partition
 from rescue.errors import InputError
 
+if TYPE_CHECKING:
+    from rescue.disk.session import DiskSession
+
 # Session methods whose first argument is a disk index (mapped to the session's numbering).
-_BY_DISK_INDEX = ("disks_device", "read_disk_bytes", "disk_size", "write_device", "part_expand_gpt",
-                  "part_resize", "reread_partition_table")
+_BY_DISK_INDEX = ("disks_device", "read_disk_bytes", "disk_size", "write_device", "write_boot_sector",
+                  "part_expand_gpt", "part_resize", "reread_partition_table")
 
 
 class SessionView:
     """The disks `indices` of `session`, renumbered 0..n-1."""
 
-    def __init__(self, session: Any, indices: Sequence[int]) -> None:
+    def __init__(self, session: DiskSession, indices: Sequence[int]) -> None:
         self._session = session
         self._indices = list(indices)
         self.images = [session.images[i] for i in self._indices]
@@ -57,3 +60,9 @@ class SessionView:
 
     def describe(self, part: Partition) -> str:
         return f"{self.images[part.disk].path} partition {part.number}"
+
+
+# What the core works on: the command's whole DiskSession, or one VM's view of it (fleet mode).
+# A SessionView forwards every other call to its session, so code typed against `Session` may use
+# the DiskSession interface on either.
+Session = Union["DiskSession", SessionView]

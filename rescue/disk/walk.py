@@ -11,8 +11,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from rescue.disk.records import TreeEntry
 from rescue.errors import DiskError
+
+if TYPE_CHECKING:
+    from rescue.disk.appliance import WatchedHandle
 
 WALK_DIRS = 16
 LSTAT_BATCH = 1000          # names per lstatnslist call (well under the protocol's message size)
@@ -33,7 +38,7 @@ def _mtime(st: dict) -> float:
     return st["st_mtime_sec"] + st.get("st_mtime_nsec", 0) / 1e9
 
 
-def lstat_tree(g, root: str, *, limit: int | None, recursive: bool) -> tuple[list[TreeEntry], bool]:
+def lstat_tree(g: WatchedHandle, root: str, *, limit: int | None, recursive: bool) -> tuple[list[TreeEntry], bool]:
     """Every entry below directory `root` (not `root` itself), from metadata only, never
     following links: ntfs-3g presents NTFS junctions, symbolic links and reparse points it has no
     plugin for as symlinks; the walk descends only into real directories, and `find` (under
@@ -50,7 +55,7 @@ def lstat_tree(g, root: str, *, limit: int | None, recursive: bool) -> tuple[lis
     return _lstat_tree_find0(g, root, limit)
 
 
-def _walk(g, root: str, limit: int | None, recursive: bool) -> tuple[list[TreeEntry], bool] | None:
+def _walk(g: WatchedHandle, root: str, limit: int | None, recursive: bool) -> tuple[list[TreeEntry], bool] | None:
     out: list[TreeEntry] = []
     queue, listed = [root], 0
     while queue:
@@ -67,7 +72,7 @@ def _walk(g, root: str, limit: int | None, recursive: bool) -> tuple[list[TreeEn
     return out, False
 
 
-def lstat_names(g, directory: str, bases: list[str]) -> list[TreeEntry]:
+def lstat_names(g: WatchedHandle, directory: str, bases: list[str]) -> list[TreeEntry]:
     out: list[TreeEntry] = []
     prefix = "" if directory == "/" else directory
     for i in range(0, len(bases), LSTAT_BATCH):
@@ -79,7 +84,7 @@ def lstat_names(g, directory: str, bases: list[str]) -> list[TreeEntry]:
     return out
 
 
-def _lstat_tree_find0(g, root: str, limit: int | None) -> tuple[list[TreeEntry], bool]:
+def _lstat_tree_find0(g: WatchedHandle, root: str, limit: int | None) -> tuple[list[TreeEntry], bool]:
     """One find0 call, then one lstatnslist call per directory (chunks of LSTAT_BATCH names)."""
     with tempfile.NamedTemporaryFile(prefix="rescue-find0-") as tmp:
         g.find0(root, tmp.name)

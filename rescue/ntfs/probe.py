@@ -6,15 +6,21 @@ record numbers). No guestfs here: only the session's own primitives."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from rescue.errors import DiskError
 from rescue.ntfs.reset import read_state
 from rescue.ntfs.state import HIBERFIL_HEADER, NtfsEvidence, NtfsState, hiberfil_signature
 
+if TYPE_CHECKING:
+    from rescue.disk.records import Partition
+    from rescue.disk.view import Session
+    from rescue.hive.hive import Hive
+
 POWER_KEY = "Control\\Session Manager\\Power"
 
 
-def reader(session, part):
+def reader(session: Session, part: Partition):
     """read(offset, size) over the partition, in pieces the appliance accepts, until `size` bytes."""
     def read(offset: int, size: int) -> bytes:
         buf = bytearray()
@@ -27,7 +33,7 @@ def reader(session, part):
     return read
 
 
-def hiberfil(session, mountpoint: str | None) -> tuple[bytes | None, int | None]:
+def hiberfil(session: Session, mountpoint: str | None) -> tuple[bytes | None, int | None]:
     """(first page, MFT record number) of \\hiberfil.sys on a mounted volume; (None, None) when absent."""
     if mountpoint is None:
         return None, None
@@ -40,12 +46,13 @@ def hiberfil(session, mountpoint: str | None) -> tuple[bytes | None, int | None]
         return b"", None
 
 
-def evidence(session, part, mountpoint: str | None, hiberboot: bool | None = None) -> NtfsEvidence:
+def evidence(session: Session, part: Partition, mountpoint: str | None,
+             hiberboot: bool | None = None) -> NtfsEvidence:
     head, _record = hiberfil(session, mountpoint)
     return read_state(reader(session, part), hiberfil_signature(head), hiberboot)
 
 
-def hiberboot_enabled(system_hive, control_set: int | None) -> bool | None:
+def hiberboot_enabled(system_hive: Hive, control_set: int | None) -> bool | None:
     """SYSTEM\\ControlSet00N\\Control\\Session Manager\\Power\\HiberbootEnabled == 1 (Fast Startup on)."""
     if system_hive is None or not control_set:
         return None

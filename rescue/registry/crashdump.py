@@ -18,13 +18,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rescue.units import format_bytes, parse_size  # noqa: F401  (parse_size: --ram)
 from rescue.errors import RescueError, UsageError
 from rescue.hive import values as V
 from rescue.registry.paths import control_set_key, control_sets, current_control_set
 from rescue.safety.plan import FileRef, SetValue, Step
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from rescue.hive.hive import Hive
+    from rescue.layout import WindowsLayout
 
 CRASH = "Control\\CrashControl"
 DEFAULT_DUMP_FILE = "%SystemRoot%\\MEMORY.DMP"
@@ -90,14 +95,14 @@ class CrashDumpReport:
                 "notes": list(self.notes)}
 
 
-def _open(system):
+def _open(system: Hive | str | Path):
     """An open `Hive` as is; a host path opened read-only."""
     from rescue.hive import Hive
 
     return system if isinstance(system, Hive) else Hive(system)
 
 
-def _read(hive, n: int) -> CrashDumpSettings:
+def _read(hive: Hive, n: int) -> CrashDumpSettings:
     key = f"{control_set_key(n)}\\{CRASH}"
     if hive.find(key) is None:
         return CrashDumpSettings(n, key, False)
@@ -116,7 +121,7 @@ def _read(hive, n: int) -> CrashDumpSettings:
         auto_reboot=num("AutoReboot")[0])
 
 
-def read_crashdump(system) -> CrashDumpReport:
+def read_crashdump(system: Hive | str | Path) -> CrashDumpReport:
     """CrashControl settings of every control set of a SYSTEM hive (host path or open Hive)."""
     hive = _open(system)
     try:
@@ -134,7 +139,7 @@ def validate_dump_file(text: str) -> str:
     raise UsageError(f"{text!r} is not a dump file path: give e.g. F:\\MEMORY.DMP or %SystemRoot%\\MEMORY.DMP.")
 
 
-def plan_crashdump_enable(system, ref: FileRef, *, dump_file: str = DEFAULT_DUMP_FILE) -> Step:
+def plan_crashdump_enable(system: Hive | str | Path, ref: FileRef, *, dump_file: str = DEFAULT_DUMP_FILE) -> Step:
     """CrashDumpEnabled=1 (REG_DWORD), DumpFile (REG_EXPAND_SZ), NMICrashDump=1 (REG_DWORD) in every
     control set present (the article names 001 and 002). Values already exact are left alone."""
     hive = _open(system)
@@ -168,10 +173,6 @@ def plan_crashdump_enable(system, ref: FileRef, *, dump_file: str = DEFAULT_DUMP
 # --- step 5b: is there room for the dump? ------------------------------------------------------------
 
 
-def human(n: int | None) -> str:
-    return format_bytes(n)
-
-
 @dataclass(frozen=True)
 class DumpSpaceCheck:
     dump_file: str
@@ -201,12 +202,12 @@ def ram_hint(found_pagefiles: Sequence = ()) -> tuple[int | None, str]:
     if not sizes:
         return None, "unknown (no --ram given and no page file to estimate from)"
     size, letter = max(sizes, key=lambda x: x[0])
-    return size, (f"assumed {human(size)} from the size of pagefile.sys on {letter or 'a data volume'} "
+    return size, (f"assumed {format_bytes(size)} from the size of pagefile.sys on {letter or 'a data volume'} "
                   "(a system-managed page file is sized from RAM); give --ram for an exact check")
 
 
-def check_dump_space(dump_file: str, layout, *, ram_bytes: int | None = None, ram_source: str | None = None,
-                     found_pagefiles: Sequence = ()) -> DumpSpaceCheck:
+def check_dump_space(dump_file: str, layout: WindowsLayout | None, *, ram_bytes: int | None = None,
+                     ram_source: str | None = None, found_pagefiles: Sequence = ()) -> DumpSpaceCheck:
     """Free space of the dump file's volume vs the VM's RAM (article step 5b); names the data volume
     with the most free space when it does not fit."""
     if ram_bytes is None:
@@ -217,7 +218,7 @@ def check_dump_space(dump_file: str, layout, *, ram_bytes: int | None = None, ra
     drive = None
     if re.match(r"(?i)%SystemRoot%", dump_file):
         root = layout.root if layout is not None else None
-        vol = layout.volume(root.disk, root.partition) if root is not None else None
+        vol = layout.volume(root.disk, root.partition) if layout is not None and root is not None else None
         drive = vol.letter if vol is not None else None
     else:
         drive = dump_file[:2].upper()
@@ -229,23 +230,24 @@ def check_dump_space(dump_file: str, layout, *, ram_bytes: int | None = None, ra
         data = [v for v in layout.volumes if v.role == "data" and v.free_bytes is not None
                 and (vol is None or (v.disk, v.partition) != (vol.disk, vol.partition))]
         if data:
-            b = max(data, key=lambda v: v.free_bytes)
-            best = (b.letter or "", b.disk, b.partition, b.free_bytes)
+            b = max(data, key=lambda v: v.free_bytes or 0)
+            best = (b.letter or "", b.disk, b.partition, b.free_bytes or 0)
     where = drive or "the Windows volume"
     if vol is None:
         msg = (f"{where} is not on an attached disk: cannot check its free space "
                "(attach the data disk after the OS disk)") if layout is not None else "no disk layout: free space unknown"
     elif fits is None:
-        msg = f"{where} has {human(free)} free; RAM unknown: give --ram 16G (the VM's size) to check the dump fits"
+        msg = f"{where} has {format_bytes(free)} free; RAM unknown: give --ram 16G (the VM's size) to check the dump fits"
     elif fits:
-        msg = f"{where} has {human(free)} free, enough for a complete dump of {human(ram_bytes)} RAM"
+        msg = f"{where} has {format_bytes(free)} free, enough for a complete dump of {format_bytes(ram_bytes)} RAM"
     else:
-        msg = f"{where} has {human(free)} free, less than the VM's RAM ({human(ram_bytes)}): a complete dump will not fit"
-        if best is not None:
+        assert free is not None and ram_bytes is not None      # fits is False: both are known
+        msg = f"{where} has {format_bytes(free)} free, less than the VM's RAM ({format_bytes(ram_bytes)}): a complete dump will not fit"
+        if best is not None and layout is not None:
             letter = best[0]
             target = f"{letter}\\MEMORY.DMP" if letter else "a letter-less data volume"
             msg += (f"; the data volume with the most free space is {letter or '(no letter)'} on "
-                    f"{layout.disk_paths[best[1]]} partition {best[2]} ({human(best[3])} free)"
+                    f"{layout.disk_paths[best[1]]} partition {best[2]} ({format_bytes(best[3])} free)"
                     + (f": use --dump-file {target}" if letter and best[3] >= ram_bytes else ""))
         else:
             msg += "; attach a data disk with enough space and use --dump-file X:\\MEMORY.DMP"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import shlex
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rescue.hive import values as V
 from rescue.registry.crashdump import CrashDumpReport, DumpSpaceCheck
@@ -22,6 +23,11 @@ from rescue.registry.pagefile import DEFAULT_TEMP_DRIVE, PagefileReport, effecti
 from rescue.registry.paths import control_set_key, control_sets
 from rescue.repairs.findings import FOUND, OK, UNKNOWN, Finding
 from rescue.safety.plan import DeleteKey, DeleteValue, FileRef, Step
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from rescue.hive.hive import Hive
+    from rescue.layout import WindowsLayout
 
 WHEA = "Control\\WHEA"
 # What a FOUND finding means, in the words of the issue (for inspect / show output).
@@ -47,7 +53,7 @@ class WheaBadPages:
                 "as_key": self.as_key, "data_hex": self.data.hex()}
 
 
-def read_whea_badpages(system) -> tuple[WheaBadPages, ...]:
+def read_whea_badpages(system: Hive | str | Path) -> tuple[WheaBadPages, ...]:
     from rescue.registry.pagefile import _open
 
     hive = _open(system)
@@ -64,7 +70,7 @@ def read_whea_badpages(system) -> tuple[WheaBadPages, ...]:
     return tuple(out)
 
 
-def plan_clear_whea_badpages(system, ref: FileRef) -> Step:
+def plan_clear_whea_badpages(system: Hive | str | Path, ref: FileRef) -> Step:
     """Delete WHEA BadPages in every control set (the registry side of clearing bad memory)."""
     from rescue.registry.pagefile import _open
 
@@ -86,7 +92,7 @@ def plan_clear_whea_badpages(system, ref: FileRef) -> Step:
 
 
 def registry_findings(pagefile: PagefileReport | None, crash: CrashDumpReport | None, *,
-                      temp_drive: str = DEFAULT_TEMP_DRIVE, layout=None,
+                      temp_drive: str = DEFAULT_TEMP_DRIVE, layout: WindowsLayout | None = None,
                       dump_space: DumpSpaceCheck | None = None,
                       whea: tuple[WheaBadPages, ...] | None = None,
                       build: int | None = None) -> tuple[Finding, ...]:

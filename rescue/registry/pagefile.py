@@ -18,12 +18,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rescue.errors import RescueError, UsageError
 from rescue.hive import values as V
 from rescue.registry.paths import control_set_key, control_sets, current_control_set
 from rescue.safety.plan import DeleteFile, FileRef, SetValue, Step
+from rescue.units import format_bytes
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from rescue.hive.hive import Hive
+    from rescue.layout import WindowsLayout
+    from rescue.target import Target
 
 MM = "Control\\Session Manager\\Memory Management"
 DEFAULT_TEMP_DRIVE = "D:"
@@ -150,14 +157,14 @@ def _int(v) -> int | None:
     return v.value if v is not None and isinstance(v.value, int) else None
 
 
-def _open(system):
+def _open(system: Hive | str | Path):
     """An open `Hive` as is; a host path opened read-only."""
     from rescue.hive import Hive
 
     return system if isinstance(system, Hive) else Hive(system)
 
 
-def read_settings(hive, n: int) -> PagefileSettings:
+def read_settings(hive: Hive, n: int) -> PagefileSettings:
     key = f"{control_set_key(n)}\\{MM}"
     if hive.find(key) is None:
         return PagefileSettings(control_set=n, key=key, exists=False)
@@ -171,7 +178,7 @@ def read_settings(hive, n: int) -> PagefileSettings:
         clear_at_shutdown=_int(hive.get(key, "ClearPageFileAtShutdown")))
 
 
-def read_pagefile_settings(system) -> PagefileReport:
+def read_pagefile_settings(system: Hive | str | Path) -> PagefileReport:
     """Page file settings of every control set in a SYSTEM hive (a host path or an open Hive)."""
     hive = _open(system)
     notes: list[str] = []
@@ -195,10 +202,10 @@ class FoundPagefile:
     role: str
 
 
-def scan_pagefiles(target) -> tuple[FoundPagefile, ...]:
+def scan_pagefiles(target: Target) -> tuple[FoundPagefile, ...]:
     """\\pagefile.sys in the root of every mounted volume of a disk target (one stat per volume;
     the read-only mounts of layout discovery are reused, nothing is mounted for writing)."""
-    session, layout = getattr(target, "session", None), getattr(target, "layout", None)
+    session, layout = target.session, target.layout
     if session is None or layout is None:
         return ()
     out = []
@@ -247,7 +254,7 @@ class PagefileLocation:
         return f"{self.drive} {where}{size}"
 
 
-def locate(settings: PagefileSettings | None, layout, found: Sequence[FoundPagefile],
+def locate(settings: PagefileSettings | None, layout: WindowsLayout | None, found: Sequence[FoundPagefile],
            temp_drive: str = DEFAULT_TEMP_DRIVE) -> tuple[PagefileLocation, ...]:
     """Drive letters named by PagingFiles / ExistingPageFiles -> volumes of the attached disks
     (MountedDevices, via layout.volume_by_letter)."""
@@ -267,7 +274,8 @@ def locate(settings: PagefileSettings | None, layout, found: Sequence[FoundPagef
         out.append(PagefileLocation(
             drive=drive, named_by=tuple(by), temp_drive=drive == temp,
             disk=vol.disk if vol else None, partition=vol.partition if vol else None,
-            disk_path=layout.disk_paths[vol.disk] if vol else None, role=vol.role if vol else None,
+            disk_path=layout.disk_paths[vol.disk] if vol and layout is not None else None,
+            role=vol.role if vol else None,
             pagefile_size=size))
     return tuple(out)
 
@@ -305,7 +313,7 @@ def bytes_freed(step: Step) -> int:
     return sum(c.size for c in step.changes if isinstance(c, DeleteFile))
 
 
-def plan_pagefile_reset(system, ref: FileRef, found: Sequence[FoundPagefile] = (), *,
+def plan_pagefile_reset(system: Hive | str | Path, ref: FileRef, found: Sequence[FoundPagefile] = (), *,
                         location: str = DEFAULT_LOCATION, temp_drive: str = DEFAULT_TEMP_DRIVE) -> Step:
     """PagingFiles = [location] (REG_MULTI_SZ) in every control set, and delete every \\pagefile.sys
     found on attached (VHD) volumes, except on the temporary drive and on the new location's drive.
@@ -342,6 +350,6 @@ def plan_pagefile_reset(system, ref: FileRef, found: Sequence[FoundPagefile] = (
     step = Step("registry.pagefile-reset", title, changes=tuple(changes), notes=tuple(notes))
     freed = bytes_freed(step)
     if freed:
-        notes.append(f"frees {freed:,} bytes ({freed / 1024 ** 2:.1f} MiB)")
+        notes.append(f"frees {freed:,} bytes ({format_bytes(freed)})")
     notes.append("ExistingPageFiles is left as is: Windows rewrites it when it creates the page file at boot")
     return Step(step.action, step.title, step.changes, notes=tuple(notes))

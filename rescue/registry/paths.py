@@ -21,9 +21,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import PureWindowsPath
+from typing import TYPE_CHECKING
 
 from rescue.errors import NotFoundError, UsageError
 from rescue.fileref import FileRef
+
+if TYPE_CHECKING:
+    from rescue.hive.hive import Hive
+    from rescue.layout import WindowsInstall
+    from rescue.target import Target
 
 CONFIG_DIR = "\\Windows\\System32\\config"
 MACHINE_HIVES = ("SYSTEM", "SOFTWARE", "SAM", "SECURITY", "DEFAULT")
@@ -145,17 +151,17 @@ def is_sid(text: str) -> bool:
     return bool(re.fullmatch(r"(?i)S-1-\d+(-\d+)*(_Classes)?", text))
 
 
-def sid_profile(software_hive, sid: str) -> str | None:
+def sid_profile(software_hive: Hive, sid: str) -> str | None:
     """ProfileImagePath of `sid` from the SOFTWARE hive (a `rescue.hive.Hive`), as a volume path."""
     base = sid[:-len("_Classes")] if sid.lower().endswith("_classes") else sid
     v = software_hive.get_value(f"Microsoft\\Windows NT\\CurrentVersion\\ProfileList\\{base}", "ProfileImagePath")
     return profile_dir(v) if isinstance(v, str) and v else None
 
 
-def locate_on_disk(spec: KeySpec, target, *, user: str | None = None) -> KeyLocation:
+def locate_on_disk(spec: KeySpec, target: Target, *, user: str | None = None) -> KeyLocation:
     """TARGET is a disk set (`rescue.target.DiskTarget` with a layout): pick the hive file on the
     Windows volume. Reads \\Users (and SOFTWARE's ProfileList for SIDs) only for user hives."""
-    root = target.layout.require_root()
+    root = target.windows_root()
 
     def on_root(path: str) -> FileRef:
         return FileRef(path, root.disk, root.partition)
@@ -204,7 +210,7 @@ def locate_on_disk(spec: KeySpec, target, *, user: str | None = None) -> KeyLoca
     return KeyLocation(spec, ref, f"{PureWindowsPath(path).name} ({who})", spec.path)
 
 
-def list_profiles(target, root) -> list[str]:
+def list_profiles(target: Target, root: WindowsInstall) -> list[str]:
     """Folders under \\Users holding an NTUSER.DAT, except Default/Public (people, not templates)."""
     users = FileRef("\\Users", root.disk, root.partition)
     out = []
@@ -217,7 +223,7 @@ def list_profiles(target, root) -> list[str]:
 
 
 # --- control sets ------------------------------------------------------------------------------
-def control_sets(hive) -> list[int]:
+def control_sets(hive: Hive) -> list[int]:
     """Numbers of the ControlSetNNN keys present in a SYSTEM hive, ascending."""
     out = []
     for name in hive.child_names(""):
@@ -231,7 +237,7 @@ def control_set_key(n: int) -> str:
     return f"ControlSet{n:03d}"
 
 
-def current_control_set(hive, *, name: str = "SYSTEM") -> int:
+def current_control_set(hive: Hive, *, name: str = "SYSTEM") -> int:
     """Select\\Current, checked: the set must exist. Errors say what to do instead."""
     cur = hive.get("Select", "Current")
     if cur is None:
@@ -253,7 +259,7 @@ class ResolvedPath:
     control_set: int | None         # N when CurrentControlSet was resolved
 
 
-def resolve_path(hive, path: str, *, name: str = "SYSTEM") -> ResolvedPath:
+def resolve_path(hive: Hive, path: str, *, name: str = "SYSTEM") -> ResolvedPath:
     """Replace a leading CurrentControlSet by ControlSet00N (Select\\Current). A hive that really has
     a key called CurrentControlSet (never the case in a file Windows wrote) is taken literally."""
     parts = [p for p in path.split("\\") if p]

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rescue.errors import NotFoundError, UsageError
 from rescue.hive import values as V
 from rescue.hive.hive import RegValue
 from rescue.safety.plan import DeleteKey, DeleteValue, FileRef, SetValue, Step
+
+if TYPE_CHECKING:
+    from rescue.hive.hive import Hive
 
 TYPES = {"REG_SZ": V.REG_SZ, "REG_EXPAND_SZ": V.REG_EXPAND_SZ, "REG_MULTI_SZ": V.REG_MULTI_SZ,
          "REG_DWORD": V.REG_DWORD, "REG_DWORD_LITTLE_ENDIAN": V.REG_DWORD, "REG_QWORD": V.REG_QWORD,
@@ -183,12 +186,12 @@ class KeyListing:
     subkeys: tuple[str, ...]
 
 
-def _listing(hive, node: int, path: str, display: str) -> KeyListing:
+def _listing(hive: Hive, node: int, path: str, display: str) -> KeyListing:
     subs = tuple(hive.name(c) for c in hive.children(node))
     return KeyListing(display, path, tuple(hive.values(node)), subs)
 
 
-def query_key(hive, path: str, display: str, *, recurse: bool = False) -> list[KeyListing]:
+def query_key(hive: Hive, path: str, display: str, *, recurse: bool = False) -> list[KeyListing]:
     """The key (and with `recurse` every key below it, depth first as reg.exe walks them)."""
     node = hive.find(path)
     if node is None:
@@ -210,7 +213,8 @@ def find_value(values: Sequence[RegValue], name: str) -> RegValue | None:
     return next((v for v in values if v.name.lower() == name.lower()), None)
 
 
-def query_value(hive, path: str, display: str, name: str, *, recurse: bool = False) -> list[tuple[KeyListing, RegValue | None]]:
+def query_value(hive: Hive, path: str, display: str, name: str, *,
+                recurse: bool = False) -> list[tuple[KeyListing, RegValue | None]]:
     """(key, value) pairs for `/v NAME` (name "" = /ve). Without recurse: exactly the key, value None
     only for an unset (Default) value (reg.exe prints "(value not set)"); a missing named value is an
     error. With recurse: every key below holding the value (reg.exe's search)."""
@@ -224,7 +228,7 @@ def query_value(hive, path: str, display: str, name: str, *, recurse: bool = Fal
 
 
 # --- planners ------------------------------------------------------------------------------------
-def plan_add(hive, ref: FileRef, path: str, name: str, type_: int, data: bytes, *, display: str) -> Step:
+def plan_add(hive: Hive, ref: FileRef, path: str, name: str, type_: int, data: bytes, *, display: str) -> Step:
     """Set one value (creating the key when missing). Already equal (type and bytes): no change."""
     label = f"{display}\\{name or '(Default)'}"
     node = hive.find(path) if path else hive.root
@@ -239,14 +243,14 @@ def plan_add(hive, ref: FileRef, path: str, name: str, type_: int, data: bytes, 
     return Step("registry.add", f"reg add {label}", changes=(change,), notes=notes)
 
 
-def _need_key(hive, path: str, display: str) -> int:
+def _need_key(hive: Hive, path: str, display: str) -> int:
     node = hive.find(path) if path else hive.root
     if node is None:
         raise NotFoundError(f"The key {display} does not exist.")
     return node
 
 
-def plan_delete_value(hive, ref: FileRef, path: str, name: str, *, display: str) -> Step:
+def plan_delete_value(hive: Hive, ref: FileRef, path: str, name: str, *, display: str) -> Step:
     node = _need_key(hive, path, display)
     v = find_value(hive.values(node), name)
     if v is None:
@@ -256,7 +260,7 @@ def plan_delete_value(hive, ref: FileRef, path: str, name: str, *, display: str)
                 changes=(DeleteValue(ref, path, v.name, v.type, v.data, reason="reg delete"),))
 
 
-def plan_delete_all_values(hive, ref: FileRef, path: str, *, display: str) -> Step:
+def plan_delete_all_values(hive: Hive, ref: FileRef, path: str, *, display: str) -> Step:
     node = _need_key(hive, path, display)
     vals = hive.values(node)
     title = f"reg delete {display} /va"
@@ -266,7 +270,7 @@ def plan_delete_all_values(hive, ref: FileRef, path: str, *, display: str) -> St
                 changes=tuple(DeleteValue(ref, path, v.name, v.type, v.data, reason="reg delete /va") for v in vals))
 
 
-def plan_delete_key(hive, ref: FileRef, path: str, *, display: str) -> Step:
+def plan_delete_key(hive: Hive, ref: FileRef, path: str, *, display: str) -> Step:
     if not path:
         raise UsageError(f"{display} is a whole hive; rescue deletes keys inside a hive, not the hive itself.")
     node = _need_key(hive, path, display)

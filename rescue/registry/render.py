@@ -11,14 +11,18 @@ full name on its own line. `/s` prints every key below as its own block; `/v` pr
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rescue.hive import values as V
 from rescue.hive.hive import RegValue
-from rescue.registry.crashdump import CrashDumpReport, DumpSpaceCheck, human
-from rescue.registry.pagefile import PagefileLocation, PagefileReport, PagefileSettings, FoundPagefile
 from rescue.registry.paths import control_set_key
 from rescue.registry.regops import KeyListing, reg_text
+from rescue.units import format_bytes
+
+if TYPE_CHECKING:   # only named in annotations: `reg query` need not load the page file and dump models
+    from rescue.registry.crashdump import CrashDumpReport, DumpSpaceCheck
+    from rescue.registry.pagefile import FoundPagefile, PagefileLocation, PagefileReport, PagefileSettings
+    from rescue.registry.paths import KeyLocation
 
 INDENT = "    "
 
@@ -61,16 +65,16 @@ def value_json(v: RegValue) -> dict:
             "data_hex": v.data.hex()}
 
 
-def query_json(location, resolved_path: str, control_set: int | None, listings: Sequence[KeyListing],
+def query_json(location: KeyLocation, resolved_path: str, control_set: int | None, listings: Sequence[KeyListing],
                *, value: str | None = None, pairs=None) -> dict:
     keys = listings if pairs is None else [k for k, _ in pairs]
-    out = {"key": location.spec.display, "hive": location.hive_name, "file": location.ref.to_json(),
-           "path": resolved_path, "control_set": control_set, "value": value, "keys": []}
+    listed = []
     for i, k in enumerate(keys):
         vals = k.values if pairs is None else tuple(x for x in [pairs[i][1]] if x is not None)
-        out["keys"].append({"key": k.display, "path": k.path, "values": [value_json(v) for v in vals],
-                            "subkeys": list(k.subkeys)})
-    return out
+        listed.append({"key": k.display, "path": k.path, "values": [value_json(v) for v in vals],
+                       "subkeys": list(k.subkeys)})
+    return {"key": location.spec.display, "hive": location.hive_name, "file": location.ref.to_json(),
+            "path": resolved_path, "control_set": control_set, "value": value, "keys": listed}
 
 
 # --- page file -------------------------------------------------------------------------------------
@@ -112,7 +116,7 @@ def pagefile_where_lines(locations: Sequence[PagefileLocation], found: Sequence[
     lines += [f"  {loc.describe()}  [{', '.join(loc.named_by)}]" for loc in locations] or ["  no drive named"]
     lines.append("Page files on the attached volumes")
     lines += [f"  {f.letter or '--'}  {f.disk_path} partition {f.file.partition} ({f.role}): "
-              f"\\pagefile.sys {f.size:,} bytes ({human(f.size)})" for f in found] or ["  none"]
+              f"\\pagefile.sys {f.size:,} bytes ({format_bytes(f.size)})" for f in found] or ["  none"]
     return lines
 
 
@@ -135,6 +139,6 @@ def crashdump_lines(report: CrashDumpReport, space: DumpSpaceCheck | None = None
                   + ("" if c.nmi_crash_dump_type is None else f" ({tn(c.nmi_crash_dump_type)})")]
     if space is not None:
         ram = (space.ram_source if space.ram_source.startswith(("assumed", "unknown"))
-               else f"{human(space.ram_bytes)} ({space.ram_source})")
+               else f"{format_bytes(space.ram_bytes)} ({space.ram_source})")
         lines += ["Dump space", f"  RAM: {ram}", f"  {space.message}"]
     return lines

@@ -6,14 +6,17 @@ engine can check nothing changed since) and returns the change, or None when the
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from rescue.hive import values as V
 from rescue.fileref import FileRef
 from rescue.safety.plan import DeleteKey, DeleteValue, SetValue
 
+if TYPE_CHECKING:
+    from rescue.hive.hive import Hive
 
-def set_start(hive, ref: FileRef, cs_key: str, service: str, start: int, reason: str) -> Optional[SetValue]:
+
+def set_start(hive: Hive, ref: FileRef, cs_key: str, service: str, start: int, reason: str) -> Optional[SetValue]:
     key = f"{cs_key}\\Services\\{service}"
     before = hive.get(key, "Start")
     data = V.encode_dword(start)
@@ -23,12 +26,12 @@ def set_start(hive, ref: FileRef, cs_key: str, service: str, start: int, reason:
                     before.type if before else None, before.data if before else None, reason)
 
 
-def delete_start_override(hive, ref: FileRef, cs_key: str, service: str, reason: str) -> Optional[DeleteKey]:
+def delete_start_override(hive: Hive, ref: FileRef, cs_key: str, service: str, reason: str) -> Optional[DeleteKey]:
     key = f"{cs_key}\\Services\\{service}\\StartOverride"
     return DeleteKey(ref, key, reason) if hive.exists(key) else None
 
 
-def set_filters(hive, ref: FileRef, key: str, value: str, keep: Sequence[str], reason: str):
+def set_filters(hive: Hive, ref: FileRef, key: str, value: str, keep: Sequence[str], reason: str):
     """UpperFilters/LowerFilters reduced to `keep` (order kept); deleted when nothing is left."""
     before = hive.get(key, value)
     if before is None:

@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, Optional, Sequence, Tuple
 
 from rescue.errors import CorruptHiveError, NotFoundError
 from rescue.hive import values as V
 from rescue.registry.image_path import ServiceImage, resolve_command, resolve_file
+
+if TYPE_CHECKING:
+    from rescue.hive.hive import Hive
 
 START_NAMES = {0: "boot", 1: "system", 2: "automatic", 3: "demand", 4: "disabled"}
 START_VALUES = {v: k for k, v in START_NAMES.items()}
@@ -215,7 +218,7 @@ def resolve_image(name: str, image_path: Optional[str], type_: Optional[int],
     return "\\Windows\\" + p
 
 
-def current_control_set(hive) -> ControlSetRef:
+def current_control_set(hive: Hive) -> ControlSetRef:
     """Select\\Current, checked to name an existing ControlSet00N."""
     current = hive.get_value("Select", "Current")
     if not isinstance(current, int):
@@ -236,7 +239,7 @@ def _text(v) -> Optional[str]:
     return str(v.value)
 
 
-def read_service(hive, cs: ControlSetRef, name: str) -> Optional[Service]:
+def read_service(hive: Hive, cs: ControlSetRef, name: str) -> Optional[Service]:
     key = f"{cs.key}\\Services\\{name}"
     node = hive.find(key)
     if node is None:
@@ -244,7 +247,7 @@ def read_service(hive, cs: ControlSetRef, name: str) -> Optional[Service]:
     return _service(hive, node)
 
 
-def _service(hive, node: int) -> Service:
+def _service(hive: Hive, node: int) -> Service:
     name = hive.name(node)
     vals = {v.name.lower(): v for v in hive.values(node)}
     start, type_ = _dword(vals.get("start")), _dword(vals.get("type"))
@@ -267,14 +270,14 @@ def _service(hive, node: int) -> Service:
                    resolve_file(dll) if dll else None)
 
 
-def read_services(hive, cs: ControlSetRef) -> Tuple[Service, ...]:
+def read_services(hive: Hive, cs: ControlSetRef) -> Tuple[Service, ...]:
     node = hive.find(f"{cs.key}\\Services")
     if node is None:
         raise CorruptHiveError(f"SYSTEM {cs.key} has no Services key.")
     return tuple(_service(hive, c) for c in hive.children(node))
 
 
-def read_class_filters(hive, cs: ControlSetRef, classes: Iterable[str]) -> Tuple[ClassFilter, ...]:
+def read_class_filters(hive: Hive, cs: ControlSetRef, classes: Iterable[str]) -> Tuple[ClassFilter, ...]:
     out = []
     for guid in classes:
         key = f"{cs.key}\\Control\\Class\\{guid}"

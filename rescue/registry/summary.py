@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rescue.layout import SYSTEM_HIVE
 from rescue.registry.crashdump import (DEFAULT_DUMP_FILE, CrashDumpReport, DumpSpaceCheck, check_dump_space,
@@ -19,12 +20,19 @@ from rescue.repairs.findings import Finding
 from rescue.fileref import FileRef
 from rescue.safety.hivecheck import open_hive  # noqa: F401  (re-exported: its home is the safety layer)
 
+if TYPE_CHECKING:
+    from rescue.hive.hive import Hive
+    from rescue.layout import WindowsLayout
+    from rescue.target import Target
 
-def system_ref(target) -> FileRef:
+
+def system_ref(target: Target) -> FileRef:
     """The SYSTEM hive a command works on: the bare file itself, or the Windows root's."""
-    if getattr(target, "session", None) is None:
+    from rescue.target import HostFileTarget
+
+    if isinstance(target, HostFileTarget) and target.session is None:
         return target.main
-    root = target.layout.require_root()
+    root = target.windows_root()
     return FileRef(SYSTEM_HIVE, root.disk, root.partition)
 
 
@@ -55,8 +63,9 @@ class RegistrySummary:
                 "findings": [f.to_json() for f in self.findings]}
 
 
-def summarize_hive(system, *, ref: FileRef, layout=None, found: tuple[FoundPagefile, ...] = (),
-                   temp_drive: str = DEFAULT_TEMP_DRIVE, ram_bytes: int | None = None,
+def summarize_hive(system: Hive | str | Path, *, ref: FileRef, layout: WindowsLayout | None = None,
+                   found: tuple[FoundPagefile, ...] = (), temp_drive: str = DEFAULT_TEMP_DRIVE,
+                   ram_bytes: int | None = None,
                    dump_file: str | None = None) -> RegistrySummary:
     """Pure: a SYSTEM hive (host path or open Hive) + layout + page files found -> summary."""
     from rescue.registry.pagefile import _open
@@ -75,10 +84,10 @@ def summarize_hive(system, *, ref: FileRef, layout=None, found: tuple[FoundPagef
                            space, whea, findings, system_copy=hive.path)
 
 
-def summarize(target, *, temp_drive: str = DEFAULT_TEMP_DRIVE, ram_bytes: int | None = None,
+def summarize(target: Target, *, temp_drive: str = DEFAULT_TEMP_DRIVE, ram_bytes: int | None = None,
               dump_file: str | None = None, discard_hive_logs: bool = False) -> RegistrySummary:
     """Read SYSTEM through `target` (no extra appliance launch) and summarize it."""
     ref = system_ref(target)
     return summarize_hive(open_hive(target, ref, discard_hive_logs), ref=ref,
-                          layout=getattr(target, "layout", None), found=scan_pagefiles(target),
+                          layout=target.layout, found=scan_pagefiles(target),
                           temp_drive=temp_drive, ram_bytes=ram_bytes, dump_file=dump_file)

@@ -12,11 +12,16 @@ its own uses `ctx.memo(key, loader)` the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
 from rescue.errors import RescueError
 from rescue.repairs.base import OptionValues
 from rescue.report import SILENT, Reporter
+
+if TYPE_CHECKING:
+    from rescue.fileref import FileRef
+    from rescue.layout import WindowsLayout
+    from rescue.target import Target
 
 
 @dataclass(frozen=True)
@@ -27,11 +32,11 @@ class _Failed:
 class RepairContext:
     """What a command knows about the disk set it works on, shared by every check it runs."""
 
-    def __init__(self, target: Any, options: Optional[OptionValues] = None, *,
+    def __init__(self, target: Target, options: Optional[OptionValues] = None, *,
                  reporter: Optional[Reporter] = None, prior: Optional[Dict[str, Any]] = None) -> None:
-        self.target = target                       # rescue.target.Target (DiskTarget or HostFileTarget)
+        self.target = target                       # a disk set (DiskTarget) or a bare hive file
         self.options = options or OptionValues()
-        self.reporter = reporter or getattr(target, "reporter", None) or SILENT
+        self.reporter = reporter or target.reporter or SILENT
         # Results of an earlier pass in this launch (the diagnosis before a fix), for sources that
         # can be updated instead of read again (the cleanup scan minus the files the fix deleted).
         self.prior: Dict[str, Any] = dict(prior or {})
@@ -53,14 +58,22 @@ class RepairContext:
         return next((f for f in self.diagnosis.findings if f.id == check_id), None)
 
     @property
-    def layout(self) -> Any:
-        """rescue.layout.WindowsLayout, or None for a bare hive file."""
-        return getattr(self.target, "layout", None)
+    def layout(self) -> WindowsLayout | None:
+        """The disk set's Windows layout; None for a bare hive file."""
+        return self.target.layout
 
     @property
     def on_disk(self) -> bool:
         """Working on attached disks through the appliance (False: a hive file on the host)."""
-        return getattr(self.target, "session", None) is not None
+        return self.target.session is not None
+
+    @property
+    def hive_file(self) -> FileRef | None:
+        """The bare hive file given as the target; None on a disk set."""
+        from rescue.target import HostFileTarget
+
+        target = self.target
+        return target.main if isinstance(target, HostFileTarget) and target.session is None else None
 
     @property
     def disks(self) -> Tuple[str, ...]:

@@ -12,14 +12,17 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Sequence, Tuple
 
 from rescue.errors import RescueError, UnsafeStateError, UsageError
 from rescue.repairs.base import OptionValues, Scenario
 from rescue.repairs.context import RepairContext
 from rescue.repairs.findings import FOUND, UNKNOWN, Diagnosis, Finding
-from rescue.repairs.sources import SourceError, space_scan
+from rescue.repairs.sources import SHOWN_SOURCES, SourceError, space_scan
 from rescue.safety.plan import Plan, Prelude, Step
+
+if TYPE_CHECKING:
+    from rescue.target import Target
 
 # Volume states that make every write unsafe (rescue.layout.Volume.state), with the finding each
 # becomes on the volumes a fix touches (the Windows root and the BCD's volume). BitLocker blocks
@@ -70,7 +73,7 @@ def run_checks(ctx: RepairContext, scenario: Scenario) -> List[Finding]:
     """Every check of `scenario`, in order. A source that cannot be read becomes one finding for
     the source (shown once per command, however many checks needed it); any other error of a
     check is that check's "cannot tell"."""
-    shown = ctx.memo("runner:shown-sources", set)
+    shown = ctx.memo(SHOWN_SOURCES, set)
     out: List[Finding] = []
     for check in scenario.checks:
         try:
@@ -91,7 +94,7 @@ def run_checks(ctx: RepairContext, scenario: Scenario) -> List[Finding]:
 def diagnose(ctx: RepairContext, scenarios: Sequence[Scenario]) -> Diagnosis:
     """Read-only: the disk-wide blockers, then every check of `scenarios` (one launch, shared reads)."""
     if ctx.on_disk:
-        ctx.layout.require_root()
+        ctx.target.windows_root()
     findings: List[Finding] = volume_blockers(ctx)
     for scenario in scenarios:
         findings += run_checks(ctx, scenario)
@@ -125,14 +128,14 @@ def plan_expand(ctx: RepairContext) -> Tuple[Optional[Prelude], Optional[Step]]:
     before writing anything."""
     from rescue.space.expand import apply_in_session, human, make_plan
 
-    session = ctx.target.session
+    session, layout = ctx.target.disk_set()
     image = session.images[0]
     if not image.staging:
         raise RuntimeError("--expand needs disk 0 opened through a staging overlay")   # caller bug
     from rescue.safety.ntfs_reset import reset_allowed
 
-    root = ctx.layout.require_root()
-    plan = make_plan(session, ctx.layout, user_path=image.path, format_label=image.format_label,
+    root = layout.require_root()
+    plan = make_plan(session, layout, user_path=image.path, format_label=image.format_label,
                      old_disk_size=image.virtual_size,
                      log_reset=reset_allowed(ctx.target, root.disk, root.partition))
     if plan.nothing_to_do:
@@ -211,7 +214,7 @@ class FixOutcome:
                 "next_steps": list(self.next_steps)}
 
 
-def run_fix(target: Any, scenario: Scenario, options: OptionValues, *, dry_run: bool,
+def run_fix(target: Target, scenario: Scenario, options: OptionValues, *, dry_run: bool,
             stage: Any = None) -> FixOutcome:
     """The fix of one scenario on one opened disk set (or hive file). With `stage` (--expand), the
     session is closed and the staged overlay committed into the image once everything checked out."""
@@ -238,12 +241,12 @@ def run_fix(target: Any, scenario: Scenario, options: OptionValues, *, dry_run: 
 
         # The engine dropped the host copies of every file it changed (keeping the ones it read
         # back as identical to what it wrote); nothing else changed, so the rest stay valid.
-        target.layout = refresh_usage(target.session, target.layout)
+        target.layout = refresh_usage(*target.disk_set())
         # The cleanup categories were walked earlier in this launch; only the files the engine
         # deleted (and read back as gone) changed there.
         scan = space_scan(ctx)
         if scan is not None:
-            win = target.layout.root
+            win = target.windows_root()
             prior["scan"] = (scan, {f.path for f in result.files if (f.disk, f.partition) == (win.disk, win.partition)})
     after = diagnose(RepairContext(target, options, reporter=reporter, prior=prior), (scenario,))
     grown = result.prelude is not None
@@ -251,7 +254,7 @@ def run_fix(target: Any, scenario: Scenario, options: OptionValues, *, dry_run: 
     committed = None
     if stage is not None:
         target.close()
-        target.session.close()
+        target.disk_set()[0].close()
         # Only now, with the launch over and everything verified in the overlay, does the image
         # grow and receive the changes (then read back).
         committed = stage.commit()

@@ -102,7 +102,7 @@ def folder_listing(ctx: RepairContext, folder: str) -> Optional[frozenset]:
         return None
 
     def load() -> frozenset:
-        root = ctx.layout.require_root()
+        root = ctx.target.windows_root()
         return frozenset(n.lower() for n in ctx.target.listdir(FileRef(folder, root.disk, root.partition)))
 
     return ctx.memo(key, load)

@@ -27,6 +27,18 @@ class SourceError(RescueError):
         self.exit_code = cause.exit_code
 
 
+# The ids of unreadable-source findings already in this command's output (rescue.repairs.runner
+# shows each once, under the first check that needed the source).
+SHOWN_SOURCES = "runner:shown-sources"
+
+
+def explained(ctx: RepairContext, exc: SourceError) -> None:
+    """A check that turned the unreadable source into its own finding (the BCD store check says
+    "missing, rebuild it") has said it all: the generic "<source> readable: cannot tell" line is not
+    shown again for the checks after it."""
+    ctx.memo(SHOWN_SOURCES, set).add(exc.finding.id)
+
+
 def unreadable(name: str, exc: RescueError) -> Finding:
     """The finding for a hive (or the BCD) that cannot be used: unsafe (dirty, logs not
     replayable) blocks every fix; anything else is "cannot tell"."""
@@ -79,9 +91,9 @@ def hive_ref(ctx: RepairContext, name: str) -> FileRef:
     given = ctx.known(f"hiveref:{name}")
     if given is not None:
         return given
-    if not ctx.on_disk:
-        return ctx.target.main
-    root = ctx.layout.require_root()
+    if ctx.hive_file is not None:
+        return ctx.hive_file
+    root = ctx.target.windows_root()
     return FileRef(f"\\Windows\\System32\\config\\{name}", root.disk, root.partition)
 
 
@@ -122,8 +134,7 @@ def space(ctx: RepairContext, *, for_cleanup: bool = False) -> SpaceSource:
         from rescue.space.findings import assess_windows_volume
 
         try:
-            findings, scan, _frag = assess_windows_volume(ctx.target.session, ctx.layout,
-                                                          check_readonly=for_cleanup,
+            findings, scan, _frag = assess_windows_volume(*ctx.target.disk_set(), check_readonly=for_cleanup,
                                                           prior=ctx.prior.get("scan"))
         except RescueError as exc:
             finding = Finding("space-low", "OS volume has at least 300 MB free", UNKNOWN, str(exc))
@@ -171,7 +182,7 @@ def folder(ctx: RepairContext, path: str) -> Tuple[Any, ...]:
     def load() -> Tuple[Any, ...]:
         if not ctx.on_disk:
             raise _no_volume()
-        root = ctx.layout.require_root()
+        root = ctx.target.windows_root()
         try:
             return tuple(ctx.target.list_folder(FileRef(path, root.disk, root.partition)))
         except RescueError as exc:
@@ -195,7 +206,7 @@ def _no_volume() -> SourceError:
 def _root_ref(ctx: RepairContext, path: str) -> FileRef:
     if not ctx.on_disk:
         raise _no_volume()
-    root = ctx.layout.require_root()
+    root = ctx.target.windows_root()
     return FileRef(path, root.disk, root.partition)
 
 

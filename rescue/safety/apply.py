@@ -14,7 +14,8 @@ Order, and why:
    atomic: a crash leaves the old or the new file), synced, and read back (sha256 == the host file).
    A replayed or log-discarded hive's .LOG1/.LOG2 are emptied only AFTER the hive is in place: the
    hive written by hivex is clean, so Windows ignores the logs from then on; emptying them first
-   and crashing before the upload would leave a dirty hive whose logs are gone.
+   and crashing before the upload would leave a dirty hive whose logs are gone. A disk's sector 0
+   (the MBR's active flag) is written after the files, read back (rescue.safety.sectors).
 5. Any failure (or Ctrl-C) during 3-4 restores what was already touched from the backup and says so.
 """
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rescue.errors import DiskError, RescueError, UnsafeStateError, VerifyError, WriteFailedError
 from rescue.hive.regf import read_header
@@ -31,10 +32,19 @@ from rescue.safety import backup as B
 from rescue.report import SILENT, Reporter
 from rescue.safety.faults import FAULT_POINTS, FILE_FAULT_POINTS, NTFS_FAULT_POINTS, Faults  # noqa: F401
 from rescue.safety import render
+from rescue.safety import sectors as S
 from rescue.safety.hivecheck import HiveState, announce, assess, forget
 from rescue.safety.hivecheck import safe_hive_copy  # noqa: F401  (readers import it from here too)
 from rescue.safety.plan import HIVE_CHANGES, DeleteFile, DeleteKey, DeleteValue, FileRef, Plan, SetValue, WriteFile
 from rescue.target import sha256_file
+from rescue.units import format_bytes
+
+if TYPE_CHECKING:
+    from rescue.safety.plan import HiveChange
+
+if TYPE_CHECKING:
+    from rescue.hive.hive import Hive
+    from rescue.target import Target
 
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -54,13 +64,16 @@ class ApplyResult:
     changed_files: int = 0               # files they touched
     planned_resets: tuple = ()           # rescue.safety.ntfs_reset.PlannedReset: the log resets the plan needs
     ntfs_resets: tuple = ()              # rescue.safety.ntfs_reset.ResetRecord of each log reset made
+    sectors: tuple = ()                  # rescue.safety.backup.SectorEntry of each disk sector written
 
     def to_json(self) -> dict:
         return {"applied": self.applied, "dry_run": self.dry_run, "nothing_to_do": self.nothing_to_do,
                 "backup_id": self.backup_id, "backup_location": self.backup_location,
                 "files": [f.to_json() for f in self.files], "notes": list(self.notes),
                 "prelude": self.prelude.to_json() if self.prelude is not None else None,
-                "ntfs_resets": [r.to_json() for r in self.ntfs_resets]}
+                "ntfs_resets": [r.to_json() for r in self.ntfs_resets],
+                "sectors": [{"disk": e.disk, "disk_path": e.disk_path, "offset": e.offset, "size": e.size,
+                             "role": e.role} for e in self.sectors]}
 
     def plan_json(self, plan: Plan) -> dict:
         """plan.to_json() with the log resets the engine found it needs (`ntfs_resets`)."""
@@ -95,17 +108,18 @@ class _Prepared:
     works: list = field(default_factory=list)
     keeps: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    sectors: list = field(default_factory=list)      # rescue.safety.sectors.SectorWork
 
 
 def _group(plan: Plan) -> dict[FileRef, list]:
     groups: dict[FileRef, list] = {}
-    for c in plan.changes:
+    for c in plan.file_changes:
         groups.setdefault(c.file, []).append(c)
     return groups
 
 
-def _prepare(target, plan: Plan, discard: bool) -> _Prepared:
-    prep = _Prepared()
+def _prepare(target: Target, plan: Plan, discard: bool) -> _Prepared:
+    prep = _Prepared(sectors=S.prepare(target, plan))
     loose: list[FileRef] = []            # deleted, not kept: one batch at the end of their run
     for n, (ref, changes) in enumerate(_group(plan).items()):
         label = target.describe(ref)
@@ -137,7 +151,7 @@ def _prepare(target, plan: Plan, discard: bool) -> _Prepared:
     return prep
 
 
-def _prepare_hive(target, ref: FileRef, changes: list, discard: bool, n: int) -> _HiveWork:
+def _prepare_hive(target: Target, ref: FileRef, changes: list, discard: bool, n: int) -> _HiveWork:
     from rescue.hive import Hive
 
     state = assess(target, ref, discard_hive_logs=discard)
@@ -163,7 +177,7 @@ def _prepare_hive(target, ref: FileRef, changes: list, discard: bool, n: int) ->
     return _HiveWork(ref, state, list(changes), edited, sha256_file(edited))
 
 
-def _check_before(hive, c, label: str) -> None:
+def _check_before(hive: Hive, c: HiveChange, label: str) -> None:
     """The plan says what it expects to find; if the hive says otherwise, it was made from other data."""
     if isinstance(c, DeleteKey):
         ok, found = hive.find(c.key) is not None, "missing"
@@ -219,7 +233,7 @@ def _verify_hive(path: Path, changes: list, label: str) -> None:
 
 
 # --- room --------------------------------------------------------------------------------------
-def _volume(target, ref: FileRef):
+def _volume(target: Target, ref: FileRef):
     if not ref.on_host:
         return (ref.disk, ref.partition)
     p = Path(ref.path)
@@ -228,7 +242,7 @@ def _volume(target, ref: FileRef):
     return ("host", p.stat().st_dev)
 
 
-def _check_room(target, prep: _Prepared) -> None:
+def _check_room(target: Target, prep: _Prepared) -> None:
     need: dict = {}
 
     def add(ref: FileRef, n: int) -> None:
@@ -241,6 +255,7 @@ def _check_room(target, prep: _Prepared) -> None:
     for k in prep.keeps:
         if k.keep:
             kept += k.size if k.size is not None else (target.size(k.file) if target.exists(k.file) else 0)
+    kept += sum(len(w.change.before) for w in prep.sectors)
     add(root, kept + (1 << 20))            # + the manifest and filesystem slack
     for w in prep.works:
         if isinstance(w, _HiveWork):
@@ -254,7 +269,7 @@ def _check_room(target, prep: _Prepared) -> None:
                 else str(Path(ref.path).parent)
             raise UnsafeStateError(
                 f"Not enough free space on {where} for the backup and the temporary copies "
-                f"({n / (1 << 20):,.1f} MiB needed, {free / (1 << 20):,.1f} MiB free).",
+                f"({format_bytes(n)} needed, {format_bytes(free)} free).",
                 hint="Free some space first (for example with `rescue cleanup`); nothing was written.")
 
 
@@ -267,7 +282,7 @@ def _prelude_volumes(plan: Plan) -> tuple[tuple[int, int], ...]:
 
 
 # --- applying ----------------------------------------------------------------------------------
-def _stage(target, host: Path, ref: FileRef, faults: Faults) -> None:
+def _stage(target: Target, host: Path, ref: FileRef, faults: Faults) -> None:
     if faults.due("mid-upload"):
         # What a crash in the middle of the upload leaves: part of the file under its temporary name.
         data = host.read_bytes()
@@ -277,14 +292,15 @@ def _stage(target, host: Path, ref: FileRef, faults: Faults) -> None:
     target.stage(host, ref)
 
 
-def _read_back(target, ref: FileRef, want: str) -> None:
+def _read_back(target: Target, ref: FileRef, want: str) -> None:
     got = target.sha256(ref)
     if got != want:
         raise VerifyError(f"{target.describe(ref)} reads back different from what was written "
                           f"(sha256 {got[:12]}…, expected {want[:12]}…).")
 
 
-def _apply(target, prep: _Prepared, faults: Faults, started: list[FileRef], notes: list[str]) -> dict:
+def _apply(target: Target, prep: _Prepared, faults: Faults, started: list[FileRef], notes: list[str],
+           started_sectors: list) -> dict:
     """Write every work item; returns {ref: sha256 after} (None for deleted) of the files changed.
 
     Syncs cost ~0.15 s each under TCG, so they are placed where the crash guarantees need them:
@@ -320,6 +336,8 @@ def _apply(target, prep: _Prepared, faults: Faults, started: list[FileRef], note
             target.switch(lg.ref)
             _read_back(target, lg.ref, EMPTY_SHA256)
             after[lg.ref] = EMPTY_SHA256
+    # The MBR last of what can be rolled back: a failure writing files never touches the table.
+    S.write(target, prep.sectors, faults, started_sectors)
     for w in prep.works:
         if not isinstance(w, _DeleteWork):
             continue
@@ -346,10 +364,11 @@ def _apply(target, prep: _Prepared, faults: Faults, started: list[FileRef], note
     return after
 
 
-def _rollback(target, manifest: B.Manifest, started: list[FileRef]) -> tuple[list[str], list[str]]:
-    """Restore every started file from the backup. Returns (restored labels, problems)."""
+def _rollback(target: Target, manifest: B.Manifest, started: list[FileRef],
+              started_sectors: list) -> tuple[list[str], list[str]]:
+    """Restore every started sector and file from the backup. Returns (restored labels, problems)."""
     touched = set(started)
-    restored, problems = [], []
+    restored, problems = S.rollback(target, manifest, started_sectors)
     for entry in manifest.files:
         if entry.file not in touched:
             continue
@@ -369,7 +388,7 @@ def _rollback(target, manifest: B.Manifest, started: list[FileRef]) -> tuple[lis
     return restored, problems
 
 
-def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = None,
+def execute(target: Target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = None,
             discard_hive_logs: bool = False) -> ApplyResult:
     """Apply `plan` to `target` the safe way (the module's docstring says how). The plan is shown
     through the reporter before anything happens, and applied only with its consent
@@ -385,7 +404,7 @@ def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = No
     reporter = reporter or getattr(target, "reporter", None) or SILENT
     resets = () if plan.empty else ntfs_reset.plan_resets(
         target, ntfs_reset.written_volumes(target, plan, _prelude_volumes(plan)),
-        getattr(target, "ntfs_options", None) or ntfs_reset.NtfsOptions())
+        target.ntfs_options or ntfs_reset.NtfsOptions())
     if resets:
         reporter.show(target, ntfs_reset.ResetPreview(resets))
     reporter.show(target, plan)
@@ -401,17 +420,18 @@ def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = No
         if isinstance(w, _HiveWork):
             announce(target, w.state, reporter=reporter)
     n_files = len(plan.files_touched())
+    what = render.changes_phrase(plan, n_files)
     faults = Faults.from_env()
     if plan.prelude is None:
         _check_room(target, prep)
-        reporter.confirm(render.resets_question(resets, f"Apply {len(plan.changes)} change(s) to {n_files} file(s)?"))
+        reporter.confirm(render.resets_question(resets, f"Apply {what}?"))
         records = ntfs_reset.perform(target, resets, faults=faults)
         pre = None
     else:
         # The prelude (growing the volume) makes the room the backup may need, so room is checked
         # after it. Its writes sit in the command's staging overlay until the command commits. A
         # log reset goes first, with the dirty bit after the resize (ntfsresize refuses a dirty volume).
-        question = plan.prelude.title + (f", then apply {len(plan.changes)} change(s) to {n_files} file(s)?"
+        question = plan.prelude.title + (f", then apply {what}?"
                                          if plan.changes else "?")
         reporter.confirm(render.resets_question(resets, question))
         records = ntfs_reset.perform(target, resets, faults=faults, dirty=False)
@@ -425,7 +445,8 @@ def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = No
     # Not synced yet: _apply syncs once after staging the new files, before it changes anything.
     manifest = B.make_backup(target, prep.keeps, kind="apply", target_label=label, plan=plan.to_json(),
                              notes=tuple(prep.notes), synced=False, extra=ntfs_reset.backup_extra(records),
-                             ntfs_resets=tuple(r.to_json() for r in records))
+                             ntfs_resets=tuple(r.to_json() for r in records),
+                             sectors=tuple(w.keep() for w in prep.sectors))
     where = B.location(target, manifest.id)
     reporter.info(f"Backup {manifest.id} written to {where}.")
     for r in records:
@@ -434,12 +455,13 @@ def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = No
                       f"restart area kept in backup {manifest.id}).")
 
     started: list[FileRef] = []
+    started_sectors: list = []
     notes = list(prep.notes)
     try:
-        after = _apply(target, prep, faults, started, notes)
+        after = _apply(target, prep, faults, started, notes, started_sectors)
     except (Exception, KeyboardInterrupt) as exc:
         forget(target, started)
-        restored, problems = _rollback(target, manifest, started)
+        restored, problems = _rollback(target, manifest, started, started_sectors)
         unrecoverable = [p for p in problems if "not kept" not in p]
         status = B.ManifestStatus.ROLLBACK_FAILED if unrecoverable else B.ManifestStatus.ROLLED_BACK
         try:
@@ -470,9 +492,11 @@ def execute(target, plan: Plan, *, dry_run: bool, reporter: Reporter | None = No
     entries = tuple(replace(e, after_sha256=after.get(e.file, e.sha256)) for e in manifest.files)
     # Not synced here: the session's close syncs; a crash before leaves "in-progress", which undo
     # treats as in effect, so nothing is lost either way.
-    B.write_manifest(target, replace(manifest, status=B.ManifestStatus.APPLIED, files=entries, notes=tuple(notes)), durable=False)
+    sector_entries = S.after_entries(manifest, prep.sectors)
+    B.write_manifest(target, replace(manifest, status=B.ManifestStatus.APPLIED, files=entries, notes=tuple(notes),
+                                     sectors=sector_entries), durable=False)
     for note in notes[len(prep.notes):]:
         reporter.warn(note)
-    return ApplyResult(manifest.id, True, False, False, files, where, tuple(notes), prelude=pre,
+    return ApplyResult(manifest.id, True, False, False, files, where, tuple(notes), prelude=pre, sectors=sector_entries,
                        target_label=label, changes=len(plan.changes), changed_files=n_files,
                        planned_resets=resets, ntfs_resets=records)

@@ -14,16 +14,21 @@ undone (with `undone_by`). Manifests are replaced atomically (temporary name + r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path, PureWindowsPath
+from typing import TYPE_CHECKING
 
 from rescue import __version__
 from rescue.errors import DiskError, NotFoundError, VerifyError, WriteFailedError
 from rescue.fileref import FileRef
 from rescue.target import STAGED_SUFFIX
+
+if TYPE_CHECKING:
+    from rescue.target import Target
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -77,6 +82,49 @@ class BackupEntry:
 
 
 @dataclass(frozen=True)
+class SectorEntry:
+    """A disk sector a run wrote (its MBR, sector 0), as it was before: kept whole in the backup
+    folder as the file `stored`, so undo writes the same bytes back."""
+
+    disk: int                      # index of the disk in the target, as given on the command line
+    disk_path: str                 # the image as named then (for messages)
+    offset: int                    # bytes from the start of the disk
+    size: int
+    role: str                      # mbr
+    sha256: str                    # of the sector before the run
+    stored: str                    # name of the kept copy in the backup folder
+    after_sha256: str | None = None   # what the run left there (None: not known, a killed run)
+
+    @property
+    def label(self) -> str:
+        return f"{self.disk_path or f'disk {self.disk}'} sector {self.offset // 512} ({self.role.upper()})"
+
+    def to_json(self) -> dict:
+        return {"disk": self.disk, "disk_path": self.disk_path, "offset": self.offset, "size": self.size,
+                "role": self.role, "sha256": self.sha256, "stored": self.stored, "after_sha256": self.after_sha256}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "SectorEntry":
+        return cls(disk=d["disk"], disk_path=d.get("disk_path", ""), offset=d.get("offset", 0), size=d["size"],
+                   role=d.get("role", "mbr"), sha256=d["sha256"], stored=d["stored"], after_sha256=d.get("after_sha256"))
+
+
+@dataclass(frozen=True)
+class SectorKeep:
+    """Sector 0 of a disk to keep in a new backup: `data` is the sector as read (the copy must hash
+    to the same)."""
+
+    disk: int
+    disk_path: str
+    data: bytes
+    role: str = "mbr"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
 class Manifest:
     id: str
     kind: str                      # apply | undo | expand (grew the disk: nothing to restore)
@@ -91,6 +139,7 @@ class Manifest:
     updated: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     ntfs_resets: tuple[dict, ...] = ()   # NTFS log resets the run made (rescue.safety.ntfs_reset); never undone
+    sectors: tuple[SectorEntry, ...] = ()  # disk sectors the run wrote (an MBR), kept whole
 
     @property
     def title(self) -> str:
@@ -98,14 +147,14 @@ class Manifest:
 
     @property
     def kept(self) -> int:
-        return sum(1 for e in self.files if e.stored)
+        return sum(1 for e in self.files if e.stored) + len(self.sectors)
 
     def to_json(self) -> dict:
         return {"format": MANIFEST_FORMAT, "tool": "rescue", "tool_version": self.tool_version, "id": self.id,
                 "kind": self.kind, "created": self.created, "updated": self.updated, "status": self.status,
                 "target": self.target, "undoes": self.undoes, "undone_by": self.undone_by,
                 "notes": list(self.notes), "files": [e.to_json() for e in self.files], "plan": self.plan,
-                "ntfs_resets": list(self.ntfs_resets)}
+                "ntfs_resets": list(self.ntfs_resets), "sectors": [e.to_json() for e in self.sectors]}
 
     @classmethod
     def from_json(cls, d: dict) -> "Manifest":
@@ -114,7 +163,8 @@ class Manifest:
                    files=tuple(BackupEntry.from_json(e) for e in d.get("files", ())),
                    tool_version=d.get("tool_version", "?"), undoes=d.get("undoes"), undone_by=d.get("undone_by"),
                    updated=d.get("updated"), notes=tuple(d.get("notes", ())),
-                   ntfs_resets=tuple(d.get("ntfs_resets") or ()))
+                   ntfs_resets=tuple(d.get("ntfs_resets") or ()),
+                   sectors=tuple(SectorEntry.from_json(e) for e in d.get("sectors") or ()))
 
     def summary_json(self) -> dict:
         """The stable keys `rescue backups --json` prints."""
@@ -141,17 +191,17 @@ def child(ref: FileRef, name: str) -> FileRef:
     return FileRef(ref.path.rstrip(sep) + sep + name, ref.disk, ref.partition)
 
 
-def backup_dir(target, backup_id: str) -> FileRef:
+def backup_dir(target: Target, backup_id: str) -> FileRef:
     return child(target.backup_root(), backup_id)
 
 
-def location(target, backup_id: str) -> str:
+def location(target: Target, backup_id: str) -> str:
     """Where a backup is, in words a user can find it by."""
     d = backup_dir(target, backup_id)
     if d.on_host:
         return d.path
-    layout = getattr(target, "layout", None)
-    letter = layout.letter_of(d.disk, d.partition) if layout is not None else None
+    layout = target.layout
+    letter = layout.letter_of(*d.volume) if layout is not None else None
     return f"{letter}{d.path}" if letter else target.describe(d)
 
 
@@ -164,7 +214,7 @@ def _basename(ref: FileRef) -> str:
 
 
 # --- manifests ---------------------------------------------------------------------------------
-def write_manifest(target, manifest: Manifest, *, durable: bool = True, first: bool = False) -> Manifest:
+def write_manifest(target: Target, manifest: Manifest, *, durable: bool = True, first: bool = False) -> Manifest:
     """Replace the backup's manifest atomically (upload under a temporary name, rename). With
     durable=False the caller's next sync makes the rename durable (the "applied" manifest: the
     session's close). first=True: a new backup's first manifest, written straight to its name and
@@ -181,7 +231,7 @@ def write_manifest(target, manifest: Manifest, *, durable: bool = True, first: b
     return manifest
 
 
-def read_manifest(target, backup_id: str) -> Manifest:
+def read_manifest(target: Target, backup_id: str) -> Manifest:
     ref = child(backup_dir(target, backup_id), MANIFEST)
     if not target.exists(ref):
         return Manifest(id=backup_id, kind="?", created="", status=ManifestStatus.INCOMPLETE, target="", plan={})
@@ -194,7 +244,7 @@ def read_manifest(target, backup_id: str) -> Manifest:
     return Manifest.from_json(data)
 
 
-def list_backups(target) -> list[Manifest]:
+def list_backups(target: Target) -> list[Manifest]:
     """Every backup of the target, oldest first (ids are UTC timestamps)."""
     root = target.backup_root()
     try:
@@ -204,7 +254,7 @@ def list_backups(target) -> list[Manifest]:
     return [read_manifest(target, name) for name in sorted(names) if not name.endswith(TEMP_SUFFIX)]
 
 
-def new_backup_id(target) -> str:
+def new_backup_id(target: Target) -> str:
     base = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     return unique_id(base, set(target.listdir(target.backup_root())))
 
@@ -219,15 +269,17 @@ def unique_id(base: str, existing: set[str]) -> str:
 
 
 # --- making a backup ---------------------------------------------------------------------------
-def make_backup(target, keeps: list[Keep], *, kind: str, target_label: str, plan: dict,
+def make_backup(target: Target, keeps: list[Keep], *, kind: str, target_label: str, plan: dict,
                 undoes: str | None = None, notes: tuple[str, ...] = (), synced: bool = True,
-                extra: dict[str, bytes] | None = None, ntfs_resets: tuple[dict, ...] = ()) -> Manifest:
+                extra: dict[str, bytes] | None = None, ntfs_resets: tuple[dict, ...] = (),
+                sectors: tuple[SectorKeep, ...] = ()) -> Manifest:
     """Copy every kept file into a new backup folder on the target, check each copy, then write the
     manifest (status in-progress). Raises WriteFailedError (nothing of the plan written yet).
     synced=False: the backup is on the disk only after the caller's next sync (which it must make
     before changing any file: the apply engine stages its new files first, then syncs once).
     `extra`: {name: bytes} stored in the folder for the record (not files to restore: the restart
-    area of a reset NTFS log), listed in the manifest's `ntfs_resets`."""
+    area of a reset NTFS log), listed in the manifest's `ntfs_resets`. `sectors`: disk sectors (an
+    MBR) kept whole as files `NN-mbr-disk<d>.bin`, checked like the files and listed in `sectors`."""
     root = target.backup_root()
     backup_id = new_backup_id(target)
     folder = child(root, backup_id)
@@ -254,11 +306,20 @@ def make_backup(target, keeps: list[Keep], *, kind: str, target_label: str, plan
                                    f"({_short(exc)}); nothing was changed.") from None
         entries.append(None)                 # filled in below, in plan order
         copied.append((len(entries) - 1, k, name))
+    kept_sectors: list[tuple[SectorKeep, str]] = []
+    for j, sk in enumerate(sectors, len(keeps)):
+        name = f"{j:02d}-{sk.role}-disk{sk.disk}.bin"
+        try:
+            target.write_bytes(child(folder, name), sk.data)
+        except (OSError, DiskError) as exc:
+            raise WriteFailedError(f"Could not back up sector 0 of {sk.disk_path} to {location(target, backup_id)} "
+                                   f"({_short(exc)}); nothing was changed.") from None
+        kept_sectors.append((sk, name))
     for name, data in (extra or {}).items():
         target.write_bytes(child(folder, name), data)
     # Every copy checked against the file the plan was made from, the folder hashed in one call.
     try:
-        sums = target.sha256_folder(folder) if copied else {}
+        sums = target.sha256_folder(folder) if copied or kept_sectors else {}
     except (OSError, DiskError) as exc:
         raise WriteFailedError(f"Could not read back the backup in {location(target, backup_id)} "
                                f"({_short(exc)}); nothing was changed.") from None
@@ -271,10 +332,18 @@ def make_backup(target, keeps: list[Keep], *, kind: str, target_label: str, plan
                                    hint="Run the command again.")
         size = k.size if k.size is not None else target.size(child(folder, name))
         entries[slot] = BackupEntry(k.file, k.role, existed=True, size=size, sha256=got, stored=name)
+    sector_entries = []
+    for sk, name in kept_sectors:
+        want = sha256_bytes(sk.data)
+        if (sums.get(name) or target.sha256(child(folder, name))) != want:
+            raise WriteFailedError(f"The backup copy of sector 0 of {sk.disk_path} reads back different from the "
+                                   "sector; nothing was changed.", hint="Run the command again.")
+        sector_entries.append(SectorEntry(sk.disk, sk.disk_path, 0, len(sk.data), sk.role, want, name))
     # One sync makes the copies and the manifest durable together (each sync costs ~0.15 s under
     # TCG); before it, a crash leaves at worst a folder without a readable manifest, and no change.
     manifest = Manifest(id=backup_id, kind=kind, created=utc_now(), status=ManifestStatus.IN_PROGRESS, target=target_label,
-                        plan=plan, files=tuple(entries), undoes=undoes, notes=notes, ntfs_resets=tuple(ntfs_resets))
+                        plan=plan, files=tuple(entries), undoes=undoes, notes=notes, ntfs_resets=tuple(ntfs_resets),
+                        sectors=tuple(sector_entries))
     manifest = write_manifest(target, manifest, first=True)
     if synced:
         target.sync()
@@ -287,7 +356,7 @@ def _short(exc: BaseException) -> str:
 
 
 # --- restoring ---------------------------------------------------------------------------------
-def restore_entry(target, backup_id: str, entry: BackupEntry) -> str:
+def restore_entry(target: Target, backup_id: str, entry: BackupEntry) -> str:
     """Put one file back as the backup recorded it; returns what was done ("restored", "removed",
     "identical", "not kept"). Kept files are copied next to the original under a temporary name and
     renamed over it (a crash leaves the old or the restored file), then verified by sha256."""
@@ -315,7 +384,25 @@ def restore_entry(target, backup_id: str, entry: BackupEntry) -> str:
     return "not kept"
 
 
-def drop_temp(target, ref: FileRef) -> None:
+def restore_sector(target: Target, backup_id: str, entry: SectorEntry) -> str:
+    """Write a kept sector back ("restored"), or nothing when the disk already holds it
+    ("identical"); then read it back. The kept copy is checked against the manifest first, so a
+    damaged backup never reaches the partition table."""
+    now = target.read_boot_sector(entry.disk)
+    if sha256_bytes(now) == entry.sha256:
+        return "identical"
+    data = target.read_bytes(child(backup_dir(target, backup_id), entry.stored))
+    if len(data) != entry.size or sha256_bytes(data) != entry.sha256:
+        raise VerifyError(f"The copy of {entry.label} in backup {backup_id} does not match its manifest; "
+                          "the sector was not written.")
+    target.write_boot_sector(entry.disk, data)
+    got = target.read_boot_sector(entry.disk)
+    if got != data:
+        raise VerifyError(f"{entry.label} was restored from backup {backup_id} but reads back different.")
+    return "restored"
+
+
+def drop_temp(target: Target, ref: FileRef) -> None:
     """A run killed mid-upload leaves `<file>.rescue-new` beside the file; remove it."""
     tmp = target.companion(ref, TEMP_SUFFIX)
     try:

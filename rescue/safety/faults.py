@@ -12,7 +12,9 @@ import signal
 # In the order an apply reaches them; the first two only when an NTFS log is reset first.
 NTFS_FAULT_POINTS = ("ntfs-reset", "after-ntfs-reset")
 FILE_FAULT_POINTS = ("after-backup", "mid-upload", "before-rename", "after-rename")
-FAULT_POINTS = NTFS_FAULT_POINTS + FILE_FAULT_POINTS
+# Only when a plan writes a disk's sector 0 (the MBR active flag), after its files.
+MBR_FAULT_POINTS = ("before-mbr-write", "after-mbr-write")
+FAULT_POINTS = NTFS_FAULT_POINTS + FILE_FAULT_POINTS + MBR_FAULT_POINTS
 
 
 # --- fault injection (test hook) ---------------------------------------------------------------
@@ -25,8 +27,10 @@ class Faults:
     emptied and synced, the restart pages not yet written), after-ntfs-reset (the reset written and
     synced, no backup yet), mid-upload (half of a file written under its
     temporary name), after-backup (the backup and every staged copy synced, no original changed
-    yet), before-rename, after-rename (that file switched and synced). Used by
-    tests/integration/test_safety_disk.py."""
+    yet), before-rename, after-rename (that file switched and synced), before-mbr-write (the kept
+    sector 0 durable in the backup, the MBR not written yet), after-mbr-write (the new sector 0
+    written and synced, not yet read back, the manifest still "in-progress"). Used by
+    tests/integration/test_safety_disk.py and test_rebuild_bcd_disk.py."""
 
     def __init__(self, spec: str | None):
         self.armed: dict[str, tuple[int, bool]] = {}

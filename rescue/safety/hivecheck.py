@@ -20,12 +20,17 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
 
 from rescue.errors import CorruptHiveError, UnsafeStateError
 from rescue.hive.regf import BASE_BLOCK_SIZE, RegfHeader, parse_header
 from rescue.safety.logreplay import LogFile, ReplayError, _seq_before, newest_entry, parse_log, replay
 from rescue.fileref import FileRef
 from rescue.target import sha256_file
+
+if TYPE_CHECKING:
+    from rescue.report import Reporter
+    from rescue.target import Target
 
 LOG_SUFFIXES = (".LOG1", ".LOG2", ".LOG")
 DISCARD_HINT = (
@@ -78,7 +83,7 @@ class HiveState:
 _CACHE: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
 
 
-def assess(target, ref: FileRef, *, discard_hive_logs: bool = False) -> HiveState:
+def assess(target: Target, ref: FileRef, *, discard_hive_logs: bool = False) -> HiveState:
     cache = _CACHE.setdefault(target, {})
     key = (ref, discard_hive_logs)
     if key not in cache:
@@ -86,7 +91,7 @@ def assess(target, ref: FileRef, *, discard_hive_logs: bool = False) -> HiveStat
     return cache[key]
 
 
-def forget(target, refs=()) -> None:
+def forget(target: Target, refs: Iterable[FileRef] = ()) -> None:
     """Drop cached assessments and the host copies of `refs` (after the target's files changed,
     by an apply, a rollback or an undo), so a later read in the same command sees the new bytes."""
     _CACHE.pop(target, None)
@@ -94,7 +99,7 @@ def forget(target, refs=()) -> None:
         target.invalidate(ref)
 
 
-def _assess(target, ref: FileRef, discard: bool) -> HiveState:
+def _assess(target: Target, ref: FileRef, discard: bool) -> HiveState:
     label = target.describe(ref)
     original = target.local_copy(ref)
     with open(original, "rb") as fh:
@@ -112,7 +117,8 @@ def _assess(target, ref: FileRef, discard: bool) -> HiveState:
         local = target.local_copy(lref)
         data = Path(local).read_bytes()
         logs.append(CompanionLog(lref, len(data), sha256_file(local), parse_log(suffix, data)))
-    common = dict(ref=ref, label=label, original=original, sha256=sha256_file(original), header=header,
+    # The fields every verdict shares (HiveState's first six), given to each constructor below.
+    common: dict[str, Any] = dict(ref=ref, label=label, original=original, sha256=sha256_file(original), header=header,
                   logs=tuple(logs))
     seqs = f"{header.primary_sequence}/{header.secondary_sequence}"
 
@@ -155,7 +161,7 @@ def _assess(target, ref: FileRef, discard: bool) -> HiveState:
                      summary=f"dirty (sequence {seqs}): {result.describe()} on a host copy")
 
 
-def _not_replayed(common: dict, problem: str, discard: bool) -> HiveState:
+def _not_replayed(common: dict[str, Any], problem: str, discard: bool) -> HiveState:
     if discard:
         return HiveState(**common, verdict="discarded", base=common["original"], problem=problem,
                          summary=f"--discard-hive-logs: used as last fully written ({problem})")
@@ -166,7 +172,7 @@ def _not_replayed(common: dict, problem: str, discard: bool) -> HiveState:
 _EMPTY_SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
-def safe_hive_copy(target, ref: FileRef, *, discard_hive_logs: bool = False) -> Path:
+def safe_hive_copy(target: Target, ref: FileRef, *, discard_hive_logs: bool = False) -> Path:
     """A host copy of the hive `ref` for READING: with pending .LOG1/.LOG2 entries replayed when the
     hive is dirty, else the plain copy. When the logs cannot be replayed the plain copy is returned
     with a warning (reading is never refused; `execute` refuses to edit such a hive)."""
@@ -175,7 +181,7 @@ def safe_hive_copy(target, ref: FileRef, *, discard_hive_logs: bool = False) -> 
     return state.base
 
 
-def announce(target, state: HiveState, *, reading: bool = False, reporter=None) -> None:
+def announce(target: Target, state: HiveState, *, reading: bool = False, reporter: Reporter | None = None) -> None:
     """Say once per command what was found about a hive that is not clean (through the command's
     reporter: the CLI puts it on stderr)."""
     from rescue.report import SILENT
@@ -195,7 +201,7 @@ def announce(target, state: HiveState, *, reading: bool = False, reporter=None) 
         warn(f"{state.label}: {state.summary}.")
 
 
-def open_hive(target, ref: FileRef, discard_hive_logs: bool = False):
+def open_hive(target: Target, ref: FileRef, discard_hive_logs: bool = False):
     """A read-only `Hive` on a host copy of `ref`; errors name the file on the disk, not the copy."""
     from rescue.hive import Hive
 

@@ -16,18 +16,30 @@ A reset is never undone: writing the old log back over metadata changed since wo
 
 from __future__ import annotations
 
-from rescue.errors import DiskError
-
 import json
 import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from rescue.errors import DiskError
 
 from rescue.errors import UnsafeStateError, VerifyError, WriteFailedError
+from rescue.layout import VolumeState
 from rescue.ntfs import probe
 from rescue.ntfs.reset import Write, dirty_writes, plan_reset
 from rescue.ntfs.state import NtfsEvidence, NtfsState
+
+if TYPE_CHECKING:
+    from rescue.safety.faults import Faults
+
+if TYPE_CHECKING:
+    from rescue.disk.records import Partition
+    from rescue.disk.view import Session
+    from rescue.layout import WindowsLayout
+    from rescue.safety.plan import Plan
+    from rescue.target import Target
 
 LOG_FLAG = "--reset-ntfs-log"
 HIBERNATION_FLAG = "--discard-hibernation"
@@ -106,16 +118,17 @@ class ResetRecord:
 
 
 # --- which volumes, and may we ---------------------------------------------------------------------
-def written_volumes(target, plan=None, extra: tuple[tuple[int, int], ...] = ()) -> list[tuple[int, int]]:
+def written_volumes(target: Target, plan: Plan | None = None,
+                    extra: tuple[tuple[int, int], ...] = ()) -> list[tuple[int, int]]:
     """(disk, partition) of every volume the command writes: its files' and its backup's."""
     seen: dict[tuple[int, int], None] = {}
     for ref in (plan.files_touched() if plan is not None else ()):
         if not ref.on_host:
-            seen.setdefault((ref.disk, ref.partition), None)
+            seen.setdefault(ref.volume, None)
     try:
         root = target.backup_root()
         if not root.on_host:
-            seen.setdefault((root.disk, root.partition), None)
+            seen.setdefault(root.volume, None)
     except Exception:            # no Windows volume: the planner already said so, or nothing is kept
         pass
     for key in extra:
@@ -123,16 +136,16 @@ def written_volumes(target, plan=None, extra: tuple[tuple[int, int], ...] = ()) 
     return list(seen)
 
 
-def describe(layout, disk: int, partition: int) -> str:
+def describe(layout: WindowsLayout, disk: int, partition: int) -> str:
     where = f"{layout.disk_paths[disk]} partition {partition}"
     letter = layout.letter_of(disk, partition)
     return f"{letter} ({where})" if letter else where
 
 
-def plan_resets(target, volumes, options: NtfsOptions) -> tuple[PlannedReset, ...]:
+def plan_resets(target: Target, volumes: Sequence[tuple[int, int]], options: NtfsOptions) -> tuple[PlannedReset, ...]:
     """The resets the command needs on `volumes`, or UnsafeStateError naming the true state and the
     flag that allows writing. Nothing is written here."""
-    layout = getattr(target, "layout", None)
+    layout = target.layout
     if layout is None:
         return ()
     out = []
@@ -166,13 +179,13 @@ def flag_note(ev: NtfsEvidence) -> str:
             "last changes before the crash are lost; `rescue undo` restores files, not the log).")
 
 
-def reset_allowed(target, disk: int, partition: int) -> bool:
+def reset_allowed(target: Target, disk: int, partition: int) -> bool:
     """True when the volume needs a log reset and the command's options allow it (a resize that
     follows the reset may then plan on it)."""
-    layout = getattr(target, "layout", None)
+    layout = target.layout
     vol = layout.volume(disk, partition) if layout is not None else None
     ev = getattr(vol, "ntfs", None)
-    opts = getattr(target, "ntfs_options", None)
+    opts = target.ntfs_options
     if ev is None or opts is None or not ev.state.needs_reset:
         return False
     return opts.discard_hibernation or (opts.reset_log and not ev.state.hibernation)
@@ -216,7 +229,7 @@ def _host_dir(label: str) -> Path:
     return d
 
 
-def _keep_on_host(folder: Path, saved, info: dict) -> None:
+def _keep_on_host(folder: Path, saved: tuple[tuple[str, int, bytes], ...], info: dict) -> None:
     """Copies of the bytes about to be overwritten, durable before the first write."""
     for name, _off, data in saved:
         with open(folder / name, "wb") as fh:
@@ -231,19 +244,20 @@ def _keep_on_host(folder: Path, saved, info: dict) -> None:
         os.close(fd)
 
 
-def _write(session, part, writes: tuple[Write, ...] | list[Write]) -> None:
+def _write(session: Session, part: Partition, writes: tuple[Write, ...] | list[Write]) -> None:
     for w in writes:
         for off, data in w.pieces():
             session.write_device(part.disk, data, part.start + off)
 
 
-def perform(target, planned: tuple[PlannedReset, ...], *, faults=None, dirty: bool = True) -> tuple[ResetRecord, ...]:
+def perform(target: Target, planned: tuple[PlannedReset, ...], *, faults: Faults | None = None,
+            dirty: bool = True) -> tuple[ResetRecord, ...]:
     """Reset each planned volume (unmounted first), verify it, and refresh the layout's evidence.
     `dirty=False`: leave the dirty bit for after a resize (ntfsresize refuses a dirty volume);
     call ensure_dirty() then."""
     if not planned:
         return ()
-    session = target.session
+    session, _layout = target.disk_set()
     records = []
     for p in planned:
         part = session.partition(p.disk, p.partition)
@@ -260,7 +274,7 @@ def perform(target, planned: tuple[PlannedReset, ...], *, faults=None, dirty: bo
         rplan = plan_reset(probe.reader(session, part), hiberfil_record=hib_record, dirty=dirty)
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         saved = tuple((s.name, s.offset, s.data) for s in rplan.saved)
-        folder = _host_dir(f"{target.session.images[p.disk].path}-p{p.partition}")
+        folder = _host_dir(f"{session.images[p.disk].path}-p{p.partition}")
         _keep_on_host(folder, saved, {"where": p.where, "when": when, "evidence": p.evidence.to_json(),
                                       "offsets": {n: off for n, off, _d in saved}})
         try:
@@ -289,12 +303,12 @@ def perform(target, planned: tuple[PlannedReset, ...], *, faults=None, dirty: bo
     return tuple(records)
 
 
-def ensure_dirty(target, records: tuple[ResetRecord, ...]) -> tuple[ResetRecord, ...]:
+def ensure_dirty(target: Target, records: tuple[ResetRecord, ...]) -> tuple[ResetRecord, ...]:
     """Set the dirty bit on reset volumes that do not have it yet (after a resize); returns the
     records with the flags as they now are."""
     if not records:
         return ()
-    session = target.session
+    session, _layout = target.disk_set()
     out = []
     for r in records:
         part = session.partition(r.disk, r.partition)
@@ -311,11 +325,12 @@ def ensure_dirty(target, records: tuple[ResetRecord, ...]) -> tuple[ResetRecord,
     return tuple(out)
 
 
-def _refresh(target, p: PlannedReset, ev: NtfsEvidence) -> None:
+def _refresh(target: Target, p: PlannedReset, ev: NtfsEvidence) -> None:
     """The layout now says what the volume is: writable (dirty), so later steps and the diagnosis
     after the fix see it as it is."""
-    layout = target.layout
-    vols = tuple(replace(v, ntfs=ev, state="dirty" if ev.state is NtfsState.DIRTY else "ok", note=None)
+    _session, layout = target.disk_set()
+    state = VolumeState.DIRTY if ev.state is NtfsState.DIRTY else VolumeState.OK
+    vols = tuple(replace(v, ntfs=ev, state=state, note=None)
                  if (v.disk, v.partition) == (p.disk, p.partition) else v for v in layout.volumes)
     target.layout = replace(layout, volumes=vols)
 

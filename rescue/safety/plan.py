@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
+from rescue.disk import ptable
+from rescue.errors import UsageError
 from rescue.fileref import FileRef  # noqa: F401  (changes name their files by it)
 from rescue.hive.values import decode_value, type_name
 
@@ -116,8 +118,59 @@ class WriteFile:
         return {"kind": self.kind, "file": self.file.to_json(), "size": len(self.data), "reason": self.reason}
 
 
-Change = Union[SetValue, DeleteValue, DeleteKey, DeleteFile, WriteFile]
+@dataclass(frozen=True)
+class SetActivePartition:
+    """Mark primary partition `partition` of MBR disk `disk` active (boot indicator 0x80) and clear
+    the indicator of any other entry, in the disk's sector 0; nothing else in the sector changes.
+    Not a file: the engine keeps the whole 512-byte sector in the backup (role "mbr"), writes it
+    with one raw write, reads it back, and `rescue undo` writes the kept sector back byte for byte.
+    `before` is sector 0 as read when planning: the engine refuses to write if the disk holds other
+    bytes by then. Made with `SetActivePartition.of` (which refuses a GPT's protective MBR)."""
+
+    disk: int
+    partition: int
+    before: bytes
+    after: bytes
+    disk_label: str = ""                 # the image as the user named it, for messages
+    reason: str = ""
+    kind: str = field(default="set-active-partition", init=False)
+
+    @classmethod
+    def of(cls, disk: int, partition: int, sector: bytes, *, disk_label: str = "", reason: str = "") -> "SetActivePartition":
+        try:
+            after = ptable.with_active(sector, partition)
+        except ptable.NotAnMbrError as exc:
+            raise UsageError(f"Cannot mark partition {partition} of {disk_label or f'disk {disk}'} active: {exc}.",
+                             hint="Nothing was written.") from None
+        return cls(disk, partition, bytes(sector), after, disk_label, reason)
+
+    @property
+    def where(self) -> str:
+        return f"{self.disk_label or f'disk {self.disk}'} sector 0 (MBR)"
+
+    def changed_offsets(self) -> tuple[int, ...]:
+        return tuple(i for i, (a, b) in enumerate(zip(self.before, self.after)) if a != b)
+
+    def describe(self) -> str:
+        cleared = [n for n, (a, b) in enumerate(zip(ptable.boot_indicators(self.before),
+                                                    ptable.boot_indicators(self.after)), 1)
+                   if a == ptable.ACTIVE and b != ptable.ACTIVE]
+        also = f", clear it on partition {', '.join(map(str, cleared))}" if cleared else ""
+        return f"set the MBR boot indicator of partition {self.partition} to 0x80 (active){also}"
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "file": None, "disk": self.disk, "disk_path": self.disk_label,
+                "partition": self.partition, "offset": 0, "size": len(self.before),
+                "boot_indicators_before": [f"0x{b:02x}" for b in ptable.boot_indicators(self.before)],
+                "boot_indicators_after": [f"0x{b:02x}" for b in ptable.boot_indicators(self.after)],
+                "changed_offsets": list(self.changed_offsets()), "reason": self.reason}
+
+
+FileChange = Union[SetValue, DeleteValue, DeleteKey, DeleteFile, WriteFile]
+Change = Union[FileChange, SetActivePartition]
+HiveChange = Union[SetValue, DeleteValue, DeleteKey]       # the changes made inside a hive
 HIVE_CHANGES = (SetValue, DeleteValue, DeleteKey)
+SECTOR_CHANGES = (SetActivePartition,)
 
 
 @dataclass(frozen=True)
@@ -168,13 +221,23 @@ class Plan:
     def empty(self) -> bool:
         return not self.changes and self.prelude is None
 
+    @property
+    def file_changes(self) -> tuple[FileChange, ...]:
+        return tuple(c for c in self.changes if not isinstance(c, SECTOR_CHANGES))
+
+    @property
+    def sector_changes(self) -> tuple[SetActivePartition, ...]:
+        return tuple(c for c in self.changes if isinstance(c, SECTOR_CHANGES))
+
     def files_touched(self) -> tuple[FileRef, ...]:
         seen: dict[FileRef, None] = {}
-        for c in self.changes:
+        for c in self.file_changes:
             seen.setdefault(c.file, None)
         return tuple(seen)
 
     def to_json(self) -> dict:
         return {"title": self.title, "steps": [s.to_json() for s in self.steps],
                 "files": [f.to_json() for f in self.files_touched()],
+                "sectors": [{"disk": c.disk, "disk_path": c.disk_label, "offset": 0, "size": len(c.before)}
+                            for c in self.sector_changes],
                 "prelude": self.prelude.to_json() if self.prelude else None}

@@ -7,19 +7,26 @@ file is copied back under a temporary name and renamed over the current one, the
 compared with the manifest; files the run created are removed. Before that, the current state of
 those files is itself backed up (kind "undo"), so an undo can be undone. The restored backup is then
 marked "undone" in its manifest. Files deleted without being kept (page files, cleanup) cannot come
-back and are listed as such.
+back and are listed as such. A disk sector the run wrote (the MBR's active flag) is written back
+from its kept copy, byte for byte, and read back (rescue.safety.sectors); a sector whose partition
+entries changed since is refused before anything is restored.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from rescue.errors import NotFoundError, RescueError, VerifyError, WriteFailedError
 from rescue.safety import backup as B
 from rescue.safety import render
+from rescue.safety import sectors as S
 from rescue.safety.hivecheck import forget
 from rescue.report import SILENT, Reporter
 from rescue.fileref import FileRef
+
+if TYPE_CHECKING:
+    from rescue.target import Target
 
 
 @dataclass(frozen=True)
@@ -35,15 +42,18 @@ class UndoResult:
     target_label: str = ""
     manifest: "B.Manifest | None" = None  # the backup restored (for its summary)
     not_undone: tuple[str, ...] = ()     # what the run did that no undo reverses (an NTFS log reset)
+    restored_sectors: tuple[B.SectorEntry, ...] = ()   # disk sectors written back (an MBR)
 
     def to_json(self) -> dict:
         return {"backup_id": self.backup_id, "undo_backup_id": self.undo_backup_id, "applied": self.applied,
                 "dry_run": self.dry_run, "restored": [f.to_json() for f in self.restored],
                 "removed": [f.to_json() for f in self.removed], "identical": [f.to_json() for f in self.identical],
-                "not_kept": self.not_kept, "not_undone": list(self.not_undone)}
+                "not_kept": self.not_kept, "not_undone": list(self.not_undone),
+                "restored_sectors": [{"disk": e.disk, "disk_path": e.disk_path, "offset": e.offset, "size": e.size,
+                                      "role": e.role} for e in self.restored_sectors]}
 
 
-def choose(target, backup_id: str | None) -> B.Manifest:
+def choose(target: Target, backup_id: str | None) -> B.Manifest:
     backups = B.list_backups(target)
     label = render.target_label(target)
     if backup_id:
@@ -74,7 +84,7 @@ def choose(target, backup_id: str | None) -> B.Manifest:
                         hint=f"`rescue backups {label}` lists the backups and their status.")
 
 
-def _grow_not_undoable(target, manifest: B.Manifest, *, latest: bool = False,
+def _grow_not_undoable(target: Target, manifest: B.Manifest, *, latest: bool = False,
                        earlier: B.Manifest | None = None) -> NotFoundError:
     """Why `rescue undo` restores nothing for an expand run, and what can be done instead."""
     label = render.target_label(target)
@@ -99,9 +109,11 @@ class UndoPreview:
     not_kept: tuple[B.BackupEntry, ...]
     changed_since: tuple[B.BackupEntry, ...]
     not_undone: tuple[str, ...] = ()     # what that run did that no undo reverses (an NTFS log reset)
+    sectors: tuple[tuple[B.SectorEntry, str], ...] = ()   # each kept disk sector with its sha256 now
 
 
-def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Reporter | None = None) -> UndoResult:
+def undo(target: Target, *, backup_id: str | None = None, dry_run: bool,
+         reporter: Reporter | None = None) -> UndoResult:
     """Restore a backup (module docstring); the preview is shown through the reporter and the
     restore runs only with its consent."""
     from rescue.safety import ntfs_reset
@@ -116,7 +128,9 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Repor
     for e in restorable:
         states.append((e, target.sha256(e.file) if target.exists(e.file) else "absent"))
     changed_since = [e for e, now in states if e.after_sha256 is not None and now not in (e.after_sha256, e.sha256)]
-    reporter.show(target, UndoPreview(manifest, tuple(states), tuple(not_kept), tuple(changed_since), not_undone))
+    sector_states = S.undo_states(target, manifest)      # refuses a re-partitioned disk, before any write
+    reporter.show(target, UndoPreview(manifest, tuple(states), tuple(not_kept), tuple(changed_since), not_undone,
+                                      sector_states))
     label = render.target_label(target)
 
     def finish(result: UndoResult) -> UndoResult:
@@ -127,7 +141,8 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Repor
     if not target.write:
         raise RuntimeError("undo() needs a target opened for writing")  # caller bug
     work = [(e, now) for e, now in states if not ((e.stored and now == e.sha256) or (not e.existed and now == "absent"))]
-    if not work:
+    sector_work = [(e, now) for e, now in sector_states if now != e.sha256]
+    if not work and not sector_work:
         for e, _ in states:
             B.drop_temp(target, e.file)   # what a run killed mid-upload left beside the file
         B.write_manifest(target, replace(manifest, status=B.ManifestStatus.UNDONE))
@@ -141,7 +156,8 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Repor
         target.ntfs_options or ntfs_reset.NtfsOptions())
     if resets:
         reporter.show(target, ntfs_reset.ResetPreview(resets))
-    reporter.confirm(render.resets_question(resets, f"Restore {len(work)} file(s) from backup {manifest.id}?"))
+    also = f" and {', '.join(e.label for e, _ in sector_work)}" if sector_work else ""
+    reporter.confirm(render.resets_question(resets, f"Restore {len(work)} file(s){also} from backup {manifest.id}?"))
     records = ntfs_reset.perform(target, resets)
     for e, now in states:
         if (e, now) not in work:
@@ -150,17 +166,24 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Repor
     keeps = [B.Keep(e.file, e.role, True, sha256=None if now == "absent" else now) for e, now in work]
     plan = {"title": f"undo {manifest.id}", "restores": manifest.id,
             "files": [{"file": e.file.to_json(), "to_sha256": e.sha256, "action": "restore" if e.stored else "remove"}
-                      for e, _ in work]}
+                      for e, _ in work],
+            "sectors": [{"disk": e.disk, "disk_path": e.disk_path, "offset": e.offset, "size": e.size,
+                         "to_sha256": e.sha256, "action": "restore"} for e, _ in sector_work]}
     mine = B.make_backup(target, keeps, kind="undo", target_label=label, plan=plan, undoes=manifest.id,
-                         extra=ntfs_reset.backup_extra(records), ntfs_resets=tuple(r.to_json() for r in records))
+                         extra=ntfs_reset.backup_extra(records), ntfs_resets=tuple(r.to_json() for r in records),
+                         sectors=S.undo_keeps(target, sector_work))
     reporter.info(f"Current state backed up as {mine.id} in {B.location(target, mine.id)} (so this undo can be undone).")
     forget(target, [e.file for e, _ in work])
     restored: list[FileRef] = []
     removed: list[FileRef] = []
+    sectors_restored: list[B.SectorEntry] = []
     try:
         for e, _ in work:
             what = B.restore_entry(target, manifest.id, e)
             (restored if what == "restored" else removed if what == "removed" else []).append(e.file)
+        for se, _ in sector_work:
+            if B.restore_sector(target, manifest.id, se) == "restored":
+                sectors_restored.append(se)
     except (Exception, KeyboardInterrupt) as exc:
         # Put back what this undo already changed, from its own backup.
         problems = []
@@ -169,6 +192,11 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Repor
                 B.restore_entry(target, mine.id, entry)
             except (RescueError, OSError) as exc2:
                 problems.append(f"{target.describe(entry.file)}: {B._short(exc2)}")
+        for sentry in mine.sectors:
+            try:
+                B.restore_sector(target, mine.id, sentry)
+            except (RescueError, OSError) as exc2:
+                problems.append(f"{sentry.label}: {B._short(exc2)}")
         B.write_manifest(target, replace(mine, status=B.ManifestStatus.ROLLBACK_FAILED if problems else B.ManifestStatus.ROLLED_BACK))
         what = exc.message if isinstance(exc, RescueError) else B._short(exc)
         if isinstance(exc, KeyboardInterrupt):
@@ -180,8 +208,11 @@ def undo(target, *, backup_id: str | None = None, dry_run: bool, reporter: Repor
     target.sync()
     after = {e.file: e.sha256 if e.stored else None for e, _ in work}
     B.write_manifest(target, replace(mine, status=B.ManifestStatus.APPLIED,
-                                     files=tuple(replace(x, after_sha256=after.get(x.file)) for x in mine.files)))
+                                     files=tuple(replace(x, after_sha256=after.get(x.file)) for x in mine.files),
+                                     sectors=tuple(replace(x, after_sha256=next(
+                                         e.sha256 for e, _ in sector_work if e.disk == x.disk)) for x in mine.sectors)))
     B.write_manifest(target, replace(manifest, status=B.ManifestStatus.UNDONE, undone_by=mine.id))
     result = UndoResult(manifest.id, mine.id, True, False, tuple(restored), tuple(removed),
-                        tuple(e.file for e, now in states if (e, now) not in work), len(not_kept))
+                        tuple(e.file for e, now in states if (e, now) not in work), len(not_kept),
+                        restored_sectors=tuple(sectors_restored))
     return finish(result)

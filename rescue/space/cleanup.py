@@ -24,9 +24,18 @@ from __future__ import annotations
 import fnmatch
 import weakref
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from rescue.safety.plan import DeleteFile, FileRef, Plan, Step
 from rescue.target import win_to_posix
+from rescue.units import format_bytes
+
+if TYPE_CHECKING:
+    from rescue.disk.records import Partition, TreeEntry
+    from rescue.disk.view import Session
+
+# A bulk reader of FILE_ATTRIBUTE_* bits: {appliance path: bits, None where unread}.
+AttributeReader = Callable[["Sequence[TreeEntry]"], "dict[str, int | None]"]
 
 FILE_ATTRIBUTE_READONLY = 0x1
 SCAN_LIMIT = 200_000          # entries per category folder; beyond it the scan says "truncated"
@@ -175,7 +184,7 @@ class VolumeScan:
                 "reclaim_bytes": self.reclaim_bytes, "categories": [c.to_json() for c in self.categories]}
 
 
-def parse_include(values) -> frozenset[str]:
+def parse_include(values: Iterable[str] | None) -> frozenset[str]:
     """--include values (repeatable or comma-separated); "all" names both opt-in categories."""
     from rescue.errors import UsageError
 
@@ -198,7 +207,7 @@ def _to_windows(mp: str, posix: str) -> str:
     return "\\" + posix[len(mp):].strip("/").replace("/", "\\")
 
 
-def _real_dir(session, mp: str, winpath: str) -> str | None:
+def _real_dir(session: Session, mp: str, winpath: str) -> str | None:
     """Appliance path of the directory `winpath` when it exists and no component of it (below the
     mount point) is a link: a category folder redirected elsewhere by a junction is not entered."""
     real = session.resolve(mp + win_to_posix(winpath))
@@ -222,7 +231,7 @@ def _real_dir(session, mp: str, winpath: str) -> str | None:
 _dir_checks: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def _user_profiles(session, mp: str, skipped: list[Skipped]) -> list[str]:
+def _user_profiles(session: Session, mp: str, skipped: list[Skipped]) -> list[str]:
     users = _real_dir(session, mp, "\\Users")
     if users is None:
         return []
@@ -235,7 +244,7 @@ def _user_profiles(session, mp: str, skipped: list[Skipped]) -> list[str]:
     return names
 
 
-def _expand_roots(session, mp: str, root: Root, skipped: list[Skipped]) -> list[str]:
+def _expand_roots(session: Session, mp: str, root: Root, skipped: list[Skipped]) -> list[str]:
     if "\\*\\" not in root.path:
         return [root.path]
     head, tail = root.path.split("\\*\\", 1)
@@ -249,8 +258,9 @@ def _matches(name: str, root: Root) -> bool:
     return not root.patterns or any(fnmatch.fnmatch(low, p.lower()) for p in root.patterns)
 
 
-def scan_category(session, mp: str, cat: Category, *, included: bool, cluster_size: int,
-                  check_readonly: bool = True, limit: int = SCAN_LIMIT, attributes_of=None) -> CategoryScan:
+def scan_category(session: Session, mp: str, cat: Category, *, included: bool, cluster_size: int,
+                  check_readonly: bool = True, limit: int = SCAN_LIMIT,
+                  attributes_of: AttributeReader | None = None) -> CategoryScan:
     """`attributes_of(entries) -> {path: FILE_ATTRIBUTE_* bits}`: a bulk reader (MFT records read
     in a few device reads); without it, one xattr call per file."""
     skipped: list[Skipped] = []
@@ -324,7 +334,7 @@ def scan_category(session, mp: str, cat: Category, *, included: bool, cluster_si
                         truncated=truncated)
 
 
-def _mft_attribute_reader(session, part):
+def _mft_attribute_reader(session: Session, part: Partition) -> AttributeReader | None:
     """Windows attributes of many files from their MFT records ($STANDARD_INFORMATION), read in a
     few device reads (ntfs-3g's inode number is the MFT record number). Under TCG one xattr call
     per file costs 3-8 ms; 1,500 files in one folder take 2 reads this way. None when the volume's
@@ -338,7 +348,7 @@ def _mft_attribute_reader(session, part):
     except NtfsFormatError:
         return None
 
-    def attributes_of(entries) -> dict[str, int | None]:
+    def attributes_of(entries: Sequence[TreeEntry]) -> dict[str, int | None]:
         try:
             by_inode = vol.file_attributes(e.inode for e in entries)
         except NtfsFormatError:
@@ -351,8 +361,8 @@ def _mft_attribute_reader(session, part):
     return attributes_of
 
 
-def scan_volume(session, part, *, include: frozenset[str] = frozenset(), letter: str | None = None,
-                check_readonly: bool = True, limit: int = SCAN_LIMIT) -> VolumeScan:
+def scan_volume(session: Session, part: Partition, *, include: frozenset[str] = frozenset(),
+                letter: str | None = None, check_readonly: bool = True, limit: int = SCAN_LIMIT) -> VolumeScan:
     """Scan every category on one (mounted or mountable) volume; metadata only."""
     mp = session.mounted(part) or session.mount(part, write=False)
     _dir_checks.pop(session, None)          # fresh checks for every scan
@@ -369,12 +379,6 @@ def scan_volume(session, part, *, include: frozenset[str] = frozenset(), letter:
                       categories=tuple(cats))
 
 
-def _mb(n: int) -> str:
-    from rescue.space.findings import mb
-
-    return mb(n)
-
-
 def build_plan(scan: VolumeScan) -> Plan:
     steps = []
     for c in scan.categories:
@@ -386,7 +390,7 @@ def build_plan(scan: VolumeScan) -> Plan:
             notes.append(f"more than {SCAN_LIMIT:,} entries: only the first ones are listed; run cleanup again")
         if not c.included:
             steps.append(Step(action=f"space.cleanup.{c.key}", title=c.title,
-                              skipped=f"opt-in: add --include {c.key} ({c.file_count} files, {_mb(c.bytes)})",
+                              skipped=f"opt-in: add --include {c.key} ({c.file_count} files, {format_bytes(c.bytes)})",
                               notes=tuple(notes)))
             continue
         if not c.files:
@@ -397,7 +401,7 @@ def build_plan(scan: VolumeScan) -> Plan:
         changes = tuple(DeleteFile(file=FileRef(f.path, scan.disk, scan.partition), size=f.size, backup=False,
                                    reason=f"cleanup {c.key}") for f in c.files)
         steps.append(Step(action=f"space.cleanup.{c.key}",
-                          title=f"{c.title}: {c.file_count} files, {_mb(c.bytes)} (frees ~{_mb(c.reclaim_bytes)})",
+                          title=f"{c.title}: {c.file_count} files, {format_bytes(c.bytes)} (frees ~{format_bytes(c.reclaim_bytes)})",
                           changes=changes, notes=tuple(notes)))
     return Plan(title=f"Cleanup of disk {scan.disk} partition {scan.partition}"
                       + (f" ({scan.letter})" if scan.letter else ""), steps=tuple(steps))

@@ -29,6 +29,7 @@ import re
 import struct
 import time
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Callable
 
 from rescue.units import format_bytes, parse_size
 from rescue.errors import DiskError, UnsafeStateError, UsageError, VerifyError, WriteFailedError
@@ -36,6 +37,14 @@ from rescue.safety import backup as B
 from rescue.safety import ntfs_reset
 from rescue.space import imagegrow
 from rescue.space.imagegrow import GiB, MiB, TiB
+
+if TYPE_CHECKING:
+    from rescue.disk.formats import DiskImage
+    from rescue.disk.records import Partition
+    from rescue.disk.view import Session
+    from rescue.layout import WindowsLayout
+    from rescue.safety.ntfs_reset import NtfsOptions
+    from rescue.target import Target
 
 ARTICLE_MAX = 1 * TiB               # the article: "expand the OS disk (up to 1 TB)"
 MBR_MAX = 2 * TiB                   # 32-bit sector numbers of 512 bytes
@@ -54,7 +63,7 @@ def target_size(current: int, *, size: str | None, add: str | None) -> int:
     return -(-new // MiB) * MiB        # whole MiB: Azure requires it of VHDs, partitions align to it
 
 
-def host_checks(image, new_size: int, *, allow_large: bool) -> None:
+def host_checks(image: DiskImage, new_size: int, *, allow_large: bool) -> None:
     """Limits that need no appliance: shrinking, the article's 1 TB, the format maximum, a block
     device (which only the cloud side can grow)."""
     cur = image.virtual_size
@@ -210,13 +219,13 @@ class ExpandPlan:
                 "ntfs_resets": [r.to_json() for r in self.ntfs_resets]}
 
 
-def _partition_role(part) -> str:
+def _partition_role(part: Partition) -> str:
     from rescue.layout_scan import _role  # noqa: PLC0415  (same classification as inspect)
 
     return _role(part, False, False)
 
 
-def make_plan(session, layout, *, user_path: str, format_label: str, old_disk_size: int,
+def make_plan(session: Session, layout: WindowsLayout, *, user_path: str, format_label: str, old_disk_size: int,
               log_reset: bool = False) -> ExpandPlan:
     """Facts read through the (overlay) session -> the plan, or a RescueError saying why not.
     Nothing is written here."""
@@ -326,7 +335,8 @@ class ExpandResult:
                 "seconds": self.seconds}
 
 
-def apply_in_session(session, plan: ExpandPlan, *, stamp: str, extra: dict[str, bytes] | None = None) -> ExpandResult:
+def apply_in_session(session: Session, plan: ExpandPlan, *, stamp: str,
+                     extra: dict[str, bytes] | None = None) -> ExpandResult:
     """Grow the partition and the NTFS inside the (overlay) session, verifying each step. Everything
     here writes to the overlay only: any failure leaves the image file as it was. `extra`: files
     kept with the partition table backup (the restart area of a reset NTFS log)."""
@@ -337,7 +347,7 @@ def apply_in_session(session, plan: ExpandPlan, *, stamp: str, extra: dict[str, 
                                hint="The image file has not been changed.") from None
 
 
-def _apply(session, plan: ExpandPlan, *, stamp: str, extra: dict[str, bytes]) -> ExpandResult:
+def _apply(session: Session, plan: ExpandPlan, *, stamp: str, extra: dict[str, bytes]) -> ExpandResult:
     from rescue.target import win_to_posix
 
     part = session.partition(0, plan.partition)
@@ -434,16 +444,17 @@ EXPAND_NOT_UNDOABLE = ("Growing the disk, its partition and its NTFS cannot be u
                        "over the grown NTFS would damage it.")
 
 
-def _plan_log_reset(target, ntfs) -> tuple:
+def _plan_log_reset(target: Target, layout: WindowsLayout, ntfs: NtfsOptions | None) -> tuple:
     """The log reset the Windows volume needs before it can be grown (refused without the flag)."""
-    root = target.layout.root
+    root = layout.root
     if root is None:
         return ()
     return ntfs_reset.plan_resets(target, [(root.disk, root.partition)], ntfs or ntfs_reset.NtfsOptions())
 
 
 def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_run: bool,
-        fmt: str | None, accel: str | None, confirm, notify=lambda m: None, ntfs=None):
+        fmt: str | None, accel: str | None, confirm: Callable[[ExpandPlan], None],
+        notify: Callable[[str], None] = lambda m: None, ntfs: NtfsOptions | None = None):
     """The whole command: host checks -> overlay -> ONE launch (facts, plan, `confirm(plan)`, grow
     partition + NTFS, verify) -> grow the image -> commit -> read back. Returns the ExpandPlan (dry
     run, nothing to do) or the ExpandResult. `confirm` prints the plan and raises to stop."""
@@ -464,10 +475,11 @@ def run(path: str, *, size: str | None, add: str | None, allow_large: bool, dry_
     with staged(image, new_size, dry_run=dry_run) as stage, contextlib.ExitStack() as stack:
         with DiskSession([stage.working_image], write=not dry_run, accel=accel, notify=notify) as s:
             seconds["launch"] = round(s.launch_seconds, 1)
-            target = DiskTarget(s, discover(s))
+            layout = discover(s)
+            target = DiskTarget(s, layout)
             stack.callback(target.close)
-            resets = _plan_log_reset(target, ntfs)
-            plan = make_plan(s, target.layout, user_path=path, format_label=image.format_label,
+            resets = _plan_log_reset(target, layout, ntfs)
+            plan = make_plan(s, layout, user_path=path, format_label=image.format_label,
                              old_disk_size=image.virtual_size, log_reset=bool(resets))
             plan = replace(plan, ntfs_resets=resets)
             seconds["plan"] = round(time.monotonic() - t - seconds["launch"], 1)

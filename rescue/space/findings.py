@@ -7,22 +7,22 @@ The article's rule (step 2): under 300 MB free on the OS disk, Windows cannot cr
 from __future__ import annotations
 
 import shlex
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from rescue.repairs.findings import FOUND, OK, UNKNOWN, Finding
 from rescue.space.expand import human
+from rescue.units import format_bytes
 
-LOW_SPACE_BYTES = 300 * 1000 * 1000          # "minder dan 300 MB": decimal MB, as Explorer shows it
+if TYPE_CHECKING:
+    from rescue.space.fragmentation import FragReport
+
+if TYPE_CHECKING:
+    from rescue.disk.view import Session
+    from rescue.layout import WindowsLayout
+    from rescue.space.cleanup import VolumeScan
+
+LOW_SPACE_BYTES = 300 * 1000 * 1000          # the article's "less than 300 MB", taken as written (decimal)
 AZURE_DISK_TIERS_GIB = (4, 8, 16, 32, 64, 128, 256, 512, 1024)
-
-
-def mb(n: int | None) -> str:
-    """Decimal units, as Explorer and the article count ("300 MB"): 12 bytes, 40.9 kB, 8.4 MB, 1.2 GB."""
-    if n is None:
-        return "?"
-    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:,.1f} {unit}"
-    return f"{n} bytes"
 
 
 def suggest_size(disk_bytes: int) -> str:
@@ -36,8 +36,8 @@ def suggest_size(disk_bytes: int) -> str:
 
 
 def space_findings(*, free_bytes: int | None, size_bytes: int | None, letter: str | None = None,
-                   scan=None, frag=None, disk_bytes: int | None = None, disk_path: str | None = None,
-                   block_device: bool = False) -> list[Finding]:
+                   scan: VolumeScan | None = None, frag: FragReport | None = None, disk_bytes: int | None = None,
+                   disk_path: str | None = None, block_device: bool = False) -> list[Finding]:
     """Findings for the Windows (OS) volume.
 
     free_bytes/size_bytes: the volume's free and total space (None: unknown); scan: a
@@ -52,19 +52,19 @@ def space_findings(*, free_bytes: int | None, size_bytes: int | None, letter: st
                            f"free space of {name} could not be read"))
     else:
         out.append(Finding("space-low", "OS volume has at least 300 MB free", FOUND if low else OK,
-                           f"{name} has {mb(free_bytes)} free of {mb(size_bytes)}"
+                           f"{name} has {format_bytes(free_bytes)} free of {format_bytes(size_bytes)}"
                            + (" (under 300 MB: 0xC0000017)" if low else ""),
                            fixable=low, fix_option="--cleanup" if low else None))
     reclaim = scan.reclaim_bytes if scan is not None else None
     if scan is None:
         out.append(Finding("space-cleanup", "Files Disk Cleanup would remove", UNKNOWN, "not scanned"))
     else:
-        parts = ", ".join(f"{c.key} {c.file_count} files {mb(c.reclaim_bytes)}" for c in scan.included if c.files)
+        parts = ", ".join(f"{c.key} {c.file_count} files {format_bytes(c.reclaim_bytes)}" for c in scan.included if c.files)
         opt = [c for c in scan.categories if not c.included and c.files]
-        extra = ("; opt-in: " + ", ".join(f"{c.key} {mb(c.reclaim_bytes)}" for c in opt)) if opt else ""
+        extra = ("; opt-in: " + ", ".join(f"{c.key} {format_bytes(c.reclaim_bytes)}" for c in opt)) if opt else ""
         status = FOUND if low and (reclaim or 0) > 0 else OK
         out.append(Finding("space-cleanup", "Files Disk Cleanup would remove", status,
-                           f"cleanup can free {mb(reclaim)}" + (f" ({parts})" if parts else "") + extra
+                           f"cleanup can free {format_bytes(reclaim)}" + (f" ({parts})" if parts else "") + extra
                            + ("" if low else " (not needed: enough free space)"),
                            fixable=status == FOUND, fix_option="--cleanup" if status == FOUND else None))
     if free_bytes is None:
@@ -79,21 +79,21 @@ def space_findings(*, free_bytes: int | None, size_bytes: int | None, letter: st
         where = shlex.quote(disk_path) if disk_path else "the disk"
         now = f" (now {human(disk_bytes)})" if disk_bytes else ""
         if not need:
-            ev, option = (f"{mb(after)} free after cleanup" if reclaim else f"{mb(free_bytes)} free"), None
+            ev, option = (f"{format_bytes(after)} free after cleanup" if reclaim else f"{format_bytes(free_bytes)} free"), None
         elif block_device:
             gb = int(size[:-1]) * (1024 if size.endswith("T") else 1)
-            ev, option = (f"even after cleanup {name} would have {mb(after)} free: {where}{now} is a block device, "
+            ev, option = (f"even after cleanup {name} would have {format_bytes(after)} free: {where}{now} is a block device, "
                           f"grow it on the cloud side first (Azure, VM deallocated: `az disk update -g RG -n DISK "
                           f"--size-gb {gb}`), attach it again, then add `--expand fill`"), None
         else:
-            ev, option = (f"even after cleanup {name} would have {mb(after)} free: grow {where}{now} to {size} "
+            ev, option = (f"even after cleanup {name} would have {format_bytes(after)} free: grow {where}{now} to {size} "
                           f"with `--expand {size}`"), f"--expand {size}"
         out.append(Finding("space-expand", "OS disk large enough", FOUND if need else OK, ev,
                            fixable=option is not None, fix_option=option))
     if frag is None:
         out.append(Finding("space-fragmentation", "Free space not badly fragmented", UNKNOWN, "not measured"))
     else:
-        ev = (f"largest free extent {mb(frag.largest_free_bytes)} of {mb(frag.free_bytes)} free "
+        ev = (f"largest free extent {format_bytes(frag.largest_free_bytes)} of {format_bytes(frag.free_bytes)} free "
               f"({frag.free.free_extents:,} free extents)")
         if frag.reasons:
             ev += "; " + "; ".join(frag.reasons)
@@ -104,7 +104,7 @@ def space_findings(*, free_bytes: int | None, size_bytes: int | None, letter: st
     return out
 
 
-def space_section_data(scans, frags=()) -> dict:
+def space_section_data(scans: Sequence[VolumeScan], frags: Sequence[FragReport] = ()) -> dict:
     """JSON for inspect's space section: per volume, reclaimable bytes by category and the largest
     free extent."""
     by_key = {(f.disk, f.partition): f for f in frags}
@@ -121,8 +121,9 @@ def space_section_data(scans, frags=()) -> dict:
     return {"volumes": vols}
 
 
-def assess_windows_volume(session, layout, *, check_readonly: bool = False, limit: int = 50_000,
-                          on_frag_error=lambda exc: None, prior=None):
+def assess_windows_volume(session: Session, layout: WindowsLayout, *, check_readonly: bool = False,
+                          limit: int = 50_000, on_frag_error: Callable[[Exception], None] = lambda exc: None,
+                          prior: tuple[VolumeScan, set[str]] | None = None):
     """Scan the Windows volume's cleanup categories (bounded, metadata only), measure its free-space
     fragmentation, and derive the findings: the one sequence `inspect` and `diagnose` both need.
     `prior`: (an earlier VolumeScan of this launch, Windows paths deleted since) to reuse instead of
@@ -131,7 +132,7 @@ def assess_windows_volume(session, layout, *, check_readonly: bool = False, limi
     from rescue.space.cleanup import scan_volume
     from rescue.space.fragmentation import report
 
-    win = layout.root
+    win = layout.require_root()
     vol = layout.volume(win.disk, win.partition)
     letter = vol.letter if vol else None
     part = session.partition(win.disk, win.partition)

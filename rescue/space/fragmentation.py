@@ -13,9 +13,14 @@ $DATA runlists give their fragment counts. ntfs-3g's inode numbers are MFT recor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rescue.space.ntfs import MFT_RECORD_MFT, FreeSpace, NtfsFormatError, Volume, bitmap_free_space, fragments
 from rescue.target import win_to_posix
+
+if TYPE_CHECKING:
+    from rescue.disk.records import Partition
+    from rescue.disk.view import Session
 
 NO_DEFRAGMENTER = ("No NTFS defragmenter exists for Linux, so rescue does not defragment; run Windows' own "
                    "`defrag {letter} /u /x /g` after the VM boots.")
@@ -77,7 +82,7 @@ def judge(free: FreeSpace, cluster_size: int, files: tuple[FileFragments, ...]) 
     return bool(reasons), tuple(reasons)
 
 
-def report(session, part, *, letter: str | None = None) -> FragReport:
+def report(session: Session, part: Partition, *, letter: str | None = None) -> FragReport:
     """Measure one mounted NTFS volume through `session` (read-only)."""
     vol = Volume(lambda off, n: session.read_partition_bytes(part, n, off))
     boot = vol.boot

@@ -21,8 +21,12 @@ import struct
 import subprocess
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, BinaryIO
 
 from rescue.errors import InputError, UnsafeStateError, WriteFailedError
+
+if TYPE_CHECKING:
+    from rescue.disk.formats import DiskImage
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -46,7 +50,7 @@ class Journal:
     def start(cls, path: str) -> "Journal":
         return cls(path, os.path.getsize(path))
 
-    def write(self, fh, offset: int, data: bytes) -> None:
+    def write(self, fh: BinaryIO, offset: int, data: bytes) -> None:
         if offset < self.length:
             fh.seek(offset)
             self.entries.append((offset, fh.read(min(len(data), self.length - offset))))
@@ -63,7 +67,7 @@ class Journal:
             os.fsync(fh.fileno())
 
 
-def _read(fh, offset: int, size: int) -> bytes:
+def _read(fh: BinaryIO, offset: int, size: int) -> bytes:
     fh.seek(offset)
     return fh.read(size)
 
@@ -135,7 +139,8 @@ def grow_vhd(path: str, new_size: int, journal: Journal) -> None:
         os.fsync(fh.fileno())
 
 
-def _grow_dynamic_vhd(fh, path, footer, new_footer, file_size, new_size, journal) -> None:
+def _grow_dynamic_vhd(fh: BinaryIO, path: str, footer: bytes, new_footer: bytes, file_size: int, new_size: int,
+                      journal: Journal) -> None:
     dyn_off = struct.unpack_from(">Q", footer, 16)[0]
     dyn = _read(fh, dyn_off, 1024)
     if dyn[:8] != b"cxsparse":
@@ -250,7 +255,7 @@ def grow_vhdx(path: str, new_size: int, journal: Journal) -> None:
         for i in range(struct.unpack_from("<H", meta, 10)[0]):
             e = 32 + 32 * i
             items[_guid(meta[e:e + 16])] = struct.unpack_from("<II", meta, e + 16)
-        def item(g, size):
+        def item(g: uuid.UUID, size: int) -> tuple[bytes, int]:
             o, _ = items[g]
             return _read(fh, meta_off + o, size), meta_off + o
         fp, _ = item(FILE_PARAMETERS, 8)
@@ -335,7 +340,7 @@ def qemu_check(path: str, fmt: str) -> str | None:
     return (out.stdout + out.stderr).strip().splitlines()[-1] if (out.stdout + out.stderr).strip() else f"exit {out.returncode}"
 
 
-def grow(image, new_size: int) -> Journal | None:
+def grow(image: DiskImage, new_size: int) -> Journal | None:
     """Grow `image` (rescue.disk.formats.DiskImage) to `new_size` virtual bytes, then check that qemu
     reads it back at that size with consistent metadata. On any failure the file is restored byte
     for byte (raw/VHD/VHDX) and WriteFailedError raised. Returns the journal (None for qcow2, whose

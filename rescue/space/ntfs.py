@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable, Sequence
 
 from rescue.errors import RescueError
 
@@ -193,7 +193,7 @@ class Volume:
             vcn -= length
         raise NtfsFormatError(f"MFT record {number} is beyond the end of $MFT.")
 
-    def records(self, numbers, *, span: int = 1 << 20) -> dict[int, bytes]:
+    def records(self, numbers: Iterable[int], *, span: int = 1 << 20) -> dict[int, bytes]:
         """Many MFT records in few reads: neighbouring records are read together (ranges of at most
         `span` bytes), so 1,000 files of one folder cost one or two device reads, not 1,000 calls."""
         rs = self.boot.record_size
@@ -214,7 +214,7 @@ class Volume:
             i = j + 1
         return out
 
-    def file_attributes(self, numbers) -> dict[int, int]:
+    def file_attributes(self, numbers: Iterable[int]) -> dict[int, int]:
         """Windows file attributes (FILE_ATTRIBUTE_*) from each record's $STANDARD_INFORMATION
         (attribute 0x10, a u32 at offset 0x20 of its value). Records that do not parse are left out."""
         out = {}
@@ -258,7 +258,7 @@ class Volume:
             runs += p.runs
         return runs
 
-    def _read_runs(self, runs, size: int, *, piece: int = 1 << 20) -> bytes:
+    def _read_runs(self, runs: Sequence[tuple[int | None, int]], size: int, *, piece: int = 1 << 20) -> bytes:
         """The first `size` bytes of a non-resident stream, read in pieces of at most 1 MiB."""
         cs, buf = self.boot.cluster_size, bytearray()
         for lcn, length in runs:

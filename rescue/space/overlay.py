@@ -15,8 +15,12 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rescue.errors import InputError, VerifyError, WriteFailedError
+
+if TYPE_CHECKING:
+    from rescue.disk.formats import DiskImage
 
 
 def _run(args: list[str], *, timeout: int = 3600) -> subprocess.CompletedProcess:
@@ -31,7 +35,7 @@ def _err(out: subprocess.CompletedProcess) -> str:
     return text.splitlines()[-1] if text else f"exit status {out.returncode}"
 
 
-def create(image, size: int, path: Path) -> Path:
+def create(image: DiskImage, size: int, path: Path) -> Path:
     """Overlay at `path` over `image` (DiskImage), `size` bytes virtual. Reads only BASE's header."""
     out = _run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", image.format,
                 "-b", os.path.abspath(image.path), str(path), str(size)])
@@ -98,7 +102,7 @@ def digests(path: str, fmt: str, spans: list[tuple[int, int]], *, piece: int = 1
     return out
 
 
-def commit(overlay: Path, image) -> None:
+def commit(overlay: Path, image: DiskImage) -> None:
     out = _run(["qemu-img", "commit", "-q", "-f", "qcow2", "-d", str(overlay)])
     if out.returncode != 0:
         raise WriteFailedError(

@@ -20,10 +20,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from rescue.errors import InterruptedWriteError, VerifyError
 from rescue.space import imagegrow, overlay
+
+if TYPE_CHECKING:
+    from rescue.disk.formats import DiskImage
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class CommitResult:
                 "verified_extents": self.verified_extents, "seconds": self.seconds}
 
 
-def _overlay_dir(image, dry_run: bool) -> tuple[Path, bool]:
+def _overlay_dir(image: DiskImage, dry_run: bool) -> tuple[Path, bool]:
     """Where the working overlay lives: beside the image (same filesystem, survives a reboot, so an
     interrupted commit can be finished), else rescue's cache; a temp folder for dry runs."""
     if dry_run:
@@ -58,7 +61,7 @@ class Staging:
     """One overlay over `image`, `new_size` bytes virtual. `working_image` is what the session
     opens; `commit()` makes the writes real. Without a commit, leaving the context deletes it."""
 
-    def __init__(self, image, new_size: int, *, dry_run: bool):
+    def __init__(self, image: DiskImage, new_size: int, *, dry_run: bool):
         self.image, self.new_size, self.dry_run = image, new_size, dry_run
         self._dir, self._temporary = _overlay_dir(image, dry_run)
         self.overlay = self._dir / f".{Path(image.path).name}.rescue-stage-{os.getpid()}.qcow2"
@@ -114,7 +117,7 @@ class Staging:
 
 
 @contextlib.contextmanager
-def staged(image, new_size: int, *, dry_run: bool) -> Iterator[Staging]:
+def staged(image: DiskImage, new_size: int, *, dry_run: bool) -> Iterator[Staging]:
     st = Staging(image, new_size, dry_run=dry_run)
     try:
         yield st

@@ -107,6 +107,13 @@ def test_installed_command_uses_its_vendored_typer(root) -> None:
     assert click_file.startswith("/usr/lib/python3/dist-packages/")   # Debian's click
 
 
+def test_installed_diagnose_has_the_scenario_options(root) -> None:
+    # Built from the scenario registry on first use, on Debian's click with the vendored typer.
+    r = _rescue(root, "diagnose", "--help")
+    assert r.returncode == 0, r.stderr
+    assert "--ram" in r.stdout and "--scenario" in r.stdout
+
+
 def test_bash_completion_completes_subcommands(root) -> None:
     script = root / "usr/share/bash-completion/completions/rescue"
     assert (root / "usr/share/zsh/vendor-completions/_rescue").is_file()
@@ -136,4 +143,7 @@ def test_man_page_renders_and_covers_every_command(root) -> None:
         assert command in text, command
     roff = gzip.decompress(page.read_bytes()).decode()
     assert "\\-\\-dry\\-run" in roff                       # options come from the CLI's parameters
+    # diagnose's scenario options are built on first use (not by `rescue --help`): the page has them.
+    diagnose = roff.split(".SS rescue diagnose", 1)[1].split(".SS ", 1)[0]
+    assert "\\-\\-ram" in diagnose and "\\-\\-scenario" in diagnose
     assert re.search(r"^\s+10\s+the libguestfs appliance", text, re.M)   # exit codes from errors.py

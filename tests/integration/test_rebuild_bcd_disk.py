@@ -1,16 +1,22 @@
 """`rescue fix rebuild-bcd` end to end on disks whose store is missing or corrupt (Gen1 and Gen2),
-checked in the images' own files with python-hivex (not rescue's BCD decoder).
+checked in the images' own files with python-hivex (not rescue's BCD decoder), and the Gen1
+active flag checked in the raw image's sector 0 on the host (struct, not rescue's MBR code).
 
 Launch budget per broken sample: dry run, fix (its JSON carries the diagnosis before and after),
-undo, and one read-only session that reads the pristine, fixed and undone images together.
+undo, and one read-only session that reads the pristine, fixed and undone images together; the
+SIGKILL test adds a kill and an undo for each of the two MBR fault points.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import hivex
@@ -35,6 +41,22 @@ SAME = {"gen2": (("\\Windows\\Boot\\EFI\\bootmgfw.efi", "\\EFI\\Microsoft\\Boot\
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def sector0(image: Path) -> bytes:
+    with open(image, "rb") as fh:
+        return fh.read(512)
+
+
+def boot_flags(sector: bytes) -> list[int]:
+    """The four MBR entries' status bytes, read with struct (UEFI spec 2.10 §5.2.1: entries of 16
+    bytes at 446, BootIndicator first), independently of rescue's MBR code."""
+    assert sector[510:512] == b"\x55\xaa"
+    return [struct.unpack_from("<B3sB3sII", sector, 446 + 16 * i)[0] for i in range(4)]
+
+
+def differing(a: bytes, b: bytes) -> list[int]:
+    return [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
 
 
 def hive_objects(path: Path) -> dict:
@@ -97,7 +119,7 @@ def check_rebuilt_store(path: Path, base: str) -> None:
     ("gen2-nobcd.vhd", "missing"),
     ("gen2-badbcd.raw", "cannot be read"),
     ("gen1-nobcd.vhdx", "missing"),
-    ("gen1-badbcd.vhd", "cannot be read"),
+    ("gen1-badbcd.raw", "cannot be read"),          # raw: sector 0 is compared on the host
 ])
 def test_rebuild_then_undo(name, cause, sample_disk, cli, monkeypatch, tmp_path):
     base = name.rsplit(".", 1)[0]
@@ -106,13 +128,21 @@ def test_rebuild_then_undo(name, cause, sample_disk, cli, monkeypatch, tmp_path)
     pristine = sample_disk(name, dest=tmp_path / "pristine")
     disk = sample_disk(name)
     before = sha(disk)
+    raw = name.endswith(".raw")
+    mbr_before = sector0(disk) if raw else b""
 
     res, n = run_cli(cli, monkeypatch, tmp_path, "fix", "rebuild-bcd", str(disk), "--dry-run", "--json")
     assert res.code == 0, res.err
     assert n == 1 and sha(disk) == before                               # a dry run changes nothing
     plan = json.loads(res.out)["plan"]
-    written = [c["file"]["path"] for s in plan["steps"] for c in s["changes"]]
+    written = [c["file"]["path"] for s in plan["steps"] for c in s["changes"] if c["file"]]
     assert written[0] == STORE[gen]
+    mbr_changes = [c for s in plan["steps"] for c in s["changes"] if c["kind"] == "set-active-partition"]
+    # gen1-badbcd has no active partition: the plan sets the flag on System Reserved (partition 1).
+    assert [(c["disk"], c["partition"], c["changed_offsets"]) for c in mbr_changes] == \
+        ([(0, 1, [446])] if base == "gen1-badbcd" else [])
+    assert plan["sectors"] == ([{"disk": 0, "disk_path": str(disk), "offset": 0, "size": 512}]
+                               if base == "gen1-badbcd" else [])
 
     res, n = run_cli(cli, monkeypatch, tmp_path, "fix", "rebuild-bcd", str(disk), "--yes", "--json")
     assert res.code == 0, res.err
@@ -121,10 +151,20 @@ def test_rebuild_then_undo(name, cause, sample_disk, cli, monkeypatch, tmp_path)
     found = {f["id"]: f for f in report["before"]["findings"]}
     assert found["bcd-store"]["status"] == "found" and found["bcd-store"]["fixable"]
     assert cause in found["bcd-store"]["evidence"] and STORE[gen] in found["bcd-store"]["evidence"]
+    assert (found["active-partition"]["status"], found["active-partition"]["fixable"]) == \
+        (("found", True) if base == "gen1-badbcd" else ("ok", False))
     after = {f["id"]: f["status"] for f in report["after"]["findings"]}
-    assert after["bcd-store"] == "ok" and after["boot-files"] == "ok"
-    # gen1-badbcd has no active partition: rescue says so and how to set it, it does not write the MBR.
-    assert after["active-partition"] == ("found" if base == "gen1-badbcd" else "ok")
+    assert after == {"bcd-store": "ok", "boot-files": "ok", "active-partition": "ok"}
+    if raw:
+        mbr_fixed = sector0(disk)
+        if base == "gen1-badbcd":
+            # Exactly one byte: partition 1's boot indicator, 0x00 -> 0x80; CHS, types, LBAs, the
+            # disk signature and the boot code as they were.
+            assert boot_flags(mbr_before) == [0, 0, 0, 0]
+            assert differing(mbr_before, mbr_fixed) == [446] and boot_flags(mbr_fixed) == [0x80, 0, 0, 0]
+            assert [e["role"] for e in report["result"]["sectors"]] == ["mbr"]
+        else:
+            assert mbr_fixed == mbr_before
     snapshot = tmp_path / "fixed" / name
     snapshot.parent.mkdir()
     shutil.copyfile(disk, snapshot)
@@ -132,6 +172,8 @@ def test_rebuild_then_undo(name, cause, sample_disk, cli, monkeypatch, tmp_path)
     res, n = run_cli(cli, monkeypatch, tmp_path, "undo", str(disk), "--yes")
     assert res.code == 0, res.err
     assert n == 1
+    if raw:
+        assert sector0(disk) == mbr_before                                  # sector 0 byte for byte
 
     with open_three(pristine, snapshot, disk) as s:
         orig, fixed, undone = (DiskFiles(s, i, tmp_path / f"d{i}") for i in range(3))
@@ -156,6 +198,33 @@ def test_rebuild_then_undo(name, cause, sample_disk, cli, monkeypatch, tmp_path)
     listed = {o["alias"] or o["identifier"] for o in json.loads(res.out)}
     assert {"{bootmgr}", "{memdiag}", "{badmemory}", "{emssettings}", "{globalsettings}",
             "{bootloadersettings}"} <= listed
+
+
+_RUN = "import sys; from rescue.cli.main import run; sys.exit(run(sys.argv[1:]))"
+
+
+def test_sigkill_at_the_mbr_write_then_undo_restores_sector_0(sample_disk, cli, monkeypatch, tmp_path):
+    """A fix killed (SIGKILL, as a crash or power loss) just before and just after it writes the MBR:
+    sector 0 is then the old one or the new one, never anything else, and `rescue undo` brings back
+    the sector byte for byte (and the store's absence: the files were switched before the MBR)."""
+    disk = sample_disk("gen1-badbcd.raw")
+    pristine = sector0(disk)
+    for point, want in (("before-mbr-write", pristine), ("after-mbr-write", None)):
+        proc = subprocess.run([sys.executable, "-c", _RUN, "fix", "rebuild-bcd", str(disk), "--yes"],
+                              env={**os.environ, "RESCUE_FAULT": point}, capture_output=True, text=True,
+                              timeout=1800)
+        assert proc.returncode == -signal.SIGKILL, (point, proc.stderr[-2000:])
+        killed = sector0(disk)
+        if want is not None:
+            assert killed == want, point
+        else:
+            assert differing(pristine, killed) == [446] and boot_flags(killed)[0] == 0x80, point
+        res, n = run_cli(cli, monkeypatch, tmp_path, "undo", str(disk), "--yes", "--json")
+        assert res.code == 0, (point, res.err)
+        assert n == 1
+        assert sector0(disk) == pristine, point
+        restored = json.loads(res.out)["result"]["restored_sectors"]
+        assert len(restored) == (0 if want is not None else 1), point
 
 
 @pytest.mark.parametrize("name", ["gen2-healthy.vhd", "gen1-healthy.vhd"])

@@ -160,6 +160,25 @@ def test_human_lists_continue_in_the_value_column():
     assert "custom:46000010         Yes" in winre
 
 
+def test_template_objects_have_bcdedit_s_own_headings():
+    """bcdedit heads BCD-Template's OS target templates "OS Target Template" and its Windows Setup
+    loaders "Windows Setup", not "Windows Boot Loader"; its resume objects stay "Resume from
+    Hibernate" (bcdedit output of each object, pasted in mattifestation/BCD,
+    BCD/Examples/BCDTemplateFromScratch.ps1). The other stores' loaders keep "Windows Boot Loader"."""
+    store = BcdStore.open(need("bcd/museum_win10_BCD-Template"))
+    def heading(ident):
+        return enum_text(store, [store.object(ident)]).lstrip("\n").split("\n")[:3]
+    assert heading("{a1943bbc-ea85-487c-97c7-c9ede908a38a}") == [
+        "OS Target Template", "------------------", "identifier              {a1943bbc-ea85-487c-97c7-c9ede908a38a}"]
+    assert heading("{b012b84d-c47c-4ed5-b722-c0c42163e569}")[:2] == ["OS Target Template", "------------------"]
+    assert heading("{7254a080-1510-4e85-ac0f-e7fb3d444736}")[:2] == ["Windows Setup", "-------------"]
+    assert heading("{cbd971bf-b7b8-4885-951a-fa03044f5d71}")[:2] == ["Windows Setup", "-------------"]
+    for resume in ("{98b02a23-0674-4ce7-bdad-e0a15a8ff97b}", "{0c334284-9a41-4de1-99b3-a7e87e8ff07e}"):
+        assert heading(resume)[:2] == ["Resume from Hibernate", "---------------------"]
+    system = BcdStore.open(need("bcd/windeploy_win10_bios_mbr_BCD"))
+    assert enum_text(system, [system.object("{default}")]).lstrip("\n").startswith("Windows Boot Loader\n")
+
+
 # --- through the CLI, on a hive file (no appliance) ---------------------------------------------
 def test_cli_enum_json_on_hive_file(capsys):
     path = need("bcd/galton_winpe_media_bios_BCD")

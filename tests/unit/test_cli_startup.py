@@ -4,8 +4,12 @@ by typer on the oldest supported Python.
 - COMMAND_MODULES in rescue.cli.main must name exactly the top-level commands each module registers
   (a command missing there would be found by `--help` but not when run).
 - `rescue bcd enum BCDFILE`, `rescue reg query HIVEFILE` and `rescue --help` must not import
-  libguestfs, the disk layer, the write path or other commands' modules (that is where start-up
-  time went); checked in a fresh interpreter, deterministic unlike a timing (`make bench` times it).
+  libguestfs, the disk layer, the write path, other commands' modules, the scenario modules (only
+  `diagnose`, `fix` and `scenarios` read the registry) or pydantic (typer 0.29 imports it on every
+  command line): that is where start-up time went. Checked in a fresh interpreter, deterministic
+  unlike a timing (`make bench` times it).
+- `rescue diagnose` still has every scenario's options, although they are built on first use:
+  in its help, on its command line, in shell completion and in the man page.
 - typer evaluates the annotations of command functions at run time: on Python 3.9 `str | None` or
   `list[str]` there would fail, however the module is written. vermin (`make floor`) does not look
   inside string annotations, so this walks every registered command's signature.
@@ -14,8 +18,10 @@ by typer on the oldest supported Python.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +82,16 @@ HEAVY = ("guestfs", "rescue.disk.session", "rescue.layout", "rescue.safety.apply
          "rich._emoji_codes")
 
 
+# Never imported by `rescue --help` nor by a command that reads a hive file: the scenario modules
+# (the registry is read by diagnose, fix and scenarios only) and pydantic (typer 0.29 imports it
+# while parsing any command line; pyproject.toml keeps typer below it).
+NOT_AT_START = ("rescue.repairs.scenarios", "pydantic")
+
+
+def _not_at_start(mods: set[str]) -> list[str]:
+    return sorted(m for m in mods if any(m == p or m.startswith(p + ".") for p in NOT_AT_START))
+
+
 def _modules_after(tmp_path: Path, *args: str) -> tuple[int, set[str]]:
     out = tmp_path / "modules.json"
     env = dict(os.environ)
@@ -92,6 +108,7 @@ def test_bcd_enum_on_a_file_imports_only_its_own_path(tmp_path, sample_hives) ->
     assert code == 0
     assert "rescue.cli.bcd_cmd" in mods and "rescue.bcd.render" in mods
     assert sorted(m for m in HEAVY if m in mods) == []
+    assert _not_at_start(mods) == []
     assert "rescue.cli.reg_cmd" not in mods
 
 
@@ -101,6 +118,9 @@ def test_reg_query_on_a_file_imports_only_its_own_path(tmp_path, sample_hives) -
     assert code == 0
     assert "rescue.cli.reg_cmd" in mods
     assert sorted(m for m in HEAVY if m in mods) == []
+    assert _not_at_start(mods) == []
+    # The page file and crash dump models are for their own commands (render names them in annotations).
+    assert "rescue.registry.pagefile" not in mods and "rescue.registry.crashdump" not in mods
     assert "rescue.cli.bcd_cmd" not in mods
 
 
@@ -109,6 +129,65 @@ def test_help_imports_no_command_body(tmp_path) -> None:
     assert code == 0
     body_only = [m for m in HEAVY if not m.startswith("rescue.cli.") and m != "rich._emoji_codes"]
     assert sorted(m for m in body_only if m in mods) == []
+    assert _not_at_start(mods) == []
+    # How plans and diagnoses look (and the plan records under them): only for commands showing one.
+    assert "rescue.cli.views" not in mods and "rescue.safety.plan" not in mods
+
+
+def test_the_probe_sees_the_scenario_modules_when_diagnose_runs(tmp_path) -> None:
+    # The other side of the checks above: the same probe does see them once diagnose needs them.
+    code, mods = _modules_after(tmp_path, "diagnose", "--help")
+    assert code == 0
+    assert "rescue.repairs.scenarios.no_memory" in mods and _not_at_start(mods) != []
+
+
+# --- diagnose: scenario options built on first use, seen by every reader ----------------------------
+def _scenario_flags() -> list[str]:
+    from rescue.repairs.base import scenarios
+
+    flags = {o.flag for s in scenarios() for o in s.options if o.diagnose}
+    assert "--ram" in flags                       # no-memory's: the walk really found scenario options
+    return sorted(flags)
+
+
+def test_diagnose_help_lists_every_scenario_option(cli) -> None:
+    r = cli("diagnose", "--help")
+    assert r.code == 0
+    for flag in _scenario_flags():
+        assert flag in r.out, flag
+    assert "--scenario" in r.out and "--each" in r.out
+
+
+def test_top_level_help_lists_diagnose_with_its_summary(cli) -> None:
+    r = cli("--help")
+    assert r.code == 0
+    assert re.search(r"diagnose\s+Check a disk for every boot failure", r.out)
+
+
+def test_diagnose_accepts_a_scenario_option_on_its_command_line(cli) -> None:
+    # Parsing reaches the disk check (no disk given), so --ram was a known option; a typo is not.
+    assert "at least one disk" in cli("diagnose", "--ram", "16G").err
+    typo = cli("diagnose", "--rma", "16G")
+    assert typo.code == 2 and "No such option" in typo.err
+
+
+def test_shell_completion_offers_the_scenario_options_of_diagnose() -> None:
+    env = {k: v for k, v in os.environ.items() if k != main.COMPLETE_VAR}
+    env.update({main.COMPLETE_VAR: "complete_bash", "COMP_WORDS": "rescue diagnose --", "COMP_CWORD": "2"})
+    r = subprocess.run([sys.executable, "-c", "from rescue.cli.main import run; run()"], env=env,
+                       capture_output=True, text=True)
+    offered = set(r.stdout.split())
+    assert set(_scenario_flags()) <= offered, r.stdout + r.stderr
+
+
+def test_man_page_documents_the_scenario_options_of_diagnose() -> None:
+    spec = importlib.util.spec_from_file_location("cli_docs", REPO / "tools" / "cli_docs.py")
+    cli_docs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli_docs)
+    page = cli_docs.man_page(typer.main.get_command(main.build_app()), "test")
+    section = page.split(".SS rescue diagnose", 1)[1].split(".SS ", 1)[0]
+    for flag in _scenario_flags():
+        assert cli_docs.roff(flag) in section, flag
 
 
 # --- a host without the distribution's bindings (a pip install into a plain venv) -------------------

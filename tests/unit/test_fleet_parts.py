@@ -119,3 +119,31 @@ def test_missing_disks_are_reported_per_vm_without_a_launch(cli, tmp_path):
     import readme_contract as R
 
     assert R.check_keys(R.json_keys("Fleet `--json` lines (one per VM):"), docs) == []
+
+
+def test_undo_each_hands_the_ntfs_flags_to_every_vm(cli, tmp_path, monkeypatch):
+    """`undo --each --reset-ntfs-log --discard-hibernation` must reach each VM's engine (local run)
+    and each child process (--jobs N), as `fix --each` does: otherwise an unclean volume is refused
+    in fleet mode although the flag was given. Mocked at the CLI edge: the fleet runner."""
+    import rescue.cli.fleet_cmd as fleet_cmd
+    import rescue.fleet as fleet_mod
+
+    seen = {}
+
+    def fake_run_fleet(command, a, *, write, title, child_argv, local):
+        seen["argv"] = child_argv("vms.txt")
+        seen["local"] = local
+        return 0
+
+    def fake_undo_each(fleet, **kw):
+        seen["undo_each"] = kw
+        return iter(())
+
+    monkeypatch.setattr(fleet_cmd, "run_fleet", fake_run_fleet)
+    monkeypatch.setattr(fleet_mod, "undo_each", fake_undo_each)
+    r = cli("undo", "--each", tmp_path / "a.vhd", tmp_path / "b.vhd", "--yes", "--reset-ntfs-log",
+            "--discard-hibernation")
+    assert r.code == 0, r.err
+    assert "--reset-ntfs-log" in seen["argv"] and "--discard-hibernation" in seen["argv"]
+    seen["local"](None, None)
+    assert seen["undo_each"]["reset_ntfs_log"] is True and seen["undo_each"]["discard_hibernation"] is True

@@ -131,3 +131,51 @@ def test_forced_format_mismatch_and_unknown(tmp_path, mbr_raw):
     with pytest.raises(InputError, match="Unknown --format"):
         detect(str(q), "iso")
     assert detect(str(q), "qcow2").format == "qcow2"
+
+
+# --- a block device this host is using ------------------------------------------------------------------
+@pytest.fixture
+def loop_disk(tmp_path):
+    """A real partitioned block device: a loop device over a 40 MiB file, one ext4 partition (a
+    filesystem every Linux kernel mounts; NTFS through ntfs-3g would claim it the same way)."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or not shutil.which("losetup"):
+        pytest.skip("needs root and losetup to make a loop device (CI runs as root)")
+    img = tmp_path / "disk.img"
+    img.write_bytes(b"")
+    os.truncate(img, 40 << 20)
+    dev = subprocess.run(["losetup", "-f", "--show", "-P", str(img)], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    mnt = tmp_path / "mnt point"                  # a space: mountinfo escapes it as \040
+    try:
+        subprocess.run(["sfdisk", "-q", dev], input=",,L\n", text=True, check=True, capture_output=True)
+        subprocess.run(["partx", "-u", dev], capture_output=True)
+        subprocess.run(["mkfs.ext4", "-q", f"{dev}p1"], check=True, capture_output=True)
+        mnt.mkdir()
+        yield dev, mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+        subprocess.run(["losetup", "-d", dev], capture_output=True)
+
+
+def test_a_block_device_with_a_mounted_partition_is_refused_for_writing(loop_disk):
+    import subprocess
+
+    from rescue.disk.formats import check_not_in_use, detect, host_mounts
+    from rescue.errors import UnsafeStateError
+
+    dev, mnt = loop_disk
+    image = detect(dev)
+    assert image.is_block_device
+    check_not_in_use(image)                       # nothing mounted: free to write
+    subprocess.run(["mount", f"{dev}p1", str(mnt)], check=True)
+    assert host_mounts(dev) == [(f"{dev}p1", str(mnt))]
+    with pytest.raises(UnsafeStateError) as info:
+        check_not_in_use(image)
+    text = str(info.value)
+    assert f"{dev} is in use on this host ({dev}p1 on {mnt})" in text and f"umount {mnt}" in text
+    assert "nothing was written" in text and info.value.exit_code == 5
+    subprocess.run(["umount", str(mnt)], check=True)
+    check_not_in_use(image)                       # unmounted: free again

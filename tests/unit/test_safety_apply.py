@@ -123,9 +123,10 @@ def test_json_output_has_plan_and_result_with_stable_keys(hive, capsys):
     data = json.loads(capsys.readouterr().out)
     assert set(data) == {"plan", "result"}
     assert set(data["result"]) == {"applied", "dry_run", "nothing_to_do", "backup_id", "backup_location",
-                                   "files", "notes", "prelude", "ntfs_resets"}
+                                   "files", "notes", "prelude", "ntfs_resets", "sectors"}
     assert data["result"]["applied"] is True and data["plan"]["title"] == "crash dumps on"
     assert data["plan"]["ntfs_resets"] == [] and data["result"]["ntfs_resets"] == []
+    assert data["plan"]["sectors"] == [] and data["result"]["sectors"] == []
 
 
 def test_without_a_terminal_and_without_yes_nothing_is_written(hive, monkeypatch):

@@ -84,6 +84,15 @@ def test_diagnose_narrowed_to_it(probe, cli):
     assert text.code == 1 and "ComputerName is OLD" in text.out and f"rescue fix probe-name {probe}" in text.out
 
 
+def test_its_option_is_an_option_of_diagnose(probe, cli):
+    # diagnose builds its options from the registry when used: a scenario registered after the
+    # scenario modules were loaded still adds its own.
+    assert "--want" in cli("diagnose", "--help").out
+    healthy = cli("diagnose", probe, "-s", "probe-name", "--want", "OLD", "--json")
+    assert healthy.code == 0, healthy.err
+    assert [f["status"] for f in healthy.json()["findings"]] == ["ok"]
+
+
 def test_triage_runs_it_with_every_other_scenario(probe, cli):
     doc = cli("diagnose", probe, "--json").json()
     ran = {f["scenario"] for f in doc["findings"]}

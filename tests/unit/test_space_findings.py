@@ -8,7 +8,7 @@ from rescue.errors import UsageError
 from rescue.repairs.findings import FOUND, OK, UNKNOWN, Diagnosis
 from rescue.safety.plan import DeleteFile
 from rescue.space import cleanup as C
-from rescue.space.findings import LOW_SPACE_BYTES, mb, space_findings, space_section_data, suggest_size
+from rescue.space.findings import space_findings, space_section_data, suggest_size
 from rescue.space.fragmentation import FileFragments, FragReport, judge
 from rescue.space.ntfs import FreeSpace
 
@@ -38,7 +38,7 @@ def test_low_space_with_enough_to_clean_suggests_cleanup_not_expand():
                               disk_bytes=2**30))
     assert f["space-low"].status == FOUND and "under 300 MB" in f["space-low"].evidence
     assert f["space-cleanup"].status == FOUND and f["space-cleanup"].fix_option == "--cleanup"
-    assert "cleanup can free 250.0 MB" in f["space-cleanup"].evidence and "recycle-bin" in f["space-cleanup"].evidence
+    assert "cleanup can free 238.4 MiB" in f["space-cleanup"].evidence and "recycle-bin" in f["space-cleanup"].evidence
     assert f["space-expand"].status == OK                      # 350 MB after cleanup
     assert f["space-fragmentation"].status == UNKNOWN
     d = Diagnosis(("os.vhd",), tuple(x.of("no-memory") for x in f.values()))
@@ -50,7 +50,7 @@ def test_low_space_cleanup_not_enough_recommends_expand_with_a_size():
     f = _by_id(space_findings(free_bytes=10 * MB, size_bytes=256 * 2**20, scan=scan, disk_bytes=2**30,
                               disk_path="/vms/os disk.vhd"))
     assert f["space-expand"].status == FOUND and f["space-expand"].fix_option == "--expand 4G"
-    assert f["space-expand"].evidence == ("even after cleanup the OS volume would have 30.0 MB free: grow "
+    assert f["space-expand"].evidence == ("even after cleanup the OS volume would have 28.6 MiB free: grow "
                                           "'/vms/os disk.vhd' (now 1 GiB) to 4G with `--expand 4G`")
     d = Diagnosis(("/vms/os disk.vhd",), tuple(x.of("no-memory") for x in f.values()))
     # One command does all of it: cleanup, grow image + partition + NTFS, and the article's edits.
@@ -127,16 +127,12 @@ def test_name_patterns():
     assert not C._matches("desktop.ini", rb) and C._matches("$RABC.txt", rb)
 
 
-def test_sizes_read_like_explorer():
-    assert mb(12) == "12 bytes" and mb(41_000) == "41.0 kB" and mb(LOW_SPACE_BYTES) == "300.0 MB"
-
-
 def test_block_device_too_small_says_grow_it_on_the_cloud_side_then_fill():
     scan = _scan(10 * MB, {})
     f = _by_id(space_findings(free_bytes=10 * MB, size_bytes=256 * 2**20, scan=scan, disk_bytes=127 * 2**30,
                               disk_path="/dev/sdc", block_device=True))
     assert f["space-expand"].status == FOUND and not f["space-expand"].fixable
     assert f["space-expand"].evidence == (
-        "even after cleanup the OS volume would have 10.0 MB free: /dev/sdc (now 127 GiB) is a block device, "
+        "even after cleanup the OS volume would have 9.5 MiB free: /dev/sdc (now 127 GiB) is a block device, "
         "grow it on the cloud side first (Azure, VM deallocated: `az disk update -g RG -n DISK --size-gb 256`), "
         "attach it again, then add `--expand fill`")

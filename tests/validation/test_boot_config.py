@@ -170,3 +170,19 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_case(case, tmp_path):
     run_case(case, tmp_path)
+
+
+def test_triage_says_an_unreadable_store_once(tmp_path):
+    """The store check turns "the BCD cannot be read" into its own finding (FOUND, rebuild it): the
+    triage of every scenario must not repeat it as a generic "BCD readable: cannot tell" line."""
+    from rescue.repairs.base import scenarios
+    from rescue.repairs.runner import diagnose
+
+    diag = diagnose(_not_a_store(tmp_path), scenarios())
+    ids = [f.id for f in diag.findings]
+    assert "boot-config-store" in ids and "bcd-unreadable" not in ids
+    # Without the store check (another scenario alone), the generic line is still the answer.
+    other = tmp_path / "other"
+    other.mkdir()
+    alone = diagnose(_not_a_store(other), [s for s in scenarios() if s.name == "no-memory"])
+    assert [f.id for f in alone.findings if f.id.endswith("unreadable")] == ["bcd-unreadable"]

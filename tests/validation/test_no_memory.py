@@ -68,11 +68,11 @@ TINY = {"windows-temp": [("\\Windows\\Temp\\a.tmp", 1 * MB, 1 * MB)]}
 CASES = [
     # --- article step 2: free space ---
     Case("space-low", "100 MB free", _space(100 * MB, LOW), FOUND,
-         "C: has 100.0 MB free of 268.4 MB (under 300 MB: 0xC0000017)", plan=None),
+         "C: has 95.4 MiB free of 256.0 MiB (under 300 MB: 0xC0000017)", plan=None),
     Case("space-low", "5 GB free", _space(5_000 * MB, TINY, disk_bytes=127 * 2**30), OK,
-         "C: has 5.0 GB free of 268.4 MB", plan=None),
+         "C: has 4.7 GiB free of 256.0 MiB", plan=None),
     Case("space-cleanup", "250 MB of temp files, --cleanup", _space(100 * MB, LOW, cleanup=True), FOUND,
-         "cleanup can free 250.0 MB (windows-temp 1 files 250.0 MB)",
+         "cleanup can free 238.4 MiB (windows-temp 1 files 238.4 MiB)",
          plan=("space.cleanup.windows-temp: delete file \\Windows\\Temp\\a.tmp (250,000,000 bytes, not backed up)",
                *(f"space.cleanup.{k} skipped: nothing to remove" for k in
                  ("user-temp", "update-cache", "delivery-optimization", "error-reports", "memory-dumps",
@@ -81,25 +81,25 @@ CASES = [
                  ("recycle-bin", "windows-old"))),
          fixable=True),
     Case("space-cleanup", "250 MB of temp files, without --cleanup", _space(100 * MB, LOW), FOUND,
-         "cleanup can free 250.0 MB (windows-temp 1 files 250.0 MB)",
+         "cleanup can free 238.4 MiB (windows-temp 1 files 238.4 MiB)",
          plan=("space.cleanup skipped: OS volume under 300 MB free: add --cleanup to remove what Disk Cleanup "
                "removes, or --expand SIZE to grow the disk",)),
     Case("space-cleanup", "plenty free", _space(5_000 * MB, TINY, disk_bytes=127 * 2**30), OK,
-         "cleanup can free 1.0 MB (windows-temp 1 files 1.0 MB) (not needed: enough free space)", plan=()),
+         "cleanup can free 976.6 KiB (windows-temp 1 files 976.6 KiB) (not needed: enough free space)", plan=()),
     Case("space-expand", "cleanup not enough", _space(10 * MB, TINY), FOUND,
-         "even after cleanup C: would have 11.0 MB free: grow os.vhd (now 1 GiB) to 4G with `--expand 4G`",
+         "even after cleanup C: would have 10.5 MiB free: grow os.vhd (now 1 GiB) to 4G with `--expand 4G`",
          plan=None, fixable=True),
     Case("space-expand", "plenty free", _space(5_000 * MB, TINY, disk_bytes=127 * 2**30), OK,
-         "5.0 GB free after cleanup", plan=None),
+         "4.7 GiB free after cleanup", plan=None),
     Case("space-fragmentation", "9000 free extents, page file in 250 pieces",
          _space(5_000 * MB, TINY, disk_bytes=127 * 2**30, frag=_frag(9_000, 400, 250)), FOUND,
-         "largest free extent 1.6 MB of 204.8 MB free (9,000 free extents); free space is fragmented: the largest "
+         "largest free extent 1.6 MiB of 195.3 MiB free (9,000 free extents); free space is fragmented: the largest "
          "free extent holds 0.8% of the free space (9,000 free extents); \\pagefile.sys is in 250 fragments; No NTFS "
          "defragmenter exists for Linux, so rescue does not defragment; run Windows' own `defrag C: /u /x /g` after "
          "the VM boots.", plan=None),
     Case("space-fragmentation", "3 free extents", _space(5_000 * MB, TINY, disk_bytes=127 * 2**30,
                                                           frag=_frag(3, 45_000, 2)), OK,
-         "largest free extent 184.3 MB of 204.8 MB free (3 free extents)", plan=None),
+         "largest free extent 175.8 MiB of 195.3 MiB free (3 free extents)", plan=None),
     # --- step 3: bad-memory list ---
     Case("bcd-badmemory", "3 pages", _bcd(bad_memory_pfns=(0xFFE38, 0x100F, 0x3A7C2)), FOUND,
          "badmemorylist in {badmemory} marks 3 page(s) unusable: 0xffe38, 0x100f, 0x3a7c2",

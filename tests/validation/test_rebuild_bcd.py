@@ -4,6 +4,7 @@ boot files) are what rescue.bcd.bootfacts reads from a disk; here they are built
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
@@ -44,9 +45,22 @@ def _boot_files(d: Path, gen: str, missing: tuple[str, ...]) -> tuple[BootFile, 
     return tuple(out)
 
 
+def mbr(*flags: int, gpt: bool = False) -> bytes:
+    """A disk's sector 0: boot code, signature 0x1234ABCD, System Reserved (1) and Windows (2)
+    primary NTFS entries with the given boot indicators (CHS fields non-zero, to see they stay)."""
+    sector = bytearray(b"\xfa\x33\xc0" + bytes(437)) + (0x1234ABCD).to_bytes(4, "little") + bytes(2)
+    entries = [(0xEE, 1, 0xFFFFFFFF)] if gpt else [(0x07, 2048, 204800), (0x07, 206848, 4 << 20)]
+    for i, (ptype, lba, count) in enumerate(entries):
+        flag = flags[i] if i < len(flags) else 0
+        sector += struct.pack("<B3sB3sII", flag, b"\x20\x21\x00", ptype, b"\xfe\xff\xff", lba, count)
+    sector += bytes(16 * (4 - len(entries))) + b"\x55\xaa"
+    assert len(sector) == 512
+    return bytes(sector)
+
+
 def _facts(*, gen: str = "gen2", status: StoreStatus = StoreStatus.MISSING, template: bool = True,
            missing_files: tuple[str, ...] = (), manager: bool = True, active: bool = True,
-           logs: tuple[str, ...] = (), options: dict | None = None):
+           logs: tuple[str, ...] = (), options: dict | None = None, sector: bytes | None = None):
     def build(d: Path):
         ctx = context(d, scenario=S, options=options)
         store = "\\EFI\\Microsoft\\Boot\\BCD" if gen == "gen2" else "\\Boot\\BCD"
@@ -65,7 +79,9 @@ def _facts(*, gen: str = "gen2", status: StoreStatus = StoreStatus.MISSING, temp
                                           "(os.vhd partition 3)",
             boot_manager=FileRef("\\EFI\\Microsoft\\Boot\\bootmgfw.efi" if gen == "gen2" else "\\bootmgr", 0, 1),
             boot_manager_present=manager, system_label=label, store_label=f"{label}: {store}",
-            activate_command="guestfish --format=vpc -a os.vhd run : part-set-bootable /dev/sda 1 true")
+            activate_command="guestfish --format=vpc -a os.vhd run : part-set-bootable /dev/sda 1 true",
+            mbr_sector=(sector if sector is not None else mbr(0x80 if active else 0)) if gen == "gen1" else b"",
+            disk_label="os.vhd")
         ctx.preset("bootfacts", facts)
         if template:
             ctx.preset("bootfiles", (_boot_files(d, gen, missing_files), None))
@@ -111,9 +127,20 @@ CASES = [
     Case("active-partition", "gen1 system partition not active", _facts(gen="gen1", active=False), FOUND,
          "no partition is active on os.vhd: the BIOS boots none (bootmgr belongs on os.vhd partition 1, found as "
          "system-reserved)",
-         ("mbr.active skipped: rescue does not write partition tables: run `guestfish --format=vpc -a os.vhd run : "
-          "part-set-bootable /dev/sda 1 true` before booting (on Windows: diskpart, select the partition, `active`)",),
-         fixable=False),
+         ("mbr.active: set the MBR boot indicator of partition 1 to 0x80 (active)",), fixable=True),
+    Case("active-partition", "gen1 Windows partition active, not the system partition",
+         _facts(gen="gen1", active=False, sector=mbr(0, 0x80)), FOUND,
+         "partition 2 is active on os.vhd: the BIOS boots it (bootmgr belongs on os.vhd partition 1, found as "
+         "system-reserved)",
+         ("mbr.active: set the MBR boot indicator of partition 1 to 0x80 (active), clear it on partition 2",),
+         fixable=True),
+    Case("active-partition", "gen1 sector 0 is a protective MBR: refused",
+         _facts(gen="gen1", active=False, sector=mbr(gpt=True)), FOUND,
+         "no partition is active on os.vhd: the BIOS boots none (bootmgr belongs on os.vhd partition 1, found as "
+         "system-reserved)",
+         ("mbr.active skipped: Cannot mark partition 1 of os.vhd active: the disk has a GPT: its protective MBR must "
+          "not mark a partition active (UEFI firmware boots the EFI system partition); mark it active by hand "
+          "(`guestfish --format=vpc -a os.vhd run : part-set-bootable /dev/sda 1 true`)",), fixable=False),
     Case("active-partition", "gen1 active", _facts(gen="gen1"), OK, "os.vhd partition 1 is active", None),
     Case("active-partition", "gen2", _facts(), OK,
          "Gen2 (UEFI): the firmware boots the EFI system partition, no active flag", None),
@@ -125,21 +152,25 @@ def test_case(case, tmp_path):
     run_case(case, tmp_path)
 
 
-def _planned_store(folder: Path):
+def _planned(folder: Path, build=None, check_id: str = "bcd-store"):
     from rescue.repairs.base import get
     from rescue.repairs.findings import Diagnosis
     from rescue.repairs.runner import run_checks
 
     folder.mkdir(parents=True, exist_ok=True)
-    ctx = _facts()(folder)
+    ctx = (build or _facts())(folder)
     scenario = get(S)
     try:
         ctx.diagnosis = Diagnosis(ctx.disks, tuple(run_checks(ctx, scenario)))
-        check = next(c for c in scenario.checks if c.id == "bcd-store")
-        (step,) = check.planned(ctx, ctx.finding("bcd-store"))
+        check = next(c for c in scenario.checks if c.id == check_id)
+        (step,) = check.planned(ctx, ctx.finding(check_id))
     finally:
         ctx.target.close()
     return step
+
+
+def _planned_store(folder: Path):
+    return _planned(folder)
 
 
 def test_planned_store_is_the_rebuilt_one(tmp_path):
@@ -166,6 +197,20 @@ def test_planned_store_is_the_rebuilt_one(tmp_path):
                 for o in BcdStore.open(path).objects}
 
     assert content(again) == content(out)
+
+
+def test_planned_active_flag_changes_one_byte(tmp_path):
+    """The planned sector differs from the disk's in the boot indicator of the system partition
+    only (and the one it clears); everything else, CHS fields and disk signature included, stays."""
+    from rescue.disk import ptable
+
+    for before, changed in ((mbr(0, 0), [446]), (mbr(0, 0x80), [446, 462])):
+        step = _planned(tmp_path / f"p{len(changed)}", _facts(gen="gen1", active=False, sector=before), "active-partition")
+        (change,) = step.changes
+        assert change.kind == "set-active-partition" and change.to_json()["kind"] == "set-active-partition"
+        assert change.before == before and list(change.changed_offsets()) == changed
+        assert ptable.boot_indicators(change.after) == (0x80, 0, 0, 0)
+        assert change.after[:446] == before[:446] and change.after[510:] == b"\x55\xaa"
 
 
 @pytest.mark.parametrize("path,fmt,block,want", [

@@ -70,6 +70,7 @@ def _check_store(ctx: RepairContext) -> Finding:
     except SourceError as exc:
         if exc.finding.blocker:
             raise                       # a dirty store is a disk-wide blocker, shown as such
+        sources.explained(ctx, exc)
         return Finding("boot-config-store", T_STORE, FOUND, f"{exc.cause.message.rstrip('.')}; {_rebuild(ctx)}")
     found = loaders(src.store)
     if not found:

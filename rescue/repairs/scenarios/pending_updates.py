@@ -39,6 +39,7 @@ from rescue.repairs.findings import FOUND, OK, Finding
 from rescue.repairs.scenarios import _hives as H
 from rescue.repairs.sources import SourceError
 from rescue.safety.plan import DeleteFile, DeleteKey, FileRef, Step, WriteFile
+from rescue.units import format_bytes
 
 PENDING_XML = "\\Windows\\WinSxS\\pending.xml"
 RENAMED_XML = "\\Windows\\WinSxS\\pending.xml.old"
@@ -73,7 +74,7 @@ def _plan_xml(ctx: RepairContext, finding: Finding):
     if finding.status != FOUND:
         return Step("servicing.pending-xml", title, skipped="no pending.xml")
     if not finding.fixable:
-        return Step("servicing.pending-xml", title, skipped=f"pending.xml is over {MAX_PENDING_XML >> 20} MiB: "
+        return Step("servicing.pending-xml", title, skipped=f"pending.xml is over {format_bytes(MAX_PENDING_XML, exact=True)}: "
                     "rename it by hand from a repair VM")
     disk, part = _root(ctx)
     data = sources.file_data(ctx, PENDING_XML)

@@ -4,9 +4,11 @@ Sources: Microsoft, "BCDBoot command-line options" (a new store initialised from
 %WINDIR%\\System32\\Config\\BCD-Template; boot files copied from the Windows image to the system
 partition) and the Azure articles that run it from a repair VM when the store is missing or
 damaged ("Troubleshoot Windows boot error: Boot configuration data file is missing required
-information" / 0xc000000f / 0xc0000034: `bcdboot <Windows>:\\windows /s <system>: /f UEFI` on
-Gen2, `bcdboot <Windows>:\\windows /s <System Reserved>:` plus "verify and set the active
-partition" with diskpart on Gen1).
+information" / 0xc000000f / 0xc0000034: `bcdboot <Windows>:\\windows /s <System Reserved>:` on
+Gen1 and `... /s <system>: /f UEFI` on Gen2), and, for Gen1, their step "verify and set the active
+partition" (diskpart `active`), which Azure's "Boot error: BOOTMGR is missing" and "An operating
+system wasn't found" articles give on its own: the BIOS boot code starts the partition whose boot
+indicator is 0x80, so the partition holding bootmgr must be the active one.
 
 Checks:
   bcd-store        the store the firmware reads is there and parses; FOUND when missing or
@@ -16,20 +18,22 @@ Checks:
   boot-files       the boot manager is on the system partition (bootmgfw.efi / bootmgr); the copy
                    of \\Windows\\Boot bcdboot makes is planned whenever the store is rebuilt too.
   active-partition Gen1: the partition holding bootmgr is marked active (the BIOS boots only the
-                   active partition). rescue does not write partition tables: the plan says
-                   what to run (diskpart `active`; on Linux `sfdisk --activate` on a block device
-                   or raw image, libguestfs `part-set-bootable` inside a VHD/VHDX/qcow2).
+                   active partition); FOUND when it is not → its boot indicator set to 0x80 and
+                   any other cleared, in the MBR's bytes only (rescue.safety.plan.
+                   SetActivePartition: the 512-byte sector 0 kept in the backup, undo writes it
+                   back byte for byte). Never on a GPT disk (its protective MBR stays as it is).
 `--rebuild` rebuilds a store that parses (as running bcdboot on a working system does).
 """
 
 from __future__ import annotations
 
 from rescue.bcd.bootfacts import BootFacts, StoreStatus, boot_file_copies, read_boot_facts
+from rescue.disk.ptable import ACTIVE, NotAnMbrError, boot_indicators, with_active
 from rescue.errors import RescueError, UsageError
 from rescue.repairs.base import Check, Option, OptionKind, Scenario, register
 from rescue.repairs.context import RepairContext
 from rescue.repairs.findings import FOUND, OK, UNKNOWN, Finding
-from rescue.safety.plan import Step, WriteFile
+from rescue.safety.plan import SetActivePartition, Step, WriteFile
 
 FACTS = "bootfacts"
 FILES = "bootfiles"
@@ -133,7 +137,8 @@ def _plan_files(ctx: RepairContext, finding: Finding):
     title = f"Boot files from \\Windows\\Boot to {f.system_label} (bcdboot)"
     if f.problem:
         return Step("bcd.bootfiles", title, skipped=f"cannot copy: {f.problem}")
-    files, why = ctx.memo(FILES, lambda: boot_file_copies(ctx.target, ctx.layout, f))
+    # Read through the disk set only when not given (validation cases preset the copies).
+    files, why = ctx.memo(FILES, lambda: boot_file_copies(ctx.target, ctx.target.disk_set()[1], f))
     if why:
         return Step("bcd.bootfiles", title, skipped=f"cannot copy: {why}")
     todo = [b for b in files if not b.same]
@@ -157,19 +162,34 @@ def _check_active(ctx: RepairContext) -> Finding:
                        if f.generation == "gen2" else "no MBR system partition")
     if f.system.active:
         return Finding("active-partition", title, OK, f"{f.system_label} is active")
+    disk = f.disk_label or f.system_label.rsplit(' partition', 1)[0]
+    others = [n for n, flag in enumerate(boot_indicators(f.mbr_sector), 1) if flag == ACTIVE] \
+        if len(f.mbr_sector) == 512 else []
+    boots = f"partition {others[0]} is active on {disk}: the BIOS boots it" if others else \
+        f"no partition is active on {disk}: the BIOS boots none"
+    try:
+        with_active(f.mbr_sector, f.system.partition)
+        fixable = True
+    except NotAnMbrError:               # the plan says why (and how to do it by hand)
+        fixable = False
     return Finding("active-partition", title, FOUND,
-                   f"no partition is active on {f.system_label.rsplit(' partition', 1)[0]}: the BIOS boots none "
-                   f"(bootmgr belongs on {f.system_label}, found as {f.system.how})")
+                   f"{boots} (bootmgr belongs on {f.system_label}, found as {f.system.how})", fixable=fixable)
 
 
 def _plan_active(ctx: RepairContext, finding: Finding):
     if finding.status is not FOUND:
         return None
     f = facts(ctx)
-    how = f"`{f.activate_command}`" if f.activate_command else "diskpart: select partition, `active`"
-    return Step("mbr.active", f"Mark {f.system_label} active",
-                skipped=f"rescue does not write partition tables: run {how} before booting "
-                        "(on Windows: diskpart, select the partition, `active`)")
+    title = f"Mark {f.system_label} active"
+    if f.system is None:                # a FOUND finding had a system partition; the facts are memoized
+        return Step("mbr.active", title, skipped="no MBR system partition")
+    try:
+        change = SetActivePartition.of(f.system.disk, f.system.partition, f.mbr_sector, disk_label=f.disk_label,
+                                       reason="the BIOS starts the active partition's boot sector, which loads bootmgr")
+    except RescueError as exc:
+        how = f"`{f.activate_command}`" if f.activate_command else "diskpart: select the partition, `active`"
+        return Step("mbr.active", title, skipped=f"{exc.message.rstrip('.')}; mark it active by hand ({how})")
+    return Step("mbr.active", title, (change,))
 
 
 SCENARIO = register(Scenario(
@@ -177,7 +197,8 @@ SCENARIO = register(Scenario(
     summary="BCD store missing or corrupt: a new one from BCD-Template and the boot files, as bcdboot does",
     title="Rebuild the boot configuration (bcdboot, offline)",
     aliases=("bcdboot",),
-    source="Microsoft, BCDBoot command-line options; Azure: boot configuration data missing (bcdboot /s /f UEFI)",
+    source="Microsoft, BCDBoot command-line options; Azure: boot configuration data missing (bcdboot /s /f UEFI), "
+           "BOOTMGR is missing (verify and set the active partition)",
     options=(Option("rebuild", "--rebuild", "make a new store even if the current one parses",
                     kind=OptionKind.FLAG, default=False, diagnose=False),),
     checks=(

@@ -63,7 +63,7 @@ def _ref(ctx: RepairContext, name: str) -> Optional[FileRef]:
         return given
     if not ctx.on_disk:
         return None
-    root = ctx.layout.require_root()
+    root = ctx.target.windows_root()
     return FileRef(f"{CONFIG}\\{name}", root.disk, root.partition)
 
 
@@ -112,8 +112,8 @@ def _regback(ctx: RepairContext, name: str) -> RegBackCopy:
 def verdicts(ctx: RepairContext) -> Tuple[HiveVerdict, ...]:
     def load() -> Tuple[HiveVerdict, ...]:
         refs: List[Tuple[str, FileRef]] = [(n, r) for n in HIVES if (r := _ref(ctx, n)) is not None]
-        if not refs and not ctx.on_disk:
-            main = ctx.target.main           # a bare hive file: check that one
+        main = ctx.hive_file
+        if not refs and main is not None:    # a bare hive file: check that one
             refs = [(Path(main.path).name, main)]
         out = []
         for name, ref in refs:
