@@ -32,14 +32,14 @@ Drivers are classified third-party by name and place (rescue.registry.services),
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple, Union
 
 from rescue.registry.image_path import ServiceImage
 from rescue.registry.services import Service
 from rescue.repairs.base import Check, Option, Scenario, register
 from rescue.repairs.context import RepairContext
 from rescue.repairs.findings import FOUND, OK, UNKNOWN, Finding
-from rescue.repairs.services_source import file_present, image_present, system_services
+from rescue.repairs.services_source import SystemServices, file_present, image_present, system_services
 from rescue.safety.plan import Step
 
 DISABLED = 4
@@ -163,13 +163,14 @@ def _describe_missing(m: MissingService) -> str:
     return f"{s.name} ({s.start_text}, {s.type_text}, {s.error_control_text}, {who}, {files})"
 
 
-def automatic_services(ctx: RepairContext):
+def automatic_services(ctx: RepairContext) -> Tuple[SystemServices, List[Service]]:
     """Automatic-start (Start 2) Win32 services and drivers of the current control set, in hive order."""
     src = system_services(ctx)
     return src, [s for s in src.services.values() if s.starts_automatically]
 
 
-def _service_files(ctx: RepairContext):
+def _service_files(ctx: RepairContext) -> Tuple[SystemServices, List[MissingService],
+                                                List[Tuple[Service, ServiceImage]], int]:
     """(source, missing, unchecked, checked): every automatic-start service sorted by what can be
     told of its files."""
     src, services = automatic_services(ctx)
@@ -212,7 +213,7 @@ def _check_services(ctx: RepairContext) -> Finding:
                                    f"drivers exist{tail}")
 
 
-def _plan_services(ctx: RepairContext, finding: Finding):
+def _plan_services(ctx: RepairContext, finding: Finding) -> Union[Step, Tuple[Step, ...]]:
     src, missing, _unchecked, _checked = _service_files(ctx)
     stopping = [m for m in missing if m.stops_boot]
     if finding.status == UNKNOWN:
