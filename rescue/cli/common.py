@@ -129,7 +129,7 @@ class ConsoleReporter(Reporter):
 
 
 def is_hive_target(path: str) -> bool:
-    from rescue.target import is_hive_target as check
+    from rescue.opening import is_hive_target as check
 
     return check(path)
 
@@ -141,7 +141,7 @@ def open_disks(paths: Sequence[str], *, write: bool = False, fmt: str | None = N
                ntfs: NtfsOptions | None = None) -> Iterator:
     """rescue.target.open_disks with the terminal's reporter (spinner, prompts, messages). `ntfs`:
     the command's NtfsOptions (--reset-ntfs-log, --discard-hibernation), read by the write engine."""
-    from rescue.target import open_disks as core_open
+    from rescue.opening import open_disks as core_open
 
     with core_open(paths, write=write, fmt=fmt, accel=accel, root=root, images=images,
                    reporter=reporter or ConsoleReporter(quiet=quiet), ntfs=ntfs) as target:
@@ -153,7 +153,7 @@ def open_target(target: str, *, write: bool = False, fmt: str | None = None, acc
                 root: str | None = None, extra_disks: Sequence[str] = (),
                 reporter: Reporter | None = None, ntfs: NtfsOptions | None = None) -> Iterator:
     """rescue.target.open_target with the terminal's reporter."""
-    from rescue.target import open_target as core_open
+    from rescue.opening import open_target as core_open
 
     with core_open(target, write=write, fmt=fmt, accel=accel, root=root, extra_disks=extra_disks,
                    reporter=reporter or ConsoleReporter(), ntfs=ntfs) as t:

@@ -19,7 +19,7 @@ def delete(disks: List[str], pattern: str, *, dry_run: bool, yes: bool, json_out
            fmt: Optional[str], accel: Optional[str], root: Optional[str]) -> None:
     from rescue.errors import UsageError
     from rescue.files import parse_pattern, plan_delete
-    from rescue.target import is_hive_target
+    from rescue.opening import is_hive_target
 
     parsed = parse_pattern(pattern)            # a bad pattern is refused before any launch
     if is_hive_target(disks[0]):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from rescue.disk.processes import reap_orphans
+from rescue.disk.processes import reap_orphans, writers_of
 from rescue.errors import InputError, UnsafeStateError
 
 FORMATS = ("raw", "vpc", "vhdx", "qcow2", "vmdk")
@@ -184,15 +184,20 @@ def check_not_in_use(image: DiskImage) -> None:
     our own orphans are reaped first: the check refuses only for someone else's process, whichever
     command asks (fix, expand, fix --expand, reg/bcd writes).
     """
+    reap_orphans()
     if image.is_block_device:
         check_block_device_free(image.path)
-        return
-    reap_orphans()
-    out = subprocess.run(["qemu-img", "info", "--output=json", "-f", image.format, image.path],
-                         capture_output=True, text=True, timeout=60)
-    if out.returncode != 0 and "lock" in out.stderr:
-        raise UnsafeStateError(f"{image.path} is in use by another process (a running VM or another rescue command).",
-                               hint="Stop the VM or the other command first; nothing was written.")
+    else:
+        out = subprocess.run(["qemu-img", "info", "--output=json", "-f", image.format, image.path],
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode != 0 and "lock" in out.stderr:
+            raise UnsafeStateError(f"{image.path} is in use by another process (a running VM or another rescue "
+                                   "command).", hint="Stop the VM or the other command first; nothing was written.")
+    writers = writers_of(image.path)
+    if writers:
+        who = ", ".join(f"{comm} (pid {pid})" for pid, comm in writers)
+        raise UnsafeStateError(f"{image.path} is open for writing by {who}: a running VM or another tool.",
+                               hint="Stop it first (for a VM: shut it down or detach the disk); nothing was written.")
 
 
 def host_mounts(device: str) -> list[tuple[str, str]]:

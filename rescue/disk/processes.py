@@ -104,3 +104,41 @@ def reap_orphans() -> int:
                 pass
         rec.unlink(missing_ok=True)
     return reaped
+
+
+def writers_of(path: str) -> list[tuple[int, str]]:
+    """(pid, command name) of every other process holding `path` open for writing: a running VM's
+    qemu on a raw image or a block device (qemu's image locks do not stop a shared reader such as
+    `qemu-img info`, and qemu opens block devices without O_EXCL), dd, another tool. Read from
+    /proc/PID/fd (which file) and /proc/PID/fdinfo (the open flags' access mode)."""
+    try:
+        want = os.stat(path)
+    except OSError:
+        return []
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        fd_dir = f"/proc/{entry}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue                     # gone, or not ours to read
+        for fd in fds:
+            try:
+                st = os.stat(f"{fd_dir}/{fd}")
+                if (st.st_dev, st.st_ino, st.st_rdev) != (want.st_dev, want.st_ino, want.st_rdev):
+                    continue
+                with open(f"/proc/{entry}/fdinfo/{fd}") as fh:
+                    flags = next((int(line.split()[1], 8) for line in fh if line.startswith("flags:")), 0)
+            except (OSError, ValueError):
+                continue
+            if flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR):
+                try:
+                    comm = Path(f"/proc/{entry}/comm").read_text().strip()
+                except OSError:
+                    comm = "?"
+                found.append((int(entry), comm))
+                break
+    return found

@@ -179,3 +179,33 @@ def test_a_block_device_with_a_mounted_partition_is_refused_for_writing(loop_dis
     assert "nothing was written" in text and info.value.exit_code == 5
     subprocess.run(["umount", str(mnt)], check=True)
     check_not_in_use(image)                       # unmounted: free again
+
+
+def test_an_image_another_process_writes_is_refused_and_a_reader_is_not(tmp_path):
+    """A running VM's qemu on a raw image holds it open read-write; qemu's locks let `qemu-img info`
+    through, so the check looks at who has the file open for writing (/proc). A reader is fine."""
+    from rescue.disk.formats import check_not_in_use, detect
+    from rescue.errors import UnsafeStateError
+
+    img = tmp_path / "os.img"
+    img.write_bytes(bytes(1 << 20))
+    image = detect(str(img))
+    hold = "import sys, time; f = open(sys.argv[1], sys.argv[2]); print('open', flush=True); time.sleep(60)"
+    reader = subprocess.Popen([sys.executable, "-c", hold, str(img), "rb"], stdout=subprocess.PIPE, text=True)
+    try:
+        reader.stdout.readline()
+        check_not_in_use(image)                   # a reader (diagnose elsewhere, a backup copy): fine
+        writer = subprocess.Popen([sys.executable, "-c", hold, str(img), "r+b"], stdout=subprocess.PIPE, text=True)
+        try:
+            writer.stdout.readline()
+            with pytest.raises(UnsafeStateError) as info:
+                check_not_in_use(image)
+            assert "is open for writing by python" in str(info.value) and f"(pid {writer.pid})" in str(info.value)
+            assert "nothing was written" in str(info.value) and info.value.exit_code == 5
+        finally:
+            writer.kill()
+            writer.wait()
+        check_not_in_use(image)                   # the writer is gone: free again
+    finally:
+        reader.kill()
+        reader.wait()
