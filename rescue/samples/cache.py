@@ -31,7 +31,7 @@ from rescue.samples import CATALOGUE, split_name
 _PKG = Path(rescue.__file__).resolve().parent
 # What the images are made of. session.py is left out on purpose: it is the transport, and it
 # changes often for unrelated reasons; the images do not depend on how its calls are spelled.
-SOURCES = ("samples/__init__.py", "samples/hives.py", "samples/bcd_store.py", "samples/disks.py",
+SOURCES = ("samples/__init__.py", "samples/hives.py", "samples/devices.py", "samples/bcd_store.py", "samples/disks.py",
            "samples/build.py", "samples/cache.py", "samples/system_state.py", "samples/ntfs_states.py",
            "ntfs/mft.py", "ntfs/reset.py", "hive/regf.py", "hive/values.py", "hive/hive.py")
 PRUNE_AFTER_S = 600
