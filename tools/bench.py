@@ -151,6 +151,7 @@ def _median_ratio(rounds: list[dict[str, float]], name: str, base: str) -> float
 def _fix(disk: Path, work: Path, tag: str) -> float:
     d = work / f"fix-{tag}.vhd"               # each fix on a fresh copy of the broken disk
     shutil.copyfile(disk, d)
+    os.sync()                                 # the copy's write-back must not land inside the timing
     try:
         return timed([RESCUE, "fix", "no-memory", str(d), "--yes"])
     finally:
