@@ -292,3 +292,24 @@ def test_bad_file_scenario_triage_fix_and_undo(sample_disk, cli, monkeypatch, tm
         assert undone.sha(CS_FILE) == orig.sha(CS_FILE)
     finally:
         g.close()
+
+
+def test_services_list_automatic_on_a_disk_finds_the_missing_service_files(sample_disk, cli, monkeypatch, tmp_path):
+    """`rescue services list --automatic` through the appliance: presence read from the Windows
+    volume itself (the agent's folder is there, its .exe is not), one read-only launch, no write."""
+    disk = sample_disk("gen2-system-broken.vhd")
+    before = sha(disk)
+    res, n = run_cli(cli, monkeypatch, tmp_path, "services", "list", str(disk), "--automatic", "--json")
+    assert (res.code, n) == (0, 1), res.err
+    doc = json.loads(res.out)
+    assert doc["automatic"] is True and doc["control_set"].startswith("ControlSet001")
+    by_name = {d["name"]: d for d in doc["drivers"]}
+    agent = by_name["ContosoAgent"]
+    assert (agent["start_type"], agent["file_present"], agent["missing_files"]) == \
+        ("automatic", False, ["\\Program Files\\Contoso\\Agent\\ContosoAgent.exe"])
+    update = by_name["ContosoUpdate"]
+    assert update["file_present"] is False and update["image"]["candidates"] == [
+        "\\Program.exe", "\\Program Files\\Contoso\\Update\\ContosoUpdate.exe"]
+    # Windows' own services are left out without --all.
+    assert "Dhcp" not in by_name
+    assert sha(disk) == before
