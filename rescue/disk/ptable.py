@@ -15,6 +15,8 @@ import struct
 import uuid
 from dataclasses import dataclass
 
+from rescue.errors import VerifyError
+
 SECTOR = 512
 HEAD_BYTES = 34 * SECTOR   # protective MBR + GPT header + 128 entries of 128 bytes
 
@@ -129,3 +131,81 @@ def only_boot_indicators_differ(a: bytes, b: bytes) -> bool:
     if len(a) != len(b):
         return False
     return all(x == y or i in BOOT_INDICATOR_OFFSETS for i, (x, y) in enumerate(zip(a, b)))
+
+
+# --- growing a partition: what expand writes and verifies (never trusting the tool that wrote) -----
+@dataclass(frozen=True)
+class GptHeader:
+    my_lba: int
+    alternate_lba: int
+    first_usable: int
+    last_usable: int
+    entries_lba: int
+    entries: int
+    entry_size: int
+
+
+def gpt_header(sector: bytes) -> GptHeader | None:
+    if sector[:8] != b"EFI PART":
+        return None
+    my, alt, first, last = struct.unpack_from("<QQQQ", sector, 24)
+    entries_lba, n, size = struct.unpack_from("<QII", sector, 72)
+    return GptHeader(my, alt, first, last, entries_lba, n, size)
+
+
+def gpt_entries(disk_head: bytes, hdr: GptHeader) -> list[bytes]:
+    start = hdr.entries_lba * SECTOR
+    return [disk_head[start + i * hdr.entry_size:start + (i + 1) * hdr.entry_size] for i in range(hdr.entries)]
+
+
+def mbr_entries(sector0: bytes) -> list[bytes]:
+    return [sector0[446 + 16 * i:446 + 16 * (i + 1)] for i in range(4)]
+
+
+def _chs(lba: int) -> bytes:
+    """CHS address bytes (head, sector|cylinder high bits, cylinder low) with the 255-head,
+    63-sector geometry Windows uses; (1023, 254, 63) for anything past 8 GiB, as Windows writes."""
+    if lba >= 1024 * 255 * 63:
+        return b"\xfe\xff\xff"
+    c, rest = divmod(lba, 255 * 63)
+    h, s = divmod(rest, 63)
+    return bytes([h, (s + 1) | ((c >> 2) & 0xC0), c & 0xFF])
+
+
+def mbr_resized(sector0: bytes, number: int, end_sector: int) -> bytes:
+    """Sector 0 with primary partition `number` (1-4) ending at `end_sector` (inclusive)."""
+    e = 446 + 16 * (number - 1)
+    start = struct.unpack_from("<I", sector0, e + 8)[0]
+    out = bytearray(sector0)
+    out[e + 5:e + 8] = _chs(end_sector)
+    struct.pack_into("<I", out, e + 12, end_sector - start + 1)
+    return bytes(out)
+
+
+def table_identity(head: bytes, table: str, number: int) -> list:
+    """Everything in the partition table that must not change when partition `number` grows: the
+    boot code and disk signature (MBR) or disk GUID (GPT), every other entry byte for byte, and the
+    grown entry minus its end."""
+    if table == "mbr":
+        out: list = [head[:446]]
+        for i, e in enumerate(mbr_entries(head[:512]), start=1):
+            # CHS fields (bytes 1-3, 5-7) are recomputed by partitioning tools and unused by Windows.
+            out.append((e[0], e[4], e[8:12]) if i == number else (e[0], e[4], e[8:16]))
+        return out
+    hdr = gpt_header(head[SECTOR:2 * SECTOR])
+    if hdr is None:
+        raise VerifyError("The GPT header cannot be read back.")
+    out = [head[SECTOR + 56:SECTOR + 72], hdr.entries, hdr.entry_size, hdr.first_usable]   # disk GUID ...
+    for i, e in enumerate(gpt_entries(head, hdr), start=1):
+        out.append(e[:40] + e[48:] if i == number else e)
+    return out
+
+
+def identity_diff(before: list, after: list, table: str) -> str:
+    names = (["boot code and disk signature"] if table == "mbr" else
+             ["disk GUID", "number of entries", "entry size", "first usable sector"])
+    diffs = []
+    for i, (b, a) in enumerate(zip(before, after)):
+        if b != a:
+            diffs.append(names[i] if i < len(names) else f"partition entry {i - len(names) + 1}")
+    return ", ".join(diffs) or "length"

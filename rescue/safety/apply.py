@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rescue.errors import DiskError, RescueError, UnsafeStateError, VerifyError, WriteFailedError
-from rescue.hive.regf import read_header
 from rescue.safety import backup as B
 from rescue.report import SILENT, Reporter
 from rescue.safety.faults import FAULT_POINTS, FILE_FAULT_POINTS, NTFS_FAULT_POINTS, Faults  # noqa: F401
@@ -35,15 +34,12 @@ from rescue.safety import render
 from rescue.safety import sectors as S
 from rescue.safety.hivecheck import HiveState, announce, assess, forget
 from rescue.safety.hivecheck import safe_hive_copy  # noqa: F401  (readers import it from here too)
+from rescue.safety.hive_edits import check_before, verify_hive
 from rescue.safety.plan import HIVE_CHANGES, DeleteFile, DeleteKey, DeleteValue, FileRef, Plan, SetValue, WriteFile
 from rescue.target import sha256_file
 from rescue.units import format_bytes
 
 if TYPE_CHECKING:
-    from rescue.safety.plan import HiveChange
-
-if TYPE_CHECKING:
-    from rescue.hive.hive import Hive
     from rescue.target import Target
 
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -162,7 +158,7 @@ def _prepare_hive(target: Target, ref: FileRef, changes: list, discard: bool, n:
     try:
         hive = Hive(edited, write=True)
         for c in changes:
-            _check_before(hive, c, state.label)
+            check_before(hive, c, state.label)
             if isinstance(c, SetValue):
                 hive.set(c.key, c.name, c.type, c.data)
             elif isinstance(c, DeleteValue):
@@ -173,63 +169,8 @@ def _prepare_hive(target: Target, ref: FileRef, changes: list, discard: bool, n:
         hive.close()
     except RuntimeError as exc:
         raise WriteFailedError(f"Editing {state.label} failed on the host copy ({B._short(exc)}); nothing was written.") from None
-    _verify_hive(edited, changes, state.label)
+    verify_hive(edited, changes, state.label)
     return _HiveWork(ref, state, list(changes), edited, sha256_file(edited))
-
-
-def _check_before(hive: Hive, c: HiveChange, label: str) -> None:
-    """The plan says what it expects to find; if the hive says otherwise, it was made from other data."""
-    if isinstance(c, DeleteKey):
-        ok, found = hive.find(c.key) is not None, "missing"
-        expected = "present"
-    else:
-        cur = hive.get(c.key, c.name)
-        found = render.show_value(cur.type, cur.data) if cur else "(absent)"
-        expected = render.show_value(c.before_type, c.before_data)
-        ok = (cur is None and c.before_data is None) if cur is None or c.before_data is None else \
-            (cur.type == c.before_type and cur.data == c.before_data)
-    if not ok:
-        where = c.key if isinstance(c, DeleteKey) else f"{c.key}\\{c.name or '(Default)'}"
-        raise UnsafeStateError(f"{label} does not hold what the plan expects at {where} (found {found}, "
-                               f"expected {expected}).", hint="Run the command again; nothing was written.")
-
-
-def _verify_hive(path: Path, changes: list, label: str) -> None:
-    """Reopen the committed host copy and check the end state of every change (the last change to a
-    value wins; a deleted key takes its values with it unless a later change recreates them)."""
-    from rescue.hive import Hive
-
-    values: dict[tuple[str, str], tuple | None] = {}
-    keys: dict[str, bool] = {}
-    for c in changes:
-        k = c.key.lower().strip("\\")
-        if isinstance(c, DeleteKey):
-            keys[k] = False
-            for vk in [vk for vk in values if vk[0] == k or vk[0].startswith(k + "\\")]:
-                del values[vk]
-        else:
-            values[(k, c.name.lower())] = (c.type, c.data) if isinstance(c, SetValue) else None
-            if isinstance(c, SetValue):
-                parts = k.split("\\")
-                for i in range(1, len(parts) + 1):
-                    keys.pop("\\".join(parts[:i]), None)
-    header = read_header(path)
-    problems = [] if not header.dirty else ["the hive is still marked dirty"]
-    try:
-        with Hive(path) as hive:
-            for k, present in keys.items():
-                if (hive.find(k) is not None) != present:
-                    problems.append(f"key {k} is {'missing' if present else 'still there'}")
-            for (k, name), want in values.items():
-                got = hive.get(k, name)
-                if want is None and got is not None:
-                    problems.append(f"{k}\\{name} is still there")
-                elif want is not None and (got is None or (got.type, got.data) != want):
-                    problems.append(f"{k}\\{name} does not read back as planned")
-    except RescueError as exc:
-        problems.append(exc.message)
-    if problems:
-        raise VerifyError(f"The edited copy of {label} does not check out ({'; '.join(problems[:3])}); nothing was written.")
 
 
 # --- room --------------------------------------------------------------------------------------

@@ -26,12 +26,13 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import struct
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable
 
 from rescue.units import format_bytes, parse_size
+from rescue.disk.ptable import (SECTOR, GptHeader, gpt_entries, gpt_header, identity_diff,  # noqa: F401
+                                 mbr_entries, mbr_resized, table_identity)
 from rescue.errors import DiskError, UnsafeStateError, UsageError, VerifyError, WriteFailedError
 from rescue.safety import backup as B
 from rescue.safety import ntfs_reset
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
 
 ARTICLE_MAX = 1 * TiB               # the article: "expand the OS disk (up to 1 TB)"
 MBR_MAX = 2 * TiB                   # 32-bit sector numbers of 512 bytes
-SECTOR = 512
 BACKUP_DIR = "\\rescue-backup"
 
 
@@ -86,84 +86,6 @@ def host_checks(image: DiskImage, new_size: int, *, allow_large: bool) -> None:
             hint=f"Grow the disk on the cloud side, e.g. on Azure with the VM deallocated: "
                  f"`az disk update --resource-group RG --name DISK --size-gb {gb}`, attach it again, "
                  f"then run `rescue expand {image.path}` without --size to grow the partition and NTFS.")
-
-
-# --- partition tables, parsed from raw bytes (verification never trusts the tool that wrote) --------
-@dataclass(frozen=True)
-class GptHeader:
-    my_lba: int
-    alternate_lba: int
-    first_usable: int
-    last_usable: int
-    entries_lba: int
-    entries: int
-    entry_size: int
-
-
-def gpt_header(sector: bytes) -> GptHeader | None:
-    if sector[:8] != b"EFI PART":
-        return None
-    my, alt, first, last = struct.unpack_from("<QQQQ", sector, 24)
-    entries_lba, n, size = struct.unpack_from("<QII", sector, 72)
-    return GptHeader(my, alt, first, last, entries_lba, n, size)
-
-
-def gpt_entries(disk_head: bytes, hdr: GptHeader) -> list[bytes]:
-    start = hdr.entries_lba * SECTOR
-    return [disk_head[start + i * hdr.entry_size:start + (i + 1) * hdr.entry_size] for i in range(hdr.entries)]
-
-
-def mbr_entries(sector0: bytes) -> list[bytes]:
-    return [sector0[446 + 16 * i:446 + 16 * (i + 1)] for i in range(4)]
-
-
-def _chs(lba: int) -> bytes:
-    """CHS address bytes (head, sector|cylinder high bits, cylinder low) with the 255-head,
-    63-sector geometry Windows uses; (1023, 254, 63) for anything past 8 GiB, as Windows writes."""
-    if lba >= 1024 * 255 * 63:
-        return b"\xfe\xff\xff"
-    c, rest = divmod(lba, 255 * 63)
-    h, s = divmod(rest, 63)
-    return bytes([h, (s + 1) | ((c >> 2) & 0xC0), c & 0xFF])
-
-
-def mbr_resized(sector0: bytes, number: int, end_sector: int) -> bytes:
-    """Sector 0 with primary partition `number` (1-4) ending at `end_sector` (inclusive)."""
-    e = 446 + 16 * (number - 1)
-    start = struct.unpack_from("<I", sector0, e + 8)[0]
-    out = bytearray(sector0)
-    out[e + 5:e + 8] = _chs(end_sector)
-    struct.pack_into("<I", out, e + 12, end_sector - start + 1)
-    return bytes(out)
-
-
-def _table_identity(head: bytes, table: str, number: int) -> list:
-    """Everything in the partition table that must not change when partition `number` grows: the
-    boot code and disk signature (MBR) or disk GUID (GPT), every other entry byte for byte, and the
-    grown entry minus its end."""
-    if table == "mbr":
-        out: list = [head[:446]]
-        for i, e in enumerate(mbr_entries(head[:512]), start=1):
-            # CHS fields (bytes 1-3, 5-7) are recomputed by partitioning tools and unused by Windows.
-            out.append((e[0], e[4], e[8:12]) if i == number else (e[0], e[4], e[8:16]))
-        return out
-    hdr = gpt_header(head[SECTOR:2 * SECTOR])
-    if hdr is None:
-        raise VerifyError("The GPT header cannot be read back.")
-    out = [head[SECTOR + 56:SECTOR + 72], hdr.entries, hdr.entry_size, hdr.first_usable]   # disk GUID ...
-    for i, e in enumerate(gpt_entries(head, hdr), start=1):
-        out.append(e[:40] + e[48:] if i == number else e)
-    return out
-
-
-def _identity_diff(before: list, after: list, table: str) -> str:
-    names = (["boot code and disk signature"] if table == "mbr" else
-             ["disk GUID", "number of entries", "entry size", "first usable sector"])
-    diffs = []
-    for i, (b, a) in enumerate(zip(before, after)):
-        if b != a:
-            diffs.append(names[i] if i < len(names) else f"partition entry {i - len(names) + 1}")
-    return ", ".join(diffs) or "length"
 
 
 # --- the plan --------------------------------------------------------------------------------------
@@ -377,7 +299,7 @@ def _apply(session: Session, plan: ExpandPlan, *, stamp: str, extra: dict[str, b
     session.sync()
     session.umount(part)
 
-    before_id = _table_identity(head, plan.table, plan.partition)
+    before_id = table_identity(head, plan.table, plan.partition)
     end_sector = (plan.part_start + plan.new_part_size) // SECTOR - 1
     if plan.table == "gpt":
         session.part_expand_gpt(0)
@@ -391,9 +313,9 @@ def _apply(session: Session, plan: ExpandPlan, *, stamp: str, extra: dict[str, b
         session.write_device(0, mbr_resized(head[:SECTOR], plan.partition, end_sector), 0)
         session.reread_partition_table(0)
     after_head = session.read_disk_bytes(0, MiB, 0)
-    after_id = _table_identity(after_head, plan.table, plan.partition)
+    after_id = table_identity(after_head, plan.table, plan.partition)
     if after_id != before_id:
-        what = _identity_diff(before_id, after_id, plan.table)
+        what = identity_diff(before_id, after_id, plan.table)
         raise VerifyError(f"The partition table changed in more than the Windows partition's end ({what}); "
                           "stopped before the NTFS was touched (the image file has not been changed).")
     grown = session.partition(0, plan.partition)

@@ -76,16 +76,16 @@ def _gpt_disk(entries):
 def test_table_identity_sees_only_what_must_not_change():
     data = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
     head = _gpt_disk([(2048, 206847, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"), (206848, 409599, data)])
-    before = ex._table_identity(head, "gpt", 2)
+    before = ex.table_identity(head, "gpt", 2)
     grown = bytearray(head)
     struct.pack_into("<Q", grown, 1024 + 128 + 40, 4000000)          # partition 2's end moves
-    assert ex._table_identity(bytes(grown), "gpt", 2) == before
+    assert ex.table_identity(bytes(grown), "gpt", 2) == before
     other = bytearray(grown)
     struct.pack_into("<Q", other, 1024 + 48, 0)                       # partition 1's attributes lost
-    assert ex._table_identity(bytes(other), "gpt", 2) != before
+    assert ex.table_identity(bytes(other), "gpt", 2) != before
     start = bytearray(grown)
     struct.pack_into("<Q", start, 1024 + 128 + 32, 206849)            # partition 2's start moved
-    assert ex._table_identity(bytes(start), "gpt", 2) != before
+    assert ex.table_identity(bytes(start), "gpt", 2) != before
 
 
 def test_table_identity_mbr():
@@ -96,17 +96,17 @@ def test_table_identity_mbr():
         e = 446 + 16 * i
         s[e], s[e + 4] = boot, typ
         struct.pack_into("<II", s, e + 8, start, size)
-    before = ex._table_identity(bytes(s), "mbr", 2)
+    before = ex.table_identity(bytes(s), "mbr", 2)
     g = bytearray(s)
     struct.pack_into("<I", g, 446 + 16 + 12, 5000000)                # size of partition 2
     g[446 + 16 + 5:446 + 16 + 8] = b"\xfe\xff\xff"                   # its CHS end
-    assert ex._table_identity(bytes(g), "mbr", 2) == before
+    assert ex.table_identity(bytes(g), "mbr", 2) == before
     sig = bytearray(g)
     sig[440] = 0
-    assert ex._table_identity(bytes(sig), "mbr", 2) != before        # disk signature: BCD + letters
+    assert ex.table_identity(bytes(sig), "mbr", 2) != before        # disk signature: BCD + letters
     boot = bytearray(g)
     boot[446] = 0
-    assert ex._table_identity(bytes(boot), "mbr", 2) != before       # active flag of partition 1
+    assert ex.table_identity(bytes(boot), "mbr", 2) != before       # active flag of partition 1
 
 
 def test_plan_steps_say_what_happens_and_what_cannot_be_undone():
@@ -135,7 +135,7 @@ def test_mbr_resize_changes_only_the_entry_size_and_chs_end():
     new = ex.mbr_resized(bytes(s), 2, 2 * GiB // 512 - 1)
     assert struct.unpack_from("<II", new, 446 + 16 + 8) == (206848, 2 * GiB // 512 - 206848)
     assert new[:446] == bytes(s[:446]) and new[446:462] == bytes(s[446:462]) and new[510:] == b"\x55\xaa"
-    assert ex._table_identity(new, "mbr", 2) == ex._table_identity(bytes(s), "mbr", 2)
+    assert ex.table_identity(new, "mbr", 2) == ex.table_identity(bytes(s), "mbr", 2)
     # LBA 4194303 = cylinder 261, head 21, sector 16: bytes head, sector | (cyl >> 2 & 0xC0), cyl & 0xFF
     assert new[446 + 16 + 5:446 + 16 + 8] == bytes([21, 16 | 0x40, 261 & 0xFF])
     assert ex.mbr_resized(bytes(s), 2, 20 * GiB // 512)[446 + 16 + 5:446 + 16 + 8] == b"\xfe\xff\xff"
