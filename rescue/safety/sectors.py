@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rescue.disk import ptable
-from rescue.errors import UnsafeStateError, VerifyError
+from rescue.errors import RescueError, UnsafeStateError, VerifyError
 from rescue.safety import backup as B
 from rescue.safety.plan import Plan, SetActivePartition
 
@@ -77,7 +77,7 @@ def rollback(target: Target, manifest: B.Manifest, started: list[SectorWork]) ->
         try:
             if B.restore_sector(target, manifest.id, entry) == "restored":
                 restored.append(entry.label)
-        except Exception as exc:        # noqa: BLE001  (reported: the user must know the MBR's state)
+        except (RescueError, OSError) as exc:      # reported: the user must know the MBR's state
             problems.append(f"{entry.label}: {B._short(exc)}")
     return restored, problems
 
