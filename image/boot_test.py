@@ -39,6 +39,9 @@ REPO = HERE.parent
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")      # Microsoft keys enrolled: SB on
 PROMPT = re.compile(rb"root@rescue:[^\n]*# $")
+# A kernel message on the console ("[   47.094944] clocksource: ..."): the kernel writes these to
+# ttyS0 whenever it likes, so they can land inside a command's output.
+KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] .*(?:\n|$)", re.M)
 SAMPLE_BCD = "/usr/share/rescue/sample-BCD"
 POLL_S = 15          # --full: how often the running `rescue inspect` is looked at
 STALL_S = 240        # --full: no new libguestfs debug output for this long is a hang
@@ -108,7 +111,7 @@ class Console:
         m = self.expect(re.compile(rb"@@B%d@@\r?\n(.*?)@@E%d@@ (\d+)" % (n, n), re.S), timeout,
                         f"`{command}` to finish")
         out = m.group(1).decode("utf-8", "replace").replace("\r", "")
-        return int(m.group(2)), out
+        return int(m.group(2)), KERNEL_LINE.sub("", out)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -273,6 +276,12 @@ def check_boot(mode: str, image: Path, attached: Path, out: Path, full: bool,
                 result["checks"].append(what)
             con.send("stty -echo cols 250 rows 50; export TERM=dumb NO_COLOR=1\n")
             con.expect(PROMPT, 30, "the prompt")
+            # After boot only errors may reach the console (overlay sysctl.d): a warning printed in
+            # the middle of an operator's command output is what this guards against.
+            code, text = con.run("cat /proc/sys/kernel/printk")
+            if code != 0 or not text.split() or int(text.split()[0]) > 4:
+                raise BootError(f"kernel warnings still reach the console (printk {text.strip()!r})")
+            result["checks"].append("console quiet after boot")
             code, text = con.run("rescue --version")
             want = f"rescue {release.get('VERSION', '')}"
             if code != 0 or text.strip() != want:
