@@ -1,4 +1,5 @@
-"""Sizes as people type them and as people read them: the one parser and the one formatter.
+"""Sizes as people type them and as people read them: the one parser and the one formatter (and
+the one way a count is written with its noun).
 
 Units are binary (K = 1024), as qemu-img, Azure's --size-gb and Windows' memory sizes count them,
 and are shown with their IEC names (MiB, GiB) so no reader takes them for decimal ones. Every size
@@ -26,6 +27,11 @@ def parse_size(text: str) -> int:
     if n <= 0:
         raise UsageError(f"{text!r} is not a positive size.")
     return n
+
+
+def count(n: int, noun: str, plural: Optional[str] = None) -> str:
+    """A count and its noun as people write them: "1 file", "0 files", "1,500 files"."""
+    return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
 
 
 def format_bytes(n: Optional[int], *, exact: bool = False) -> str:

@@ -17,7 +17,7 @@ from rich.table import Table
 from rescue.cli.common import ConsoleReporter, err, open_target, out, print_json, warn
 from rescue.cli.options import DISCARD_HIBERNATION as _DISCARD_HIB, RESET_NTFS_LOG as _RESET_LOG, ntfs as _ntfs
 from rescue.errors import DeclinedError, UsageError
-from rescue.units import format_bytes
+from rescue.units import count, format_bytes
 
 if TYPE_CHECKING:
     from rescue.space.fragmentation import FragReport
@@ -96,7 +96,7 @@ def cleanup(disks: List[str], *, dry_run: bool, yes: bool, json_output: bool, in
                         "seconds": {"scan": round(scan_s, 2), "apply": round(apply_s, 2)}})
         elif after is not None:
             out.print(f"Free space on {scan.letter or 'the Windows volume'}: {format_bytes(scan.free_bytes)} -> {format_bytes(after)} "
-                      f"(+{format_bytes(after - scan.free_bytes)}; {len(result.files):,} files removed in {apply_s:.1f} s).")
+                      f"(+{format_bytes(after - scan.free_bytes)}; {count(len(result.files), 'file')} removed in {apply_s:.1f} s).")
     return 0
 
 

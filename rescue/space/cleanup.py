@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from rescue.safety.plan import DeleteFile, FileRef, Plan, Step
 from rescue.target import win_to_posix
-from rescue.units import format_bytes
+from rescue.units import count, format_bytes
 
 if TYPE_CHECKING:
     from rescue.disk.records import Partition, TreeEntry
@@ -390,7 +390,7 @@ def build_plan(scan: VolumeScan) -> Plan:
             notes.append(f"more than {SCAN_LIMIT:,} entries: only the first ones are listed; run cleanup again")
         if not c.included:
             steps.append(Step(action=f"space.cleanup.{c.key}", title=c.title,
-                              skipped=f"opt-in: add --include {c.key} ({c.file_count} files, {format_bytes(c.bytes)})",
+                              skipped=f"opt-in: add --include {c.key} ({count(c.file_count, 'file')}, {format_bytes(c.bytes)})",
                               notes=tuple(notes)))
             continue
         if not c.files:
@@ -401,7 +401,7 @@ def build_plan(scan: VolumeScan) -> Plan:
         changes = tuple(DeleteFile(file=FileRef(f.path, scan.disk, scan.partition), size=f.size, backup=False,
                                    reason=f"cleanup {c.key}") for f in c.files)
         steps.append(Step(action=f"space.cleanup.{c.key}",
-                          title=f"{c.title}: {c.file_count} files, {format_bytes(c.bytes)} (frees ~{format_bytes(c.reclaim_bytes)})",
+                          title=f"{c.title}: {count(c.file_count, 'file')}, {format_bytes(c.bytes)} (frees ~{format_bytes(c.reclaim_bytes)})",
                           changes=changes, notes=tuple(notes)))
     return Plan(title=f"Cleanup of disk {scan.disk} partition {scan.partition}"
                       + (f" ({scan.letter})" if scan.letter else ""), steps=tuple(steps))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from rescue.repairs.findings import FOUND, OK, UNKNOWN, Finding
 from rescue.space.expand import human
-from rescue.units import format_bytes
+from rescue.units import count, format_bytes
 
 if TYPE_CHECKING:
     from rescue.space.fragmentation import FragReport
@@ -59,7 +59,7 @@ def space_findings(*, free_bytes: int | None, size_bytes: int | None, letter: st
     if scan is None:
         out.append(Finding("space-cleanup", "Files Disk Cleanup would remove", UNKNOWN, "not scanned"))
     else:
-        parts = ", ".join(f"{c.key} {c.file_count} files {format_bytes(c.reclaim_bytes)}" for c in scan.included if c.files)
+        parts = ", ".join(f"{c.key} {count(c.file_count, 'file')} {format_bytes(c.reclaim_bytes)}" for c in scan.included if c.files)
         opt = [c for c in scan.categories if not c.included and c.files]
         extra = ("; opt-in: " + ", ".join(f"{c.key} {format_bytes(c.reclaim_bytes)}" for c in opt)) if opt else ""
         status = FOUND if low and (reclaim or 0) > 0 else OK

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rescue.units import GiB, KiB, MiB, TiB, format_bytes
+from rescue.units import GiB, KiB, MiB, TiB, count, format_bytes
 
 
 @pytest.mark.parametrize("n, shown", [
@@ -55,3 +55,15 @@ def test_format_bytes(n, shown):
 ])
 def test_format_bytes_exact(n, shown):
     assert format_bytes(n, exact=True) == shown
+
+
+@pytest.mark.parametrize("n, noun, plural, shown", [
+    (0, "file", None, "0 files"),
+    (1, "file", None, "1 file"),
+    (2, "file", None, "2 files"),
+    (1500, "file", None, "1,500 files"),
+    (1, "directory", "directories", "1 directory"),
+    (3, "directory", "directories", "3 directories"),
+])
+def test_count(n, noun, plural, shown):
+    assert count(n, noun, plural) == shown

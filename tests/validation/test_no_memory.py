@@ -72,7 +72,7 @@ CASES = [
     Case("space-low", "5 GB free", _space(5_000 * MB, TINY, disk_bytes=127 * 2**30), OK,
          "C: has 4.7 GiB free of 256.0 MiB", plan=None),
     Case("space-cleanup", "250 MB of temp files, --cleanup", _space(100 * MB, LOW, cleanup=True), FOUND,
-         "cleanup can free 238.4 MiB (windows-temp 1 files 238.4 MiB)",
+         "cleanup can free 238.4 MiB (windows-temp 1 file 238.4 MiB)",
          plan=("space.cleanup.windows-temp: delete file \\Windows\\Temp\\a.tmp (250,000,000 bytes, not backed up)",
                *(f"space.cleanup.{k} skipped: nothing to remove" for k in
                  ("user-temp", "update-cache", "delivery-optimization", "error-reports", "memory-dumps",
@@ -81,11 +81,11 @@ CASES = [
                  ("recycle-bin", "windows-old"))),
          fixable=True),
     Case("space-cleanup", "250 MB of temp files, without --cleanup", _space(100 * MB, LOW), FOUND,
-         "cleanup can free 238.4 MiB (windows-temp 1 files 238.4 MiB)",
+         "cleanup can free 238.4 MiB (windows-temp 1 file 238.4 MiB)",
          plan=("space.cleanup skipped: OS volume under 300 MB free: add --cleanup to remove what Disk Cleanup "
                "removes, or --expand SIZE to grow the disk",)),
     Case("space-cleanup", "plenty free", _space(5_000 * MB, TINY, disk_bytes=127 * 2**30), OK,
-         "cleanup can free 976.6 KiB (windows-temp 1 files 976.6 KiB) (not needed: enough free space)", plan=()),
+         "cleanup can free 976.6 KiB (windows-temp 1 file 976.6 KiB) (not needed: enough free space)", plan=()),
     Case("space-expand", "cleanup not enough", _space(10 * MB, TINY), FOUND,
          "even after cleanup C: would have 10.5 MiB free: grow os.vhd (now 1 GiB) to 4G with `--expand 4G`",
          plan=None, fixable=True),
