@@ -31,7 +31,11 @@ if TYPE_CHECKING:
     from rescue.target import Target
 
 MANIFEST = "manifest.json"
-MANIFEST_FORMAT = 1
+# What a manifest may hold, so that a rescue never undoes with one it only partly understands:
+#   1  files kept and deleted, NTFS log resets;
+#   2  also whole disk sectors kept (`sectors`: an MBR whose active flag a run changed).
+# A manifest keeps the format it was written with; `rescue undo` refuses a newer one.
+MANIFEST_FORMAT = 2
 TEMP_SUFFIX = STAGED_SUFFIX        # the name Target.stage writes under before the rename
 class ManifestStatus(str, Enum):
     """Where a run whose backup this is got to (its manifest's `status`)."""
@@ -140,6 +144,7 @@ class Manifest:
     notes: tuple[str, ...] = field(default_factory=tuple)
     ntfs_resets: tuple[dict, ...] = ()   # NTFS log resets the run made (rescue.safety.ntfs_reset); never undone
     sectors: tuple[SectorEntry, ...] = ()  # disk sectors the run wrote (an MBR), kept whole
+    format: int = MANIFEST_FORMAT        # MANIFEST_FORMAT of the rescue that wrote it
 
     @property
     def title(self) -> str:
@@ -150,7 +155,7 @@ class Manifest:
         return sum(1 for e in self.files if e.stored) + len(self.sectors)
 
     def to_json(self) -> dict:
-        return {"format": MANIFEST_FORMAT, "tool": "rescue", "tool_version": self.tool_version, "id": self.id,
+        return {"format": self.format, "tool": "rescue", "tool_version": self.tool_version, "id": self.id,
                 "kind": self.kind, "created": self.created, "updated": self.updated, "status": self.status,
                 "target": self.target, "undoes": self.undoes, "undone_by": self.undone_by,
                 "notes": list(self.notes), "files": [e.to_json() for e in self.files], "plan": self.plan,
@@ -164,7 +169,8 @@ class Manifest:
                    tool_version=d.get("tool_version", "?"), undoes=d.get("undoes"), undone_by=d.get("undone_by"),
                    updated=d.get("updated"), notes=tuple(d.get("notes", ())),
                    ntfs_resets=tuple(d.get("ntfs_resets") or ()),
-                   sectors=tuple(SectorEntry.from_json(e) for e in d.get("sectors") or ()))
+                   sectors=tuple(SectorEntry.from_json(e) for e in d.get("sectors") or ()),
+                   format=_format_of(d))
 
     def summary_json(self) -> dict:
         """The stable keys `rescue backups --json` prints."""
@@ -242,6 +248,11 @@ def read_manifest(target: Target, backup_id: str) -> Manifest:
     except (OSError, ValueError):
         return Manifest(id=backup_id, kind="?", created="", status=ManifestStatus.UNREADABLE, target="", plan={})
     return Manifest.from_json(data)
+
+
+def _format_of(d: dict) -> int:
+    value = d.get("format", 1)
+    return value if isinstance(value, int) and value > 0 else MANIFEST_FORMAT + 1   # unknown: newer
 
 
 def list_backups(target: Target) -> list[Manifest]:

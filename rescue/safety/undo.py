@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from rescue.errors import NotFoundError, RescueError, VerifyError, WriteFailedError
+from rescue import __version__
+from rescue.errors import NotFoundError, RescueError, UnsafeStateError, VerifyError, WriteFailedError
 from rescue.safety import backup as B
 from rescue.safety import render
 from rescue.safety import sectors as S
@@ -54,6 +55,18 @@ class UndoResult:
 
 
 def choose(target: Target, backup_id: str | None) -> B.Manifest:
+    manifest = _choose(target, backup_id)
+    if manifest.format > B.MANIFEST_FORMAT:
+        # Restoring only what this version knows of would leave the disk half old, half new.
+        raise UnsafeStateError(
+            f"Backup {manifest.id} on {render.target_label(target)} was written by rescue "
+            f"{manifest.tool_version} in a newer backup format than this rescue ({__version__}) reads, "
+            "so nothing was restored.",
+            hint=f"Undo it with rescue {manifest.tool_version} or newer.")
+    return manifest
+
+
+def _choose(target: Target, backup_id: str | None) -> B.Manifest:
     backups = B.list_backups(target)
     label = render.target_label(target)
     if backup_id:

@@ -23,7 +23,7 @@ from rescue.errors import ExitCode, NotFoundError  # noqa: E402
 from rescue.hive import Hive  # noqa: E402
 from rescue.hive.values import REG_DWORD, encode_dword  # noqa: E402
 from rescue.safety.apply import FILE_FAULT_POINTS, execute  # noqa: E402
-from rescue.safety.backup import list_backups  # noqa: E402
+from rescue.safety.backup import MANIFEST_FORMAT, list_backups  # noqa: E402
 from rescue.safety.plan import DeleteFile, FileRef, Plan, SetValue, Step, WriteFile  # noqa: E402
 from rescue.safety.undo import undo  # noqa: E402
 from rescue.target import HostFileTarget  # noqa: E402
@@ -234,3 +234,26 @@ def test_sigkill_at_each_step_leaves_old_state_or_undo_restores_it(tmp_path, poi
     assert run(["undo", str(hive), "--yes"]) == 0
     assert sha(hive) == original
     assert not list(tmp_path.glob("*.rescue-new"))  # a half-written temporary is cleaned up by undo
+
+
+@pytest.mark.parametrize("written", [MANIFEST_FORMAT + 1, "two"])
+def test_undo_refuses_a_backup_in_a_newer_format(hive, capsys, written):
+    # A newer rescue may keep things this one cannot put back (format 2 added disk sectors):
+    # undoing only the files it knows would leave the disk half restored.
+    first = apply(hive, set_plan)
+    after = sha(hive)
+    folder = next(p for p in hive.parent.rglob(first.backup_id) if p.is_dir())
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["format"] == MANIFEST_FORMAT
+    manifest.update(format=written, tool_version="9.9.9")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    for args in ([], ["--backup", first.backup_id]):
+        assert run(["undo", str(hive), "--yes", *args]) == ExitCode.UNSAFE
+        err = " ".join(capsys.readouterr().err.split())
+        assert "newer backup format" in err and "rescue 9.9.9 or newer" in err and "nothing was restored" in err, err
+        assert sha(hive) == after
+    manifest.update(format=1)                 # an older format is still undone
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    do_undo(hive)
+    assert sha(hive) != after
