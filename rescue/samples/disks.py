@@ -325,6 +325,9 @@ def _windows_volume(base: str, o: WindowsOptions, hivedir: Path, *, product: str
              FileSpec(f"\\Windows\\System32\\winload.{ext}", _exe(f"winload.{ext}")),
              FileSpec(f"\\Windows\\System32\\winresume.{ext}", _exe(f"winresume.{ext}")),
              FileSpec("\\Windows\\System32\\ntoskrnl.exe", _exe("ntoskrnl.exe")),
+             # The host of the svchost services the hives name (TermService, Dhcp): a Windows volume
+             # has it, and the automatic-start service check looks for it.
+             FileSpec("\\Windows\\System32\\svchost.exe", _exe("svchost.exe")),
              FileSpec("\\Windows\\System32\\hal.dll", _exe("hal.dll")),
              FileSpec("\\Windows\\explorer.exe", _exe("explorer.exe")),
              FileSpec("\\Users\\azureuser\\Desktop\\notes.txt",

@@ -251,6 +251,10 @@ def test_healthy_disk_triage_and_a_pattern_matching_nothing(sample_disk, cli, mo
     assert {f["id"] for f in mine} >= set().union(*EXPECTED.values())
     assert all(f["status"] == "ok" for f in mine), [f for f in mine if f["status"] != "ok"]
     assert (res.code, diag["healthy"]) == (0, True), [f for f in diag["findings"] if f["status"] == "found"]
+    # A healthy volume holds every automatic-start service's file (svchost.exe for TermService, Dhcp).
+    services = next(f for f in diag["findings"] if f["id"] == "service-image-missing")
+    assert "automatic-start services and drivers exist" in services["evidence"], services["evidence"]
+    assert "missing" not in services["evidence"]
 
     res, n = run_cli(cli, monkeypatch, tmp_path, "files", "delete", str(disk),
                      "Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys", "--yes")
