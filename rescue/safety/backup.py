@@ -237,8 +237,18 @@ def write_manifest(target: Target, manifest: Manifest, *, durable: bool = True, 
     return manifest
 
 
+# Early versions of `rescue expand` kept the partition table bytes in "expand-<UTC time>" folders
+# without a manifest; the disk was grown all the same.
+LEGACY_EXPAND_PREFIX = "expand-"
+
+
 def read_manifest(target: Target, backup_id: str) -> Manifest:
     ref = child(backup_dir(target, backup_id), MANIFEST)
+    if not target.exists(ref) and backup_id.startswith(LEGACY_EXPAND_PREFIX):
+        stamp = backup_id[len(LEGACY_EXPAND_PREFIX):]
+        return Manifest(id=backup_id, kind="expand", created=stamp, status=ManifestStatus.APPLIED, target="",
+                        plan={"title": "rescue expand by an older rescue (partition table bytes kept, no manifest)"},
+                        tool_version="?")
     if not target.exists(ref):
         return Manifest(id=backup_id, kind="?", created="", status=ManifestStatus.INCOMPLETE, target="", plan={})
     # Downloaded rather than read in one message: a cleanup plan's manifest can be megabytes.
@@ -262,7 +272,9 @@ def list_backups(target: Target) -> list[Manifest]:
         names = target.listdir(root)
     except NotFoundError:
         return []
-    return [read_manifest(target, name) for name in sorted(names) if not name.endswith(TEMP_SUFFIX)]
+    # In time order: a legacy "expand-<time>" folder sorts by its time, not its prefix.
+    ordered = sorted(names, key=lambda n: n[len(LEGACY_EXPAND_PREFIX):] if n.startswith(LEGACY_EXPAND_PREFIX) else n)
+    return [read_manifest(target, name) for name in ordered if not name.endswith(TEMP_SUFFIX)]
 
 
 def new_backup_id(target: Target) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -256,4 +257,27 @@ def test_undo_refuses_a_backup_in_a_newer_format(hive, capsys, written):
     manifest.update(format=1)                 # an older format is still undone
     (folder / "manifest.json").write_text(json.dumps(manifest))
     do_undo(hive)
+    assert sha(hive) != after
+
+
+def test_legacy_expand_folders_are_listed_as_grown_in_time_order(hive, capsys):
+    # Early `rescue expand` runs left "expand-<time>" folders with the table bytes and no manifest.
+    root = hive.parent / "SYSTEM.rescue-backup"
+    first = apply(hive, set_plan)
+    after = sha(hive)
+    for stamp in ("19990101T000000Z", "29991231T235959Z"):
+        (root / f"expand-{stamp}").mkdir()
+        (root / f"expand-{stamp}" / "gpt-primary.bin").write_bytes(bytes(512))
+    capsys.readouterr()
+    assert run(["backups", str(hive), "--json"]) == 0
+    listed = [(b["id"], b["kind"], b["status"]) for b in json.loads(capsys.readouterr().out)]
+    assert listed == [("expand-19990101T000000Z", "expand", "applied"), (first.backup_id, "apply", "applied"),
+                      ("expand-29991231T235959Z", "expand", "applied")]
+    # The newest change grew the disk: undo says so (not "incomplete") and restores nothing.
+    assert run(["undo", str(hive), "--yes"]) == ExitCode.NOT_FOUND
+    err = " ".join(capsys.readouterr().err.split())
+    assert "grew the disk" in err and "older rescue" in err and f"--backup {first.backup_id}" in err, err
+    assert sha(hive) == after
+    shutil.rmtree(root / "expand-29991231T235959Z")
+    do_undo(hive)                                  # an older grow does not stand in the way
     assert sha(hive) != after
