@@ -130,6 +130,9 @@ class WindowsOptions:
     # driver (service-image-missing): third-party automatic-start services whose .exe is gone
     # (rescue.samples.system_state.MISSING_EXE_SERVICES), in every control set
     service_exe_missing: bool = False
+    # logon (0xC000021A): Userinit, BootExecute (ControlSet001) and the setup-mode hook name programs
+    # the volume does not have (rescue.samples.system_state.BROKEN_*)
+    logon_broken: bool = False
 
 
 BROKEN = dict(c_size_mib=256, pagefile_on="C:", crash_dumps=False, nmi=False,
@@ -141,7 +144,8 @@ BROKEN = dict(c_size_mib=256, pagefile_on="C:", crash_dumps=False, nmi=False,
 # displaybootmenu Yes without a timeout (boot-menu), recoveryenabled Yes without bootstatuspolicy
 # (repair-loop). Each fix repairs its own and leaves the others.
 BOOT_OPTIONS = dict(safeboot=1, safeboot_alternateshell=True, bcd_timeout=None, ignore_failures=False)
-SYSTEM_BROKEN = dict(rdp_broken=True, servicing_pending=True, crowdstrike_291=True, service_exe_missing=True)
+SYSTEM_BROKEN = dict(rdp_broken=True, servicing_pending=True, crowdstrike_291=True, service_exe_missing=True,
+                     logon_broken=True)
 
 
 @dataclass(frozen=True)

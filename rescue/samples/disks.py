@@ -196,6 +196,10 @@ def system_hive_options(base: str, *, c_guid: str | None = None, seed: str | Non
         for n in o.control_sets:
             services[n] = (*services.get(n, ()), *MISSING_EXE_SERVICES)
         extra["set_services"] = services
+    if o.logon_broken:                          # logon: BootExecute and the setup-mode hook
+        from rescue.samples.system_state import BROKEN_BOOT_EXECUTE, BROKEN_SETUP
+
+        extra.update(boot_execute={1: BROKEN_BOOT_EXECUTE}, setup=BROKEN_SETUP)
     return dict(**extra, current=o.current, control_sets=o.control_sets,
                 mounted_devices=mounted_devices(base, c_guid=c_guid, seed=seed),
                 pagefile_on=o.pagefile_on, crash_dumps=o.crash_dumps, nmi=o.nmi,
@@ -288,10 +292,13 @@ def _windows_volume(base: str, o: WindowsOptions, hivedir: Path, *, product: str
                     FileSpec(f"{cfg}\\SYSTEM.LOG2")]
         else:
             logs = [FileSpec(f"{cfg}\\SYSTEM.LOG1"), FileSpec(f"{cfg}\\SYSTEM.LOG2")]
+    from rescue.samples.system_state import BROKEN_USERINIT
+
     H.build_software_hive(hivedir / "SOFTWARE", product=product, build=build,
                           release_id={14393: "1607", 17763: "1809"}.get(build),
                           rdp_policy_deny=1 if o.rdp_broken and primary else None,
-                          servicing_pending=o.servicing_pending and primary)
+                          servicing_pending=o.servicing_pending and primary,
+                          userinit=BROKEN_USERINIT if o.logon_broken and primary else None)
     from rescue.hive import values as V
     H.build_plain_hive(hivedir / "SAM", root_name="SAM", file_name="SAM",
                        keys=["SAM\\Domains\\Account\\Users\\Names\\azureuser", "SAM\\Domains\\Builtin"])
@@ -328,6 +335,9 @@ def _windows_volume(base: str, o: WindowsOptions, hivedir: Path, *, product: str
              # The host of the svchost services the hives name (TermService, Dhcp): a Windows volume
              # has it, and the automatic-start service check looks for it.
              FileSpec("\\Windows\\System32\\svchost.exe", _exe("svchost.exe")),
+             # What Winlogon and Session Manager start before the logon screen (logon's checks).
+             FileSpec("\\Windows\\System32\\userinit.exe", _exe("userinit.exe")),
+             FileSpec("\\Windows\\System32\\autochk.exe", _exe("autochk.exe")),
              FileSpec("\\Windows\\System32\\hal.dll", _exe("hal.dll")),
              FileSpec("\\Windows\\explorer.exe", _exe("explorer.exe")),
              FileSpec("\\Users\\azureuser\\Desktop\\notes.txt",

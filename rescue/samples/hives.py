@@ -198,7 +198,9 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
                       class_filters: Mapping[str, ClassFilters] | None = None,
                       set_class_filters: Mapping[int, Mapping[str, ClassFilters]] | None = None,
                       select: Mapping[str, int] | None = None,
-                      remote_access: "RemoteAccess | object | None" = None, hiberboot: bool | None = None) -> Path:
+                      remote_access: "RemoteAccess | object | None" = None, hiberboot: bool | None = None,
+                      boot_execute: Mapping[int, Sequence[str]] | None = None,
+                      setup: tuple[int, str] = (0, "")) -> Path:
     """Write a SYSTEM hive.
 
     `mounted_devices`: (letter like "C:" or a full value name, data) pairs, in order.
@@ -217,6 +219,8 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
     (rescue.samples.system_state.RemoteAccess; default: a reachable VM's; None only for tests that
     need those keys absent: pass `NO_REMOTE_ACCESS`).
     `hiberboot`: `Session Manager\\Power\\HiberbootEnabled` 1/0 (Fast Startup on/off), absent when None.
+    `boot_execute`: Session Manager BootExecute of the control sets named (others: "autocheck autochk *");
+    `setup`: SYSTEM\\Setup (SetupType, CmdLine).
     Every control set gets the same settings unless `set_*` says otherwise.
     """
     from rescue.samples.system_state import RemoteAccess, add_remote_access
@@ -247,7 +251,7 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
         _sz(h, f"{ctl}\\ComputerName\\ActiveComputerName", "ComputerName", computer_name)
 
         sm = f"{ctl}\\Session Manager"
-        _multi(h, sm, "BootExecute", ["autocheck autochk *"])
+        _multi(h, sm, "BootExecute", list((boot_execute or {}).get(n, ("autocheck autochk *",))))
         if hiberboot is not None:
             _dword(h, f"{sm}\\Power", "HiberbootEnabled", 1 if hiberboot else 0)
         env = f"{sm}\\Environment"
@@ -304,8 +308,8 @@ def build_system_hive(path: str | Path, *, current: int = 1, control_sets: Itera
     for name, data in mounted_devices:
         h.set("MountedDevices", mounted_device_name(name), V.REG_BINARY, bytes(data))
     h.ensure_key("Setup")
-    _dword(h, "Setup", "SetupType", 0)
-    _sz(h, "Setup", "CmdLine", "")
+    _dword(h, "Setup", "SetupType", setup[0])
+    _sz(h, "Setup", "CmdLine", setup[1])
     h.ensure_key("RNG")
     h.ensure_key("WPA")
     h.commit()
@@ -321,13 +325,15 @@ def build_software_hive(path: str | Path, *, product: str = "Windows Server 2019
                         profiles: Sequence[tuple[str, str]] | None = None,
                         root_name: str = "ROOT", rdp_policy_deny: int | None = None,
                         firewall_policy: tuple[tuple[str, int], ...] = (),
-                        servicing_pending: bool | None = False) -> Path:
+                        servicing_pending: bool | None = False, userinit: str | None = None,
+                        shell: str | None = None) -> Path:
     """Write a SOFTWARE hive with `Microsoft\\Windows NT\\CurrentVersion` as Windows 10-family
     builds keep it: CurrentVersion stays "6.3" for compatibility; the real version is in
     CurrentMajorVersionNumber/CurrentMinorVersionNumber (REG_DWORD 10 / 0).
     `rdp_policy_deny` / `firewall_policy`: Group Policy values (absent unless given);
     `servicing_pending`: Component Based Servicing stuck mid-update (True), settled (False) or no
-    CBS key at all (None). See rescue.samples.system_state."""
+    CBS key at all (None); `userinit` / `shell`: Winlogon's values (None: as Windows ships them). See
+    rescue.samples.system_state."""
     h = _new_hive(path, root_name, "SOFTWARE", 5)
     cv = "Microsoft\\Windows NT\\CurrentVersion"
     lab = build_lab or {17763: "17763.rs5_release.180914-1434",
@@ -377,7 +383,9 @@ def build_software_hive(path: str | Path, *, product: str = "Windows Server 2019
     h.ensure_key("Microsoft\\Windows Azure")  # the Azure guest agent's key
     h.ensure_key("Classes")
     h.ensure_key("Policies")
-    from rescue.samples.system_state import add_servicing_state, add_software_policies
+    from rescue.samples.system_state import SHELL, USERINIT, add_servicing_state, add_software_policies, add_winlogon
+
+    add_winlogon(h, userinit=USERINIT if userinit is None else userinit, shell=SHELL if shell is None else shell)
 
     add_software_policies(h, rdp_policy_deny=rdp_policy_deny, firewall_policy=firewall_policy)
     if servicing_pending is not None:

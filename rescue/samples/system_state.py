@@ -11,6 +11,7 @@ Shapes as Windows Server 2016/2019 keep them:
   fDenyTSConnections), `Policies\\Microsoft\\WindowsFirewall\\<Profile>`, and
   `Microsoft\\Windows\\CurrentVersion\\Component Based Servicing` (RebootPending, PackagesPending,
   SessionsPending: a completed session on a settled image).
+- SOFTWARE `Microsoft\\Windows NT\\CurrentVersion\\Winlogon` Shell / Userinit (logon).
 - COMPONENTS: the component store's hive; its root values PendingXmlIdentifier, NextQueueEntryIndex,
   ExecutionState... exist only while a servicing transaction is in flight.
 """
@@ -149,6 +150,28 @@ MISSING_EXE_SERVICES = (
     ServiceSpec("ContosoUpdate", 2, 0x10, None, "C:\\Program Files\\Contoso\\Update\\ContosoUpdate.exe /svc", 1),
 )
 CONTOSO_AGENT_LEFTOVER = f"{CONTOSO_AGENT_DIR}\\agent.config"     # the folder stays, the .exe is gone
+
+
+# --- logon (0xC000021A): what Windows runs before the logon screen ---------------------------------
+# As Windows Server ships them: SOFTWARE Winlogon Userinit / Shell, SYSTEM Session Manager
+# BootExecute, SYSTEM\Setup SetupType 0 with an empty CmdLine.
+USERINIT = "C:\\Windows\\system32\\userinit.exe,"
+SHELL = "explorer.exe"
+BOOT_EXECUTE = ("autocheck autochk *",)
+# The broken sample: an uninstalled agent's logon hook left in Userinit, a disk tool's native
+# program left in BootExecute (ControlSet001), a password-reset tool's setup-mode hook whose
+# program is gone. Each names a file the volume does not have.
+LOGON_HOOK = "C:\\ProgramData\\Contoso\\LogonHook\\hook.exe"
+BROKEN_USERINIT = f"{USERINIT}{LOGON_HOOK},"
+BROKEN_BOOT_EXECUTE = ("autocheck autochk *", "contosochk /boot")
+BROKEN_SETUP = (2, "C:\\Windows\\Temp\\ContosoReset\\reset.exe -pw")
+
+
+def add_winlogon(h: Hive, *, userinit: str = USERINIT, shell: str = SHELL) -> None:
+    key = "Microsoft\\Windows NT\\CurrentVersion\\Winlogon"
+    h.set(key, "AutoRestartShell", V.REG_DWORD, V.encode_dword(1))
+    h.set(key, "Shell", V.REG_SZ, V.encode_sz(shell))
+    h.set(key, "Userinit", V.REG_SZ, V.encode_sz(userinit))
 
 
 # --- files -----------------------------------------------------------------------------------------

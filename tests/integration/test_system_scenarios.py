@@ -1,11 +1,11 @@
-"""remote-access, pending-updates and crowdstrike-291 end to end on a sample disk with all three
+"""remote-access, pending-updates, crowdstrike-291 and logon end to end on a sample disk with all four
 broken at once (gen2-system-broken.vhd), and `rescue files delete` on the Gen1 one; the results are
 read back with libguestfs and hivex directly (not through rescue's own disk or hive code). The same
 disk carries a third-party automatic-start service whose .exe is gone: the driver scenario's
 service-image-missing finds it in the same triage, `rescue fix driver` disables it (no dry run of its
 own: its plan lines are validation cases) and the same undo chain takes it back.
 
-Launch budget (TCG): the triage 1; per scenario a dry run, the fix and an undo (9); the driver fix
+Launch budget (TCG): the triage 1; per scenario a dry run, the fix and an undo (12); the driver fix
 and its undo (2); files delete: dry run, delete, undo, a pattern matching nothing (4); the healthy
 triage 1; the read-back 1.
 """
@@ -23,11 +23,12 @@ import pytest
 
 pytestmark = pytest.mark.appliance
 
-SCENARIOS = ("remote-access", "pending-updates", "crowdstrike-291")
+SCENARIOS = ("remote-access", "pending-updates", "crowdstrike-291", "logon")
 EXPECTED = {
     "remote-access": {"rdp-denied", "rdp-security", "rdp-services-disabled", "firewall-blocks-rdp", "dhcp-disabled"},
     "pending-updates": {"pending-xml", "cbs-pending", "components-pending", "txr-logs"},
     "crowdstrike-291": {"crowdstrike-channel-291"},
+    "logon": {"logon-userinit", "boot-execute", "setup-mode"},
 }
 CS_FILE = "/Windows/System32/drivers/CrowdStrike/C-00000291-00000000-00000032.sys"
 CS_OTHER = "/Windows/System32/drivers/CrowdStrike/C-00000290-00000000-00000014.sys"
@@ -81,6 +82,8 @@ def value(h: hivex.Hivex, key: str, name: str):
     if v is None:
         return None
     t, data = h.value_value(v)
+    if t == 7:                                  # REG_MULTI_SZ
+        return [x for x in data.decode("utf-16-le").split("\0") if x]
     return int.from_bytes(data[:4], "little") if t == 4 else data.decode("utf-16-le").rstrip("\0")
 
 
@@ -137,9 +140,16 @@ def check_repaired(v: Volume) -> None:
     assert value(system, "ControlSet002\\Services\\ContosoAgent", "Start") == 2
     assert value(system, "ControlSet001\\Services\\ContosoUpdate", "Start") == 2
     assert v.exists("/Program Files/Contoso/Agent/agent.config")
+    # logon: the missing hook, native program and setup-mode command gone, the rest as it was
+    winlogon = "Microsoft\\Windows NT\\CurrentVersion\\Winlogon"
+    assert value(software, winlogon, "Userinit") == "C:\\Windows\\system32\\userinit.exe,"
+    assert value(software, winlogon, "Shell") == "explorer.exe"
+    for cs in ("ControlSet001", "ControlSet002"):
+        assert value(system, f"{cs}\\Control\\Session Manager", "BootExecute") == ["autocheck autochk *"]
+    assert (value(system, "Setup", "SetupType"), value(system, "Setup", "CmdLine")) == (0, "")
 
 
-def test_three_scenarios_triage_fix_and_undo(sample_disk, cli, monkeypatch, tmp_path):
+def test_four_scenarios_triage_fix_and_undo(sample_disk, cli, monkeypatch, tmp_path):
     pristine = sample_disk("gen2-system-broken.vhd", dest=tmp_path / "pristine")
     disk = sample_disk("gen2-system-broken.vhd")
 
@@ -156,6 +166,10 @@ def test_three_scenarios_triage_fix_and_undo(sample_disk, cli, monkeypatch, tmp_
     assert "C-00000291-00000000-00000032.sys 41,000 bytes written 2024-07-19 04:09:14 UTC (the faulty version)" \
         in by_id["crowdstrike-channel-291"]["evidence"]
     assert "Group Policy fDenyTSConnections 1" in by_id["rdp-denied"]["evidence"]
+    # read from the volume's own folders: the hook's folder is not there, contosochk.exe is not in System32
+    assert "hook.exe -> \\ProgramData\\Contoso\\LogonHook\\hook.exe missing" in by_id["logon-userinit"]["evidence"]
+    assert "contosochk /boot -> \\Windows\\System32\\contosochk.exe missing" in by_id["boot-execute"]["evidence"]
+    assert by_id["logon-shell"]["status"] == "ok"
     svc = by_id["service-image-missing"]
     assert (svc["status"], svc["scenario"], svc["fixable"]) == ("found", "driver", True)
     assert "1 automatic-start service(s) whose file is missing stop the boot" in svc["evidence"]
