@@ -215,26 +215,6 @@ def _remote_access(o: WindowsOptions | None):
     return S.BROKEN_RDP if o is not None and o.rdp_broken else S.RemoteAccess()
 
 
-def _system_state_files(o: WindowsOptions, hivedir: Path) -> tuple[FileSpec, ...]:
-    """COMPONENTS and the TxR logs (every Windows volume has them), pending.xml when an update is
-    stuck, the CrowdStrike folder with the faulty channel file 291 (rescue.samples.system_state)."""
-    from rescue.samples import system_state as S
-
-    cfg = "\\Windows\\System32\\config"
-    S.build_components_hive(hivedir / "COMPONENTS", pending=o.servicing_pending)
-    files = [FileSpec(f"{cfg}\\COMPONENTS", host=hivedir / "COMPONENTS"),
-             FileSpec(f"{cfg}\\COMPONENTS.LOG1"), FileSpec(f"{cfg}\\COMPONENTS.LOG2"),
-             *(FileSpec(f"{S.TXR}\\{n}", S.txr_data(n)) for n in S.TXR_FILES)]
-    if o.servicing_pending:
-        files.append(FileSpec(S.PENDING_XML, S.pending_xml()))
-    if o.service_exe_missing:
-        files.append(FileSpec(S.CONTOSO_AGENT_LEFTOVER, b"<agent><server>contoso.example</server></agent>\r\n"))
-    if o.crowdstrike_291:
-        files += [FileSpec(f"{S.CROWDSTRIKE}\\{S.FAULTY_291}", S.channel_file(S.FAULTY_291), mtime=S.FAULTY_TIME),
-                  *(FileSpec(f"{S.CROWDSTRIKE}\\{n}", S.channel_file(n), mtime=t) for n, t in S.OTHER_CHANNEL)]
-    return tuple(files)
-
-
 def bcd_hive_options(base: str) -> dict:
     """The build_bcd_hive options of a Windows sample's BCD store."""
     o = CATALOGUE[base].windows
@@ -342,7 +322,9 @@ def _windows_volume(base: str, o: WindowsOptions, hivedir: Path, *, product: str
              FileSpec("\\Windows\\explorer.exe", _exe("explorer.exe")),
              FileSpec("\\Users\\azureuser\\Desktop\\notes.txt",
                       _text(f"{product} (build {build}) sample volume built by rescue.samples.\n"))]
-    files += _system_state_files(o if primary else WindowsOptions(), hivedir)
+    from rescue.samples.system_state import volume_files
+
+    files += volume_files(o if primary else WindowsOptions(), hivedir)
     if o.pagefile_mib and primary:
         files.append(FileSpec("\\pagefile.sys", allocate=o.pagefile_mib * MiB))
     if o.download_cache_mib and primary:

@@ -21,11 +21,14 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 from rescue.hive import Hive, write_minimal_hive
 from rescue.hive import values as V
 from rescue.samples.hives import ServiceSpec
+
+if TYPE_CHECKING:
+    from rescue.samples import WindowsOptions
 
 RDP_RULE = "RemoteDesktop-UserMode-In-TCP"
 FIREWALL_PROFILES = ("DomainProfile", "StandardProfile", "PublicProfile")
@@ -202,3 +205,23 @@ def txr_data(name: str) -> bytes:
 def channel_file(name: str) -> bytes:
     # The faulty channel file 291 was reported as filled with zeros in many dumps; any bytes do here.
     return (b"\xaa\xaa\xaa\xaa" + name.encode()).ljust(41_000, b"\0")
+
+
+def volume_files(o: "WindowsOptions", hivedir: Path) -> tuple:
+    """COMPONENTS and the TxR logs (every Windows volume has them), pending.xml when an update is
+    stuck, the CrowdStrike folder with the faulty channel file 291 (rescue.samples.system_state)."""
+    from rescue.samples.disks import FileSpec
+
+    cfg = "\\Windows\\System32\\config"
+    build_components_hive(hivedir / "COMPONENTS", pending=o.servicing_pending)
+    files = [FileSpec(f"{cfg}\\COMPONENTS", host=hivedir / "COMPONENTS"),
+             FileSpec(f"{cfg}\\COMPONENTS.LOG1"), FileSpec(f"{cfg}\\COMPONENTS.LOG2"),
+             *(FileSpec(f"{TXR}\\{n}", txr_data(n)) for n in TXR_FILES)]
+    if o.servicing_pending:
+        files.append(FileSpec(PENDING_XML, pending_xml()))
+    if o.service_exe_missing:
+        files.append(FileSpec(CONTOSO_AGENT_LEFTOVER, b"<agent><server>contoso.example</server></agent>\r\n"))
+    if o.crowdstrike_291:
+        files += [FileSpec(f"{CROWDSTRIKE}\\{FAULTY_291}", channel_file(FAULTY_291), mtime=FAULTY_TIME),
+                  *(FileSpec(f"{CROWDSTRIKE}\\{n}", channel_file(n), mtime=t) for n, t in OTHER_CHANNEL)]
+    return tuple(files)
