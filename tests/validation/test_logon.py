@@ -40,30 +40,30 @@ CASES = [
     # --- logon-userinit ---
     Case("logon-userinit", "an uninstalled agent's hook left in Userinit (the sample's state)",
          _hives(userinit=S.BROKEN_USERINIT), FOUND,
-         f"Userinit {S.BROKEN_USERINIT!r} (REG_SZ): {HOOK} ({USERINIT_EFFECT})",
+         f'Userinit "{S.BROKEN_USERINIT}" (REG_SZ): {HOOK} ({USERINIT_EFFECT})',
          plan=(f"winlogon.userinit: set {WINLOGON}\\Userinit = 'C:\\\\Windows\\\\system32\\\\userinit.exe,' (REG_SZ)",),
          fixable=True),
     Case("logon-userinit", "userinit.exe replaced by a program that is gone: Windows' own put back",
          _hives(userinit="C:\\Windows\\Temp\\ui.exe,"), FOUND,
-         "Userinit 'C:\\\\Windows\\\\Temp\\\\ui.exe,' (REG_SZ): C:\\Windows\\Temp\\ui.exe -> \\Windows\\Temp\\ui.exe "
+         "Userinit \"C:\\Windows\\Temp\\ui.exe,\" (REG_SZ): C:\\Windows\\Temp\\ui.exe -> \\Windows\\Temp\\ui.exe "
          f"missing; no entry starts userinit.exe ({USERINIT_EFFECT})",
          plan=(f"winlogon.userinit: set {WINLOGON}\\Userinit = 'C:\\\\Windows\\\\system32\\\\userinit.exe,' (REG_SZ)",),
          fixable=True),
     Case("logon-userinit", "a hook that exists but no userinit.exe: userinit.exe goes first, the hook stays",
          _hives(userinit="C:\\Program Files\\Contoso\\shell.exe,"), FOUND,
-         "Userinit 'C:\\\\Program Files\\\\Contoso\\\\shell.exe,' (REG_SZ): no entry starts userinit.exe "
+         "Userinit \"C:\\Program Files\\Contoso\\shell.exe,\" (REG_SZ): no entry starts userinit.exe "
          f"({USERINIT_EFFECT})",
          plan=(f"winlogon.userinit: set {WINLOGON}\\Userinit = 'C:\\\\Windows\\\\system32\\\\userinit.exe,"
                "C:\\\\Program Files\\\\Contoso\\\\shell.exe,' (REG_SZ)",), fixable=True),
     Case("logon-userinit", "userinit.exe itself gone: reported, the file must come back",
          _hives(listings=NO_USERINIT), FOUND,
-         "Userinit 'C:\\\\Windows\\\\system32\\\\userinit.exe,' (REG_SZ): C:\\Windows\\system32\\userinit.exe -> "
+         "Userinit \"C:\\Windows\\system32\\userinit.exe,\" (REG_SZ): C:\\Windows\\system32\\userinit.exe -> "
          f"\\Windows\\system32\\userinit.exe missing; no entry starts userinit.exe ({USERINIT_EFFECT})",
          plan=("winlogon.userinit skipped: \\Windows\\system32\\userinit.exe missing: Windows' own program is gone "
                "too: copy it from a VM of the same Windows build, or run `sfc /scannow /offbootdir=X:\\ "
                "/offwindir=X:\\Windows` from a repair VM",), fixable=False),
     Case("logon-userinit", "as Windows ships it", _hives(), OK,
-         f"Userinit {S.USERINIT!r} (REG_SZ): every program it names exists",
+         f'Userinit "{S.USERINIT}" (REG_SZ): every program it names exists',
          plan=("winlogon.userinit skipped: every program Userinit names exists",)),
     Case("logon-userinit", "a hive file without its volume", _hives(listings=None), UNKNOWN,
          "no Windows volume to look for the programs on (a hive file)",
@@ -71,15 +71,15 @@ CASES = [
     # --- logon-shell ---
     Case("logon-shell", "a replacement shell that is gone: explorer.exe again",
          _hives(shell="C:\\Program Files\\Kiosk\\kiosk.exe"), FOUND,
-         "Shell 'C:\\\\Program Files\\\\Kiosk\\\\kiosk.exe' (REG_SZ): C:\\Program Files\\Kiosk\\kiosk.exe -> "
+         "Shell \"C:\\Program Files\\Kiosk\\kiosk.exe\" (REG_SZ): C:\\Program Files\\Kiosk\\kiosk.exe -> "
          "\\Program.exe or \\Program Files\\Kiosk\\kiosk.exe missing (no desktop after logon)",
          plan=(f"winlogon.shell: set {WINLOGON}\\Shell = 'explorer.exe' (REG_SZ)",), fixable=True),
     Case("logon-shell", "a customised shell that exists is left alone",
          _hives(shell="C:\\Program Files\\Contoso\\shell.exe"), OK,
-         "Shell 'C:\\\\Program Files\\\\Contoso\\\\shell.exe' (REG_SZ): every program it names exists",
+         "Shell \"C:\\Program Files\\Contoso\\shell.exe\" (REG_SZ): every program it names exists",
          plan=("winlogon.shell skipped: every program Shell names exists",)),
     Case("logon-shell", "explorer.exe, found in the Windows folder (a bare name)", _hives(), OK,
-         "Shell 'explorer.exe' (REG_SZ): every program it names exists",
+         "Shell \"explorer.exe\" (REG_SZ): every program it names exists",
          plan=("winlogon.shell skipped: every program Shell names exists",)),
     # --- boot-execute ---
     Case("boot-execute", "a disk tool's native program left behind (the sample's state)",
@@ -116,7 +116,7 @@ CASES = [
          plan=("setup.mode: set Setup\\SetupType = 0 (REG_DWORD)",), fixable=True),
     Case("setup-mode", "a generalized image's first boot (windeploy exists): left alone",
          _hives(setup=(2, "cmd.exe /c C:\\Windows\\Setup\\Scripts\\first.cmd")), OK,
-         "SetupType 2, CmdLine 'cmd.exe /c C:\\\\Windows\\\\Setup\\\\Scripts\\\\first.cmd': Windows runs it before the "
+         "SetupType 2, CmdLine \"cmd.exe /c C:\\Windows\\Setup\\Scripts\\first.cmd\": Windows runs it before the "
          "logon screen (a generalized image's first boot or a tool's hook); its program exists",
          plan=("setup.mode skipped: no setup-mode command that cannot run",)),
     Case("setup-mode", "as Windows ships it", _hives(), OK, "SetupType 0: Windows starts normally",

@@ -126,6 +126,13 @@ def _split(value: Optional[RegValue]) -> Optional[List[str]]:
     return [e.strip() for e in value.value.split(",") if e.strip()]
 
 
+def _shown(value: Optional[RegValue]) -> str:
+    """A string value as regedit shows it (backslashes single, in quotes), with its type."""
+    if value is not None and isinstance(value.value, str):
+        return f'"{value.value}" ({value.type_name})'
+    return H.show(value)
+
+
 def _no_volume(ctx: RepairContext) -> bool:
     return image_present(ctx, ServiceImage("", ("\\Windows\\explorer.exe",))) is None
 
@@ -182,7 +189,7 @@ def _check_list(ctx: RepairContext, check_id: str, title: str, name: str, effect
     wl = winlogon_list(ctx, name)
     if _no_volume(ctx):
         return Finding(check_id, title, UNKNOWN, NO_VOLUME)
-    value = f"{name} {H.show(wl.value)}"
+    value = f"{name} {_shown(wl.value)}"
     if wl.value is None or _split(wl.value) is None or not wl.commands:
         problem = "no value" if wl.value is None else "no command" if _split(wl.value) is not None else "not a string"
         return Finding(check_id, title, FOUND, f"{value}: {problem} ({effect})", fixable=not wl.default.missing)
@@ -317,12 +324,12 @@ def _check_setup(ctx: RepairContext) -> Finding:
         return Finding("setup-mode", SETUP, FOUND, f"SetupType {setup_type} with no CmdLine: Windows enters setup mode "
                        "at every boot with nothing to run there", fixable=True)
     if command.present is None:
-        return Finding("setup-mode", SETUP, UNKNOWN, f"SetupType {setup_type}, CmdLine {command.text!r}: "
+        return Finding("setup-mode", SETUP, UNKNOWN, f'SetupType {setup_type}, CmdLine "{command.text}": '
                        + (NO_VOLUME if _no_volume(ctx) else command.image.unchecked or "not checked"))
     if command.missing:
         return Finding("setup-mode", SETUP, FOUND, f"SetupType {setup_type}, CmdLine {command.shown}: Windows runs it "
                        "before the logon screen at every boot (a repair tool's leftover)", fixable=True)
-    return Finding("setup-mode", SETUP, OK, f"SetupType {setup_type}, CmdLine {command.text!r}: Windows runs it "
+    return Finding("setup-mode", SETUP, OK, f'SetupType {setup_type}, CmdLine "{command.text}": Windows runs it '
                    "before the logon screen (a generalized image's first boot or a tool's hook); its program exists")
 
 
