@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from harness import Case, context, run_case
+from rescue.hive import Hive
+from rescue.hive import values as V
 from rescue.repairs.findings import FOUND, OK, UNKNOWN
 from rescue.repairs.services_source import preset_listing
 from rescue.samples import system_state as S
@@ -25,11 +27,17 @@ USERINIT_EFFECT = "Winlogon cannot start the session: stop error 0xC000021A or a
 HOOK = f"{S.LOGON_HOOK} -> \\ProgramData\\Contoso\\LogonHook\\hook.exe missing"
 
 
-def _hives(*, userinit=None, shell=None, boot_execute=None, setup=(0, ""), listings=VOLUME):
+def _hives(*, userinit=None, shell=None, boot_execute=None, setup=(0, ""), listings=VOLUME, expand=False):
     def build(d):
+        software = build_software_hive(d / "SOFTWARE", userinit=userinit, shell=shell)
+        if expand:                      # Userinit as REG_EXPAND_SZ, as some tools leave it
+            h = Hive(software, write=True)
+            h.set(WINLOGON, "Userinit", V.REG_EXPAND_SZ, V.encode_sz(userinit))
+            h.commit()
+            h.close()
         ctx = context(d, scenario="logon",
                       system=build_system_hive(d / "SYSTEM", boot_execute=boot_execute, setup=setup),
-                      software=build_software_hive(d / "SOFTWARE", userinit=userinit, shell=shell))
+                      software=software)
         for folder, names in (listings or {}).items():
             preset_listing(ctx, folder, names)
         return ctx
@@ -43,6 +51,11 @@ CASES = [
          f'Userinit "{S.BROKEN_USERINIT}" (REG_SZ): {HOOK} ({USERINIT_EFFECT})',
          plan=(f"winlogon.userinit: set {WINLOGON}\\Userinit = 'C:\\\\Windows\\\\system32\\\\userinit.exe,' (REG_SZ)",),
          fixable=True),
+    Case("logon-userinit", "REG_EXPAND_SZ with %SystemRoot%: the type is kept, so the variable still expands",
+         _hives(userinit=f"%SystemRoot%\\system32\\userinit.exe,{S.LOGON_HOOK},", expand=True), FOUND,
+         f'Userinit "%SystemRoot%\\system32\\userinit.exe,{S.LOGON_HOOK}," (REG_EXPAND_SZ): {HOOK} ({USERINIT_EFFECT})',
+         plan=(f"winlogon.userinit: set {WINLOGON}\\Userinit = '%SystemRoot%\\\\system32\\\\userinit.exe,' "
+               "(REG_EXPAND_SZ)",), fixable=True),
     Case("logon-userinit", "userinit.exe replaced by a program that is gone: Windows' own put back",
          _hives(userinit="C:\\Windows\\Temp\\ui.exe,"), FOUND,
          "Userinit \"C:\\Windows\\Temp\\ui.exe,\" (REG_SZ): C:\\Windows\\Temp\\ui.exe -> \\Windows\\Temp\\ui.exe "

@@ -59,8 +59,9 @@ def set_dword(ctx: RepairContext, hive_name: str, key: str, name: str, n: int, b
 
 
 def set_sz(ctx: RepairContext, hive_name: str, key: str, name: str, text: str, before: Optional[RegValue],
-           reason: str) -> SetValue:
-    return SetValue(sources.hive_ref(ctx, hive_name), key, name, V.REG_SZ, V.encode_sz(text),
+           reason: str, kind: int = V.REG_SZ) -> SetValue:
+    """A string value (REG_SZ, or REG_EXPAND_SZ with `kind`: %variables% stay expandable)."""
+    return SetValue(sources.hive_ref(ctx, hive_name), key, name, kind, V.encode_sz(text),
                     before.type if before is not None else None, before.data if before is not None else None,
                     reason=reason)
 

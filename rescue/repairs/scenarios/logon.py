@@ -212,7 +212,9 @@ def _plan_list(ctx: RepairContext, finding: Finding, action: str, name: str) -> 
                     "copy it from a VM of the same Windows build, or run `sfc /scannow /offbootdir=X:\\ "
                     "/offwindir=X:\\Windows` from a repair VM")
     why = "drop the programs that are missing (win-fix-logon-subsystem)"
-    return Step(action, title, (H.set_sz(ctx, "SOFTWARE", WINLOGON, name, wl.new_value(), wl.value, why),))
+    # Kept REG_EXPAND_SZ when it was: Winlogon expands %SystemRoot% only in that type.
+    kind = V.REG_EXPAND_SZ if wl.value is not None and wl.value.type == V.REG_EXPAND_SZ else V.REG_SZ
+    return Step(action, title, (H.set_sz(ctx, "SOFTWARE", WINLOGON, name, wl.new_value(), wl.value, why, kind),))
 
 
 USERINIT = "Winlogon Userinit starts userinit.exe and only programs that exist"
